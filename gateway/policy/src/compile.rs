@@ -1,0 +1,252 @@
+//! Raw files -> one validated `Snapshot`. Every problem is collected before failing once, so an
+//! operator sees all of them in one `menwei check`.
+
+use crate::diag::{Code, Diagnostics, Source};
+use crate::load::{read_dir, Loaded};
+use crate::raw::{self, PolicyFile};
+use crate::router::Router;
+use crate::snapshot::{LimitSettings, ListenerSpec, RestartSettings, Snapshot, TrustSettings};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+use toml::Spanned;
+
+/// Default admin address: loopback only, never public by default.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+/// Client headers with these prefixes are always removed.
+pub const DEFAULT_IDENTITY_PREFIXES: [&str; 3] = ["X-Auth-", "X-User-", "X-Menwei-"];
+
+/// Loads, validates and compiles the policy directory. The snapshot's version is 0; the store
+/// numbers the snapshots it serves.
+pub fn load(dir: &Path) -> Result<Snapshot, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let loaded = read_dir(dir, &mut diags);
+    let snapshot = compile(dir, &loaded, &mut diags);
+    match snapshot {
+        Some(s) if diags.is_empty() => Ok(s),
+        _ => Err(diags.sorted()),
+    }
+}
+
+/// A reference from a parsed item back to its source file.
+pub(crate) struct Ctx<'a> {
+    pub dir: &'a Path,
+    pub sources: &'a [Source],
+}
+
+fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snapshot> {
+    let cx = Ctx { dir, sources: &loaded.sources };
+    let singles = Singles::collect(&cx, &loaded.files, diags);
+    let server = singles.server.map(|(_, s)| s.get_ref().clone());
+    let (admin, threads, pool, grace) = compile_server(&cx, singles.server_src, server.as_ref(), diags);
+    let listeners = compile_listeners(&cx, &loaded.files, admin, diags);
+    let certificates = crate::certs::compile(&cx, &loaded.files, diags);
+    check_tls(&cx, &listeners, !certificates.is_empty(), diags);
+    let trust = compile_trust(singles.trust.map(|(_, t)| t.get_ref().clone()).unwrap_or_default());
+    let limits = compile_limits(singles.limits.map(|(_, l)| l.get_ref().clone()).unwrap_or_default());
+    let (upstreams, by_name) = crate::compile_upstream::compile(&cx, &loaded.files, diags);
+    let routes = crate::compile_route::compile(&cx, &loaded.files, &by_name, limits.max_body_bytes, diags);
+    if loaded.files.is_empty() && !diags.is_empty() {
+        return None;
+    }
+    require_some(&cx, "listener", listeners.is_empty(), diags);
+    require_some(&cx, "route", routes.is_empty(), diags);
+    let access_log = singles.access_log.and_then(|(_, a)| a.get_ref().enabled).unwrap_or(true);
+    Some(Snapshot {
+        version: 0,
+        sha256: loaded.sha256.clone(),
+        loaded_at: SystemTime::now(),
+        dir: dir.to_path_buf(),
+        files: loaded.sources.iter().map(|s| s.path.clone()).collect(),
+        restart: RestartSettings { threads, admin, upstream_keepalive_pool: pool, listeners },
+        grace_period: grace,
+        certificates,
+        trust,
+        limits,
+        access_log,
+        upstreams,
+        router: Router::new(routes),
+    })
+}
+
+fn require_some(cx: &Ctx, what: &str, missing: bool, diags: &mut Diagnostics) {
+    if missing && diags.is_empty() {
+        diags.file(
+            Code::Empty,
+            cx.dir,
+            format!("no [[{what}]] is defined in any policy file"),
+            "the gateway needs at least one listener to accept traffic and one route to forward it",
+            format!("add a [[{what}]] table; see policies/ shipped with menwei for a working example"),
+        );
+    }
+}
+
+/// Single-table sections, each allowed in one file only.
+struct Singles<'a> {
+    server: Option<(usize, &'a Spanned<raw::Server>)>,
+    server_src: usize,
+    trust: Option<(usize, &'a Spanned<raw::Trust>)>,
+    limits: Option<(usize, &'a Spanned<raw::Limits>)>,
+    access_log: Option<(usize, &'a Spanned<raw::AccessLog>)>,
+}
+
+fn single<'a, T>(
+    cx: &Ctx,
+    name: &str,
+    files: &'a [(usize, PolicyFile)],
+    get: impl Fn(&'a PolicyFile) -> Option<&'a Spanned<T>>,
+    diags: &mut Diagnostics,
+) -> Option<(usize, &'a Spanned<T>)> {
+    let mut first: Option<(usize, &'a Spanned<T>)> = None;
+    for (src, f) in files {
+        let Some(item) = get(f) else { continue };
+        match &first {
+            None => first = Some((*src, item)),
+            Some((first_src, _)) => diags.at(
+                Code::SectionTwice,
+                &cx.sources[*src],
+                item.span(),
+                format!("[{name}] is already defined in {}", cx.sources[*first_src].path.display()),
+                "single-table sections may appear in one policy file only, so that there is one truth",
+                format!("merge the two [{name}] tables into one file"),
+            ),
+        }
+    }
+    first
+}
+
+impl<'a> Singles<'a> {
+    fn collect(cx: &Ctx, files: &'a [(usize, PolicyFile)], diags: &mut Diagnostics) -> Self {
+        let server = single(cx, "server", files, |f| f.server.as_ref(), diags);
+        Singles {
+            server_src: server.map(|(s, _)| s).unwrap_or(0),
+            server,
+            trust: single(cx, "trust", files, |f| f.trust.as_ref(), diags),
+            limits: single(cx, "limits", files, |f| f.limits.as_ref(), diags),
+            access_log: single(cx, "access_log", files, |f| f.access_log.as_ref(), diags),
+        }
+    }
+}
+
+fn parse_addr(cx: &Ctx, src: usize, s: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<SocketAddr> {
+    match s.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            diags.at(
+                Code::Listen,
+                &cx.sources[src],
+                s.span(),
+                format!("`{}` is not a valid {what} address", s.get_ref()),
+                "listen addresses are an IP and a port; host names are not resolved for listeners",
+                "write it as `127.0.0.1:8080`, `0.0.0.0:443` or `[::]:443`".into(),
+            );
+            None
+        }
+    }
+}
+
+fn compile_server(
+    cx: &Ctx,
+    src: usize,
+    server: Option<&raw::Server>,
+    diags: &mut Diagnostics,
+) -> (SocketAddr, usize, usize, Duration) {
+    let default_admin = SocketAddr::from(([127, 0, 0, 1], 9901));
+    let admin = server
+        .and_then(|s| s.admin.as_ref())
+        .and_then(|a| parse_addr(cx, src, a, "admin", diags))
+        .unwrap_or(default_admin);
+    let threads = server.and_then(|s| s.threads).unwrap_or(1).clamp(1, 256);
+    let pool = server.and_then(|s| s.upstream_keepalive_pool).unwrap_or(128);
+    let grace = server.and_then(|s| s.grace_period).map(|d| d.0).unwrap_or(Duration::from_secs(5));
+    (admin, threads, pool, grace)
+}
+
+fn compile_listeners(
+    cx: &Ctx,
+    files: &[(usize, PolicyFile)],
+    admin: SocketAddr,
+    diags: &mut Diagnostics,
+) -> Vec<ListenerSpec> {
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut addrs: HashMap<SocketAddr, String> = HashMap::new();
+    addrs.insert(admin, "the admin listener".into());
+    let mut out = Vec::new();
+    for (src, f) in files {
+        for l in &f.listener {
+            let source = &cx.sources[*src];
+            let loc = format!("{}:{}", source.path.display(), source.line_col(l.name.span().start).0);
+            if let Some(prev) = names.insert(l.name.get_ref().clone(), loc) {
+                diags.at(
+                    Code::Duplicate,
+                    source,
+                    l.name.span(),
+                    format!("listener `{}` is already defined at {prev}", l.name.get_ref()),
+                    "listener names identify listeners in logs and must be unique",
+                    "rename one of them".into(),
+                );
+            }
+            let Some(addr) = parse_addr(cx, *src, &l.addr, "listen", diags) else { continue };
+            if let Some(prev) = addrs.insert(addr, format!("listener `{}`", l.name.get_ref())) {
+                diags.at(
+                    Code::Listen,
+                    source,
+                    l.addr.span(),
+                    format!("address {addr} is already used by {prev}"),
+                    "two listeners cannot bind the same address",
+                    "give this listener another port".into(),
+                );
+            }
+            if l.tls && l.h2c {
+                diags.at(
+                    Code::Tls,
+                    source,
+                    l.name.span(),
+                    format!("listener `{}` sets both tls and h2c", l.name.get_ref()),
+                    "h2c is HTTP/2 without TLS; a TLS listener negotiates HTTP/2 by ALPN already",
+                    "remove `h2c = true`".into(),
+                );
+            }
+            out.push(ListenerSpec { name: l.name.get_ref().clone(), addr, tls: l.tls, h2c: l.h2c });
+        }
+    }
+    out
+}
+
+fn check_tls(cx: &Ctx, listeners: &[ListenerSpec], have_certs: bool, diags: &mut Diagnostics) {
+    if let Some(l) = listeners.iter().find(|l| l.tls) {
+        if !have_certs && diags.is_empty() {
+            diags.file(
+                Code::Tls,
+                cx.dir,
+                format!("listener `{}` serves TLS but no [[certificate]] is defined", l.name),
+                "a TLS listener needs at least one certificate to present",
+                "add a [[certificate]] with cert and key files (see certs/README.md to make dev ones)".into(),
+            );
+        }
+    }
+}
+
+fn compile_trust(t: raw::Trust) -> TrustSettings {
+    let prefixes = t
+        .identity_header_prefixes
+        .unwrap_or_else(|| DEFAULT_IDENTITY_PREFIXES.iter().map(|s| s.to_string()).collect());
+    TrustSettings {
+        proxies: t.proxies,
+        identity_prefixes: prefixes.into_iter().map(|p| p.to_ascii_lowercase()).filter(|p| !p.is_empty()).collect(),
+        request_id_header: t
+            .request_id_header
+            .map(|h| h.0)
+            .unwrap_or(http::HeaderName::from_static("x-request-id")),
+    }
+}
+
+fn compile_limits(l: raw::Limits) -> LimitSettings {
+    LimitSettings {
+        max_header_bytes: l.max_header_bytes.map(|b| b.0).unwrap_or(32 * 1024),
+        max_headers: l.max_headers.unwrap_or(100),
+        max_uri_bytes: l.max_uri_bytes.map(|b| b.0).unwrap_or(8 * 1024),
+        max_body_bytes: l.max_body_bytes.map(|b| b.0).unwrap_or(10 * 1024 * 1024),
+    }
+}

@@ -1,0 +1,24 @@
+//! menwei policy: the operator-written TOML files, validated and compiled into one immutable,
+//! versioned, hashed [`Snapshot`]. This crate never touches the network or Pingora: the core
+//! crate serves from what it produces.
+//!
+//! Layers: `raw` (syntax, serde) -> `compile*` (validation, all problems collected, located)
+//! -> `snapshot` (the model served). `path` and `router` are used per request.
+
+pub mod certs;
+pub mod compile;
+pub mod compile_route;
+pub mod compile_upstream;
+pub mod diag;
+pub mod load;
+pub mod path;
+pub mod raw;
+pub mod router;
+pub mod schema;
+pub mod snapshot;
+pub mod types;
+pub mod watch;
+
+pub use compile::load;
+pub use diag::{Diagnostic, Diagnostics};
+pub use snapshot::Snapshot;

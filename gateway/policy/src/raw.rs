@@ -1,0 +1,271 @@
+//! The policy *syntax*: what operators write, exactly as serde reads it. Nothing here is trusted;
+//! `compile` turns it into the model the gateway serves from. Keep this module free of logic.
+//!
+//! Every policy file has the same shape (all sections optional); the files of a directory are
+//! merged: array sections (`[[listener]]`, `[[upstream]]`, `[[route]]`, ...) concatenate, single
+//! tables (`[server]`, `[trust]`, ...) may appear in one file only.
+
+use crate::types::{ByteSize, Cidr, Duration, HeaderName, Regex};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One policy file.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "menwei policy file")]
+pub struct PolicyFile {
+    /// Process settings. Changing them needs a restart.
+    #[schemars(with = "Option<Server>")]
+    pub server: Option<Spanned<Server>>,
+    /// Public listeners.
+    #[serde(default)]
+    pub listener: Vec<Listener>,
+    /// TLS certificates, chosen by SNI.
+    #[serde(default)]
+    pub certificate: Vec<Certificate>,
+    /// Which peers may set forwarding headers, and which client headers are always stripped.
+    #[schemars(with = "Option<Trust>")]
+    pub trust: Option<Spanned<Trust>>,
+    /// Request size limits.
+    #[schemars(with = "Option<Limits>")]
+    pub limits: Option<Spanned<Limits>>,
+    /// The per-request access log.
+    #[schemars(with = "Option<AccessLog>")]
+    pub access_log: Option<Spanned<AccessLog>>,
+    /// Groups of backend servers.
+    #[serde(default)]
+    pub upstream: Vec<Upstream>,
+    /// Routes: which requests go to which upstream.
+    #[serde(default)]
+    pub route: Vec<Route>,
+}
+
+/// `[server]`: process-wide settings. Restart required when changed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Worker threads for the proxy (default 1 per listener service; restart required).
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Admin listener address (default `127.0.0.1:9901`; never public by default; restart required).
+    #[schemars(with = "Option<String>")]
+    pub admin: Option<Spanned<String>>,
+    /// Seconds to keep serving in-flight requests on shutdown (default `5s`).
+    pub grace_period: Option<Duration>,
+    /// Idle connections kept to each upstream (default 128; restart required).
+    pub upstream_keepalive_pool: Option<usize>,
+}
+
+/// `[[listener]]`: an address the gateway serves public traffic on. Restart required when changed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// A name for logs and `explain`.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// `ip:port` to bind.
+    #[schemars(with = "String")]
+    pub addr: Spanned<String>,
+    /// Serve TLS with the `[[certificate]]` entries (HTTP/2 and HTTP/1.1 by ALPN).
+    #[serde(default)]
+    pub tls: bool,
+    /// Accept cleartext HTTP/2 with prior knowledge (h2c) on a non-TLS listener.
+    #[serde(default)]
+    pub h2c: bool,
+}
+
+/// `[[certificate]]`: a certificate chain and key, served to clients whose SNI matches `hosts`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// A name for logs.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// PEM certificate chain, relative to the policy directory's parent or absolute.
+    #[schemars(with = "String")]
+    pub cert: Spanned<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[schemars(with = "String")]
+    pub key: Spanned<String>,
+    /// SNI names served with this certificate: `gov.example.cn` or `*.example.cn`.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Served when no SNI name matches (at most one certificate).
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// `[trust]`: forwarding and identity-header rules.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trust {
+    /// Peers whose `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `Forwarded`,
+    /// `X-Real-IP` and `X-Request-Id` are believed. Everyone else's are stripped.
+    #[serde(default)]
+    pub proxies: Vec<Cidr>,
+    /// Client headers starting with these prefixes are always removed (default
+    /// `X-Auth-`, `X-User-`, `X-Menwei-`). Only the gateway writes identity headers.
+    pub identity_header_prefixes: Option<Vec<String>>,
+    /// Header that carries the request id (default `X-Request-Id`).
+    pub request_id_header: Option<HeaderName>,
+}
+
+/// `[limits]`: request size limits, answered with 400 / 413 / 414 / 431.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Total size of all request header lines (default `32KiB`).
+    pub max_header_bytes: Option<ByteSize>,
+    /// Number of request headers (default 100).
+    pub max_headers: Option<usize>,
+    /// Length of the request target (default `8KiB`).
+    pub max_uri_bytes: Option<ByteSize>,
+    /// Request body size (default `10MiB`); a route may lower or raise it.
+    pub max_body_bytes: Option<ByteSize>,
+}
+
+/// `[access_log]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLog {
+    /// Write one JSON line per request to standard output (default true).
+    pub enabled: Option<bool>,
+}
+
+/// How an upstream picks a backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Each backend in turn.
+    #[default]
+    RoundRobin,
+    /// The backend with the fewest requests in flight.
+    LeastConnections,
+    /// The same key always goes to the same backend while it is healthy (ketama ring).
+    ConsistentHash,
+}
+
+/// What the consistent hash is computed on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashOn {
+    /// The client address (after trusted-proxy resolution).
+    #[default]
+    ClientIp,
+    /// The normalised path.
+    Path,
+    /// The value of `hash_header`.
+    Header,
+}
+
+/// `[upstream.health]`: active health checks.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Path requested with `GET` (HTTP/1.1). A 2xx or 3xx answer is healthy.
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// Time between checks (default `2s`).
+    pub interval: Option<Duration>,
+    /// Time a check may take (default `1s`).
+    pub timeout: Option<Duration>,
+    /// Consecutive successes that make a backend healthy again (default 2).
+    pub healthy_after: Option<u32>,
+    /// Consecutive failures that make a backend unhealthy (default 2).
+    pub unhealthy_after: Option<u32>,
+}
+
+/// `[upstream.passive]`: eject a backend after real requests to it fail.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Passive {
+    /// Consecutive connect / read failures before ejection (default 3; 0 turns ejection off).
+    pub eject_after: Option<u32>,
+    /// How long an ejected backend gets no traffic (default `10s`).
+    pub eject_for: Option<Duration>,
+}
+
+/// `[[upstream]]`: a group of backend servers.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// Name routes refer to.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// `ip:port` or `host:port` of each backend (host names are resolved when the policy loads).
+    #[schemars(with = "Vec<String>")]
+    pub backends: Spanned<Vec<Spanned<String>>>,
+    /// Backend choice (default `round-robin`).
+    #[serde(default)]
+    pub balance: Balance,
+    /// Key of `consistent-hash` (default `client-ip`).
+    pub hash_on: Option<HashOn>,
+    /// Header hashed when `hash_on = "header"`.
+    pub hash_header: Option<HeaderName>,
+    /// TCP connect timeout (default `2s`).
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for any read from the backend, including the response head (default `30s`).
+    pub read_timeout: Option<Duration>,
+    /// Longest wait for any write to the backend (default `30s`).
+    pub write_timeout: Option<Duration>,
+    /// Longest time from the first connect attempt to the response head, retries included
+    /// (default: none).
+    pub total_timeout: Option<Duration>,
+    /// Extra attempts on another backend (default 1). Any method is retried when the connection
+    /// failed (nothing reached the backend); only idempotent methods after the request was sent.
+    pub retries: Option<u8>,
+    /// Speak TLS to the backends.
+    #[serde(default)]
+    pub tls: bool,
+    /// SNI and certificate name for backend TLS (default: the backend host).
+    pub sni: Option<String>,
+    /// Active health checks (off when absent).
+    pub health: Option<Health>,
+    /// Passive ejection.
+    pub passive: Option<Passive>,
+}
+
+/// HTTP methods a route may be restricted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Method {
+    GET,
+    HEAD,
+    POST,
+    PUT,
+    DELETE,
+    PATCH,
+    OPTIONS,
+}
+
+/// `[[route]]`: which requests go to which upstream. Give exactly one of `path`, `prefix`, `regex`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Unique name, used in logs, metrics and `explain`.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Host the route serves: `gov.example.cn` or `*.example.cn`; any host when absent.
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
+    /// Exact normalised path.
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// Path prefix, matched on segment boundaries (`/echo` matches `/echo` and `/echo/x`, not `/echoes`).
+    #[schemars(with = "Option<String>")]
+    pub prefix: Option<Spanned<String>>,
+    /// Regular expression on the normalised path (tried after every exact and prefix route).
+    #[schemars(with = "Option<Regex>")]
+    pub regex: Option<Spanned<Regex>>,
+    /// Methods served (default: all).
+    #[serde(default)]
+    pub methods: Vec<Method>,
+    /// Upstream name.
+    #[schemars(with = "String")]
+    pub upstream: Spanned<String>,
+    /// Pass WebSocket upgrades through (default true).
+    pub websocket: Option<bool>,
+    /// Request body limit for this route (default: `[limits] max_body_bytes`).
+    pub max_body_bytes: Option<ByteSize>,
+}
