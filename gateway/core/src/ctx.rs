@@ -1,0 +1,77 @@
+//! Per-request state shared across the pipeline's phases.
+
+use crate::errors::Deny;
+use crate::live::Live;
+use crate::upstream::InflightGuard;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything one request carries from phase to phase.
+pub struct Ctx {
+    /// The policy this request is served with, pinned in `early_request_filter`.
+    pub live: Option<Arc<Live>>,
+    pub start: Instant,
+    pub request_id: String,
+    pub peer: Option<IpAddr>,
+    pub peer_trusted: bool,
+    /// The client after trusted-proxy resolution.
+    pub client: Option<IpAddr>,
+    pub proto: &'static str,
+    /// Lower-case host without port.
+    pub host: String,
+    /// The normalised path: matched and forwarded.
+    pub path: String,
+    /// Index into `live.snapshot.router.routes()`.
+    pub route: Option<usize>,
+    /// Index into `live.upstreams`.
+    pub upstream: Option<usize>,
+    /// Backends already tried for this request.
+    pub tried: Vec<usize>,
+    pub backend: Option<usize>,
+    pub inflight: Option<InflightGuard>,
+    pub first_attempt: Option<Instant>,
+    /// The refusal written for this request, if any.
+    pub deny: Option<Deny>,
+    pub body_bytes: u64,
+    pub upgrade: Option<http::HeaderValue>,
+}
+
+impl Ctx {
+    pub fn new() -> Self {
+        Self {
+            live: None,
+            start: Instant::now(),
+            request_id: String::new(),
+            peer: None,
+            peer_trusted: false,
+            client: None,
+            proto: "http",
+            host: String::new(),
+            path: String::new(),
+            route: None,
+            upstream: None,
+            tried: Vec::new(),
+            backend: None,
+            inflight: None,
+            first_attempt: None,
+            deny: None,
+            body_bytes: 0,
+            upgrade: None,
+        }
+    }
+
+    /// The route this request matched.
+    pub fn route_name(&self) -> &str {
+        match (&self.live, self.route) {
+            (Some(l), Some(i)) => l.snapshot.router.routes().get(i).map(|r| r.name.as_str()).unwrap_or("-"),
+            _ => "-",
+        }
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

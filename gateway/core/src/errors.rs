@@ -1,0 +1,113 @@
+//! Every refusal the gateway writes: a status, a stable code, a short message and the request id,
+//! as JSON for API clients and a small HTML page for browsers (by `Accept`). Never internals:
+//! details go to the log.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+
+/// A refusal with its stable code. The list is in docs/operations.md ("Error codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deny {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+macro_rules! denies {
+    ($($name:ident = $status:literal, $code:literal, $msg:literal;)*) => {
+        $(pub const $name: Deny = Deny { status: $status, code: $code, message: $msg };)*
+        /// Every code, for documentation tests.
+        pub const ALL: &[Deny] = &[$($name),*];
+    };
+}
+
+denies! {
+    BAD_FRAMING = 400, "MW-REQ-001", "bad request framing";
+    BAD_PATH = 400, "MW-REQ-002", "bad request path";
+    BAD_HOST = 400, "MW-REQ-003", "missing or invalid host";
+    URI_TOO_LONG = 414, "MW-REQ-004", "request target too long";
+    HEADERS_TOO_LARGE = 431, "MW-REQ-005", "request headers too large";
+    BODY_TOO_LARGE = 413, "MW-REQ-006", "request body too large";
+    BAD_REQUEST = 400, "MW-REQ-007", "bad request";
+    NO_ROUTE = 404, "MW-ROUTE-001", "no route for this request";
+    METHOD_NOT_ALLOWED = 405, "MW-ROUTE-002", "method not allowed";
+    RESERVED = 404, "MW-ROUTE-003", "not found";
+    WEBSOCKET_REFUSED = 403, "MW-ROUTE-004", "WebSocket not allowed on this route";
+    NO_BACKEND = 503, "MW-UP-001", "service temporarily unavailable";
+    UPSTREAM_CONNECT = 502, "MW-UP-002", "upstream unreachable";
+    UPSTREAM_TIMEOUT = 504, "MW-UP-003", "upstream timed out";
+    UPSTREAM_BROKEN = 502, "MW-UP-004", "bad response from upstream";
+    INTERNAL = 500, "MW-INT-001", "internal error";
+}
+
+fn wants_html(accept: Option<&[u8]>) -> bool {
+    let Some(a) = accept else { return false };
+    let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+    a.contains("text/html") && !a.starts_with("application/json")
+}
+
+fn html_escape(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        .collect()
+}
+
+/// The response head and body for a refusal. `allow` fills the `Allow` header of a 405.
+pub fn render(
+    d: Deny,
+    request_id: &str,
+    accept: Option<&[u8]>,
+    allow: Option<&str>,
+) -> pingora::Result<(ResponseHeader, Bytes)> {
+    let (ctype, body) = if wants_html(accept) {
+        let rid = html_escape(request_id);
+        let body = format!(
+            "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{s} {m}</title></head>\
+             <body><h1>{s} {m}</h1><p>错误代码 / code: {c}</p><p>请求编号 / request id: {rid}</p>\
+             <p>如需帮助，请向服务台提供请求编号。Quote the request id when asking for help.</p></body></html>\n",
+            s = d.status,
+            m = d.message,
+            c = d.code
+        );
+        ("text/html; charset=utf-8", body)
+    } else {
+        let body = serde_json::json!({"error": d.message, "code": d.code, "request_id": request_id}).to_string() + "\n";
+        ("application/json", body)
+    };
+    let mut h = ResponseHeader::build(d.status, Some(6))?;
+    let _ = h.insert_header(http::header::CONTENT_TYPE, ctype);
+    let _ = h.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
+    let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
+    let _ = h.insert_header("x-content-type-options", "nosniff");
+    let _ = h.insert_header("x-request-id", request_id);
+    if let Some(allow) = allow {
+        let _ = h.insert_header(http::header::ALLOW, allow);
+    }
+    Ok((h, Bytes::from(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_html() {
+        let (h, b) = render(NO_ROUTE, "rid1", Some(b"application/json"), None).unwrap();
+        assert_eq!(h.status.as_u16(), 404);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["code"], "MW-ROUTE-001");
+        assert_eq!(v["request_id"], "rid1");
+        let (h, b) = render(NO_ROUTE, "rid<script>", Some(b"text/html,application/xhtml+xml"), None).unwrap();
+        assert!(h.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+        let s = String::from_utf8(b.to_vec()).unwrap();
+        assert!(s.contains("MW-ROUTE-001") && s.contains("ridscript") && !s.contains("<script>"));
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let mut codes: Vec<_> = ALL.iter().map(|d| d.code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ALL.len());
+    }
+}

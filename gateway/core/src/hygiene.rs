@@ -1,0 +1,256 @@
+//! Header hygiene: HTTP/1 framing checks, the real client address, the request id, and the
+//! cleaning of what reaches the backend. Only `upstream_request_filter` calls the writers here:
+//! it is the one place identity and forwarding headers are written.
+
+use menwei_policy::snapshot::TrustSettings;
+use pingora::http::RequestHeader;
+use rand::Rng;
+use std::net::IpAddr;
+
+/// Headers meaningful only for one connection (RFC 9110 section 7.6.1), never forwarded.
+/// `transfer-encoding` is left to Pingora, which re-frames the body itself.
+const HOP_BY_HOP: [&str; 7] =
+    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization"];
+
+/// Forwarding headers believed only from trusted proxies.
+const FORWARDING: [&str; 7] =
+    ["forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip", "cf-connecting-ip", "x-original-forwarded-for"];
+
+/// Why a request's framing was refused.
+pub type FramingError = &'static str;
+
+/// Counts header lines named `name` in a raw HTTP/1 head (Pingora drops `Content-Length` from the
+/// parsed headers when `Transfer-Encoding` is present, so the raw head is the only witness).
+fn raw_count(raw: &[u8], name: &[u8]) -> usize {
+    raw.split(|b| *b == b'\n')
+        .skip(1)
+        .filter(|line| {
+            line.iter()
+                .position(|b| *b == b':')
+                .is_some_and(|i| line[..i].eq_ignore_ascii_case(name))
+        })
+        .count()
+}
+
+/// Refuses ambiguous HTTP/1 framing as nginx does: `Content-Length` with `Transfer-Encoding`,
+/// duplicate or non-numeric `Content-Length`, and any `Transfer-Encoding` other than one `chunked`.
+pub fn check_framing(raw_head: Option<&[u8]>, req: &RequestHeader) -> Result<(), FramingError> {
+    let te: Vec<_> = req.headers.get_all(http::header::TRANSFER_ENCODING).iter().collect();
+    let cl_parsed: Vec<_> = req.headers.get_all(http::header::CONTENT_LENGTH).iter().collect();
+    let cl_count = raw_head.map(|r| raw_count(r, b"content-length")).unwrap_or(cl_parsed.len()).max(cl_parsed.len());
+    if !te.is_empty() && cl_count > 0 {
+        return Err("both Content-Length and Transfer-Encoding");
+    }
+    if cl_count > 1 {
+        return Err("duplicate Content-Length");
+    }
+    if let Some(v) = cl_parsed.first() {
+        let b = v.as_bytes();
+        if b.is_empty() || b.len() > 18 || !b.iter().all(u8::is_ascii_digit) {
+            return Err("invalid Content-Length");
+        }
+    }
+    let te_raw = raw_head.map(|r| raw_count(r, b"transfer-encoding")).unwrap_or(te.len()).max(te.len());
+    if te_raw > 1 {
+        return Err("duplicate Transfer-Encoding");
+    }
+    if let Some(v) = te.first() {
+        if !v.as_bytes().eq_ignore_ascii_case(b"chunked") {
+            return Err("unsupported Transfer-Encoding");
+        }
+    }
+    Ok(())
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address
+/// of `X-Forwarded-For` (then `X-Real-IP`) that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, peer_trusted: bool, req: &RequestHeader, trust: &TrustSettings) -> IpAddr {
+    if !peer_trusted {
+        return peer;
+    }
+    let mut hops: Vec<&str> = Vec::new();
+    for v in req.headers.get_all("x-forwarded-for") {
+        match v.to_str() {
+            Ok(s) => hops.extend(s.split(',').map(str::trim)),
+            Err(_) => return peer,
+        }
+    }
+    if hops.is_empty() {
+        return req
+            .headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(peer);
+    }
+    let mut last_trusted = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trust.is_trusted(ip) => last_trusted = ip,
+            Ok(ip) => return ip,
+            Err(_) => return last_trusted,
+        }
+    }
+    last_trusted
+}
+
+/// An incoming request id is kept only from a trusted proxy and only if it looks like one.
+pub fn valid_request_id(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// A new request id: 128 random bits as 32 hex digits.
+pub fn mint_request_id() -> String {
+    format!("{:032x}", rand::thread_rng().gen::<u128>())
+}
+
+/// What the cleaning of a request needs to know.
+pub struct Forwarding<'a> {
+    pub trust: &'a TrustSettings,
+    pub peer: IpAddr,
+    pub peer_trusted: bool,
+    pub client: IpAddr,
+    pub proto: &'static str,
+    pub host: &'a str,
+    pub request_id: &'a str,
+    /// `Some(upgrade value)` when a WebSocket upgrade is passed through.
+    pub upgrade: Option<http::HeaderValue>,
+}
+
+/// Removes hop-by-hop, identity and (from untrusted peers) forwarding headers, then writes the
+/// gateway's own `X-Forwarded-*`, `X-Real-IP` and request id.
+pub fn clean_upstream_request(req: &mut RequestHeader, f: &Forwarding<'_>) {
+    let mut drop: Vec<http::HeaderName> = Vec::new();
+    for v in req.headers.get_all(http::header::CONNECTION) {
+        for token in v.to_str().unwrap_or("").split(',') {
+            if let Ok(n) = http::HeaderName::from_bytes(token.trim().as_bytes()) {
+                drop.push(n);
+            }
+        }
+    }
+    for name in req.headers.keys() {
+        let n = name.as_str();
+        let identity = f.trust.identity_prefixes.iter().any(|p| n.starts_with(p.as_str()));
+        let forwarding = !f.peer_trusted && (n.starts_with("x-forwarded-") || FORWARDING.contains(&n));
+        if identity || forwarding || HOP_BY_HOP.contains(&n) || *name == f.trust.request_id_header {
+            drop.push(name.clone());
+        }
+    }
+    for name in &drop {
+        if name != http::header::TRANSFER_ENCODING && name != http::header::CONTENT_LENGTH {
+            req.remove_header(name);
+        }
+    }
+    write_forwarding(req, f);
+}
+
+fn write_forwarding(req: &mut RequestHeader, f: &Forwarding<'_>) {
+    let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if f.peer_trusted => format!("{prev}, {}", f.peer),
+        _ => f.peer.to_string(),
+    };
+    let _ = req.insert_header("x-forwarded-for", xff);
+    if !(f.peer_trusted && req.headers.contains_key("x-forwarded-proto")) {
+        let _ = req.insert_header("x-forwarded-proto", f.proto);
+    }
+    if !(f.peer_trusted && req.headers.contains_key("x-forwarded-host")) {
+        let _ = req.insert_header("x-forwarded-host", f.host);
+    }
+    let _ = req.insert_header("x-real-ip", f.client.to_string());
+    let _ = req.insert_header(f.trust.request_id_header.clone(), f.request_id);
+    if let Some(up) = &f.upgrade {
+        let _ = req.insert_header(http::header::CONNECTION, "upgrade");
+        let _ = req.insert_header(http::header::UPGRADE, up.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trust(proxies: &[&str]) -> TrustSettings {
+        TrustSettings {
+            proxies: proxies.iter().map(|p| menwei_policy::types::Cidr::parse(p).unwrap()).collect(),
+            identity_prefixes: vec!["x-auth-".into(), "x-user-".into(), "x-menwei-".into()],
+            request_id_header: http::HeaderName::from_static("x-request-id"),
+        }
+    }
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn framing() {
+        let r = req(&[("transfer-encoding", "chunked")]);
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(check_framing(Some(raw), &r), Err("both Content-Length and Transfer-Encoding"));
+        assert_eq!(check_framing(None, &req(&[("content-length", "1"), ("content-length", "1")])), Err("duplicate Content-Length"));
+        assert_eq!(check_framing(None, &req(&[("content-length", "+1")])), Err("invalid Content-Length"));
+        assert_eq!(check_framing(None, &req(&[("transfer-encoding", "xchunked")])), Err("unsupported Transfer-Encoding"));
+        assert_eq!(check_framing(None, &req(&[("transfer-encoding", "chunked, chunked")])), Err("unsupported Transfer-Encoding"));
+        assert!(check_framing(None, &req(&[("transfer-encoding", "Chunked")])).is_ok());
+        assert!(check_framing(None, &req(&[("content-length", "12")])).is_ok());
+    }
+
+    #[test]
+    fn client_ip_resolution() {
+        let t = trust(&["10.0.0.0/8"]);
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let r = req(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.7")]);
+        assert_eq!(client_ip(peer, true, &r, &t), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(peer, false, &r, &t), peer);
+        let r = req(&[("x-forwarded-for", "garbage, 10.0.0.9")]);
+        assert_eq!(client_ip(peer, true, &r, &t), "10.0.0.9".parse::<IpAddr>().unwrap());
+        let r = req(&[("x-real-ip", "5.5.5.5")]);
+        assert_eq!(client_ip(peer, true, &r, &t), "5.5.5.5".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn cleaning_untrusted() {
+        let t = trust(&[]);
+        let mut r = req(&[
+            ("x-user-id", "admin"),
+            ("X-Auth-Roles", "root"),
+            ("x-forwarded-for", "1.1.1.1"),
+            ("forwarded", "for=1.1.1.1"),
+            ("x-request-id", "evil"),
+            ("connection", "close, x-secret"),
+            ("x-secret", "s"),
+            ("keep-alive", "1"),
+            ("accept", "*/*"),
+        ]);
+        let f = Forwarding {
+            trust: &t,
+            peer: "127.0.0.1".parse().unwrap(),
+            peer_trusted: false,
+            client: "127.0.0.1".parse().unwrap(),
+            proto: "http",
+            host: "gw",
+            request_id: "abc",
+            upgrade: None,
+        };
+        clean_upstream_request(&mut r, &f);
+        let h = &r.headers;
+        for gone in ["x-user-id", "x-auth-roles", "forwarded", "connection", "x-secret", "keep-alive"] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-request-id"], "abc");
+        assert_eq!(h["x-forwarded-host"], "gw");
+        assert_eq!(h["accept"], "*/*");
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(valid_request_id(b"abc-123_x.y:z"));
+        assert!(!valid_request_id(b"a b"));
+        assert!(!valid_request_id(b""));
+        assert!(!valid_request_id(&[b'a'; 200]));
+        assert_eq!(mint_request_id().len(), 32);
+    }
+}

@@ -1,0 +1,153 @@
+//! The served policy and its run-time objects, and the store that swaps them. A request pins one
+//! `Live` for its whole life (`Store::current`), so it sees exactly one policy version.
+//!
+//! Reload is all or nothing: read every file, validate and compile everything, then swap. On any
+//! error the last good `Live` keeps serving, every diagnostic is logged, the failure is counted
+//! and shown at the admin `/policy` endpoint.
+
+use crate::metrics::Metrics;
+use crate::upstream::{BackendState, UpstreamGroup};
+use arc_swap::ArcSwap;
+use menwei_policy::{Diagnostics, Snapshot};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// A snapshot with the run-time objects built from it.
+pub struct Live {
+    pub snapshot: Arc<Snapshot>,
+    /// Same order as `snapshot.upstreams`.
+    pub upstreams: Vec<Arc<UpstreamGroup>>,
+}
+
+/// What happened to a reload request.
+#[derive(Debug)]
+pub enum Reload {
+    Applied { version: u64, restart_required: Vec<String> },
+    Unchanged { version: u64 },
+    Rejected { version: u64, diagnostics: Diagnostics },
+}
+
+/// Shown at `/policy`.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub last_error: Option<String>,
+    pub last_error_at: Option<SystemTime>,
+    pub restart_required: Vec<String>,
+}
+
+type Registry = HashMap<(String, SocketAddr), Arc<BackendState>>;
+
+pub struct Store {
+    live: ArcSwap<Live>,
+    dir: PathBuf,
+    backends: Mutex<Registry>,
+    status: Mutex<Status>,
+    /// Serialises reloads (SIGHUP and the file watcher may fire together).
+    reloading: Mutex<()>,
+    pub metrics: Metrics,
+}
+
+fn build_live(snapshot: Snapshot, registry: &mut Registry) -> Live {
+    let mut keep: Registry = HashMap::new();
+    let upstreams = snapshot
+        .upstreams
+        .iter()
+        .map(|spec| {
+            Arc::new(UpstreamGroup::new(spec.clone(), |up, addr, name| {
+                let key = (up.to_string(), addr);
+                let state = registry
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(BackendState::new(addr, name.to_string())));
+                keep.insert(key, state.clone());
+                state
+            }))
+        })
+        .collect();
+    *registry = keep;
+    Live { snapshot: Arc::new(snapshot), upstreams }
+}
+
+impl Store {
+    /// A store serving `snapshot` as version 1.
+    pub fn new(dir: PathBuf, mut snapshot: Snapshot, metrics: Metrics) -> Self {
+        snapshot.version = 1;
+        metrics.policy_version.set(1);
+        let mut registry = Registry::new();
+        let live = build_live(snapshot, &mut registry);
+        Self {
+            live: ArcSwap::from_pointee(live),
+            dir,
+            backends: Mutex::new(registry),
+            status: Mutex::new(Status::default()),
+            reloading: Mutex::new(()),
+            metrics,
+        }
+    }
+
+    /// The policy to serve one request with, pinned for its whole life.
+    pub fn current(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Re-reads the policy directory and swaps if it is valid and different.
+    pub fn reload(&self) -> Reload {
+        let _one_at_a_time = self.reloading.lock();
+        let current = self.current();
+        let version = current.snapshot.version;
+        match menwei_policy::load(&self.dir) {
+            Err(diagnostics) => {
+                self.metrics.reload_failures.inc();
+                if let Ok(mut st) = self.status.lock() {
+                    st.last_error = Some(format!("{diagnostics}still serving policy version {version}\n"));
+                    st.last_error_at = Some(SystemTime::now());
+                }
+                Reload::Rejected { version, diagnostics }
+            }
+            Ok(s) if s.sha256 == current.snapshot.sha256 => Reload::Unchanged { version },
+            Ok(mut s) => {
+                s.version = version + 1;
+                let restart_required = restart_changes(&current.snapshot, &s);
+                let live = match self.backends.lock() {
+                    Ok(mut reg) => build_live(s, &mut reg),
+                    Err(_) => build_live(s, &mut Registry::new()),
+                };
+                self.live.store(Arc::new(live));
+                self.metrics.reloads.inc();
+                self.metrics.policy_version.set((version + 1) as i64);
+                self.metrics.restart_required.set(i64::from(!restart_required.is_empty()));
+                if let Ok(mut st) = self.status.lock() {
+                    st.last_error = None;
+                    st.restart_required = restart_required.clone();
+                }
+                Reload::Applied { version: version + 1, restart_required }
+            }
+        }
+    }
+}
+
+/// Settings that changed but only take effect after a restart.
+fn restart_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let (o, n) = (&old.restart, &new.restart);
+    let mut out = Vec::new();
+    if o.listeners != n.listeners {
+        out.push("[[listener]] addresses or options changed".to_string());
+    }
+    if o.admin != n.admin {
+        out.push(format!("[server] admin changed from {} to {}", o.admin, n.admin));
+    }
+    if o.threads != n.threads {
+        out.push(format!("[server] threads changed from {} to {}", o.threads, n.threads));
+    }
+    if o.upstream_keepalive_pool != n.upstream_keepalive_pool {
+        out.push("[server] upstream_keepalive_pool changed".to_string());
+    }
+    out
+}

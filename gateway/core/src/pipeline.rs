@@ -1,0 +1,321 @@
+//! THE request pipeline: the one file that states the order of the phases. Each Pingora hook
+//! below runs its steps in the order written; the steps live in their own modules.
+//!
+//! | phase                   | steps                                                               |
+//! |-------------------------|---------------------------------------------------------------------|
+//! | early_request_filter    | pin the policy snapshot; peer trust; client address; request id      |
+//! | request_filter          | framing -> size limits -> host -> path normalisation -> reserved     |
+//! |                         | paths -> route match -> WebSocket permission -> declared body size   |
+//! |                         | (later: ban list, WAF, rate limits, authentication, authorization)  |
+//! | request_body_filter     | body size under the route's cap                                      |
+//! | upstream_peer           | pick an available backend of the route's upstream; timeouts          |
+//! | upstream_request_filter | the ONLY place identity/forwarding headers are written               |
+//! | response_filter         | request id on the response; passive health success                  |
+//! | logging                 | metrics; access log                                                  |
+//! | fail_to_connect / error_while_proxy | passive ejection; retry decision                         |
+//! | fail_to_proxy           | the client's error page (JSON or HTML), never internals              |
+
+use crate::ctx::Ctx;
+use crate::errors::{self, Deny};
+use crate::hygiene::{self, Forwarding};
+use crate::live::Store;
+use crate::request;
+use async_trait::async_trait;
+use bytes::Bytes;
+use menwei_policy::raw::HashOn;
+use menwei_policy::router::Match;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The proxy. One per public listener; all share the store.
+pub struct Gateway {
+    pub store: Arc<Store>,
+}
+
+impl Gateway {
+    /// Writes a refusal and records it; the request ends here.
+    async fn deny(&self, session: &mut Session, ctx: &mut Ctx, d: Deny, allow: Option<&str>) -> Result<bool> {
+        ctx.deny = Some(d);
+        let accept = session.req_header().headers.get(http::header::ACCEPT).map(|v| v.as_bytes().to_vec());
+        let (head, body) = errors::render(d, &ctx.request_id, accept.as_deref(), allow)?;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(head), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(true)
+    }
+
+    /// Runs the request-head checks; `Err` is the refusal to write.
+    fn admit(&self, session: &Session, ctx: &mut Ctx) -> std::result::Result<(), (Deny, Option<String>)> {
+        let live = ctx.live.clone().ok_or((errors::INTERNAL, None))?;
+        let snap = &live.snapshot;
+        let req = session.req_header();
+        let raw = session.as_downstream().as_http1().map(|s| s.get_headers_raw_bytes());
+        hygiene::check_framing(raw.as_deref(), req).map_err(|why| {
+            tracing::info!(request_id = %ctx.request_id, why, "refused request framing");
+            (errors::BAD_FRAMING, None)
+        })?;
+        request::check_limits(req, &snap.limits).map_err(|d| (d, None))?;
+        ctx.host = request::host(req).map_err(|d| (d, None))?;
+        ctx.path = menwei_policy::path::normalize(req.uri.path()).map_err(|_| (errors::BAD_PATH, None))?;
+        if request::is_reserved(&ctx.path) {
+            return Err((errors::RESERVED, None));
+        }
+        let route = match snap.router.find(&ctx.host, &ctx.path, &req.method) {
+            Match::Route(r) => r,
+            Match::NotFound => return Err((errors::NO_ROUTE, None)),
+            Match::MethodNotAllowed(m) => {
+                let allow = m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+                return Err((errors::METHOD_NOT_ALLOWED, Some(allow)));
+            }
+        };
+        ctx.route = snap.router.routes().iter().position(|r| std::ptr::eq(r, route));
+        ctx.upstream = Some(route.upstream);
+        if session.is_upgrade_req() {
+            if !route.websocket {
+                return Err((errors::WEBSOCKET_REFUSED, None));
+            }
+            ctx.upgrade = req.headers.get(http::header::UPGRADE).cloned();
+        }
+        request::check_declared_body(req, route.max_body_bytes).map_err(|d| (d, None))
+    }
+
+    fn hash_key(&self, session: &Session, ctx: &Ctx, on: HashOn, header: Option<&http::HeaderName>) -> Vec<u8> {
+        match on {
+            HashOn::ClientIp => ctx.client.map(|c| c.to_string().into_bytes()).unwrap_or_default(),
+            HashOn::Path => ctx.path.as_bytes().to_vec(),
+            HashOn::Header => header
+                .and_then(|h| session.req_header().headers.get(h))
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn max_body(&self, ctx: &Ctx) -> u64 {
+        match (&ctx.live, ctx.route) {
+            (Some(l), Some(i)) => l.snapshot.router.routes().get(i).map(|r| r.max_body_bytes).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    fn record_backend_failure(&self, ctx: &Ctx) {
+        let (Some(live), Some(u), Some(b)) = (&ctx.live, ctx.upstream, ctx.backend) else { return };
+        let Some(group) = live.upstreams.get(u) else { return };
+        let Some(backend) = group.backends.get(b) else { return };
+        self.store.metrics.upstream_failures.with_label_values(&[&group.spec.name, &backend.name]).inc();
+        if backend.record_failure(&group.spec) {
+            tracing::warn!(upstream = %group.spec.name, backend = %backend.name, "backend ejected after consecutive failures");
+        }
+    }
+
+    fn may_retry(&self, ctx: &Ctx) -> bool {
+        let (Some(live), Some(u)) = (&ctx.live, ctx.upstream) else { return false };
+        live.upstreams.get(u).is_some_and(|g| ctx.tried.len() <= g.spec.retries as usize && ctx.tried.len() < g.backends.len())
+    }
+}
+
+fn status_error(status: u16, ctx: &mut Ctx, d: Deny) -> Box<Error> {
+    ctx.deny = Some(d);
+    Error::explain(ErrorType::HTTPStatus(status), d.message)
+}
+
+fn deny_for(e: &Error, ctx: &Ctx) -> Option<Deny> {
+    if let Some(d) = ctx.deny {
+        return Some(d);
+    }
+    use ErrorType::*;
+    let d = match (e.esource(), e.etype()) {
+        (_, HTTPStatus(s)) => errors::ALL.iter().find(|d| d.status == *s).copied().unwrap_or(errors::INTERNAL),
+        (ErrorSource::Upstream, ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout) => errors::UPSTREAM_TIMEOUT,
+        (ErrorSource::Upstream, ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure | InvalidCert | HandshakeError) => {
+            errors::UPSTREAM_CONNECT
+        }
+        (ErrorSource::Upstream, _) => errors::UPSTREAM_BROKEN,
+        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed | ReadTimedout | WriteTimedout) => return None,
+        (ErrorSource::Downstream, _) => errors::BAD_REQUEST,
+        _ => errors::INTERNAL,
+    };
+    Some(d)
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new()
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let live = self.store.current();
+        let trust = &live.snapshot.trust;
+        ctx.start = Instant::now();
+        ctx.peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.peer_trusted = ctx.peer.is_some_and(|p| trust.is_trusted(p));
+        let req = session.req_header();
+        ctx.client = ctx.peer.map(|p| hygiene::client_ip(p, ctx.peer_trusted, req, trust));
+        ctx.request_id = match req.headers.get(&trust.request_id_header) {
+            Some(v) if ctx.peer_trusted && hygiene::valid_request_id(v.as_bytes()) => {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            }
+            _ => hygiene::mint_request_id(),
+        };
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        ctx.proto = if tls { "https" } else { "http" };
+        if ctx.peer_trusted {
+            if let Some(p) = req.headers.get("x-forwarded-proto") {
+                ctx.proto = match p.as_bytes() {
+                    b"https" => "https",
+                    b"http" => "http",
+                    _ => ctx.proto,
+                };
+            }
+        }
+        ctx.live = Some(live);
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        match self.admit(session, ctx) {
+            Ok(()) => Ok(false),
+            Err((d, allow)) => {
+                if d == errors::BAD_FRAMING {
+                    session.set_keepalive(None);
+                }
+                self.deny(session, ctx, d, allow.as_deref()).await
+            }
+        }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(b) = body {
+            ctx.body_bytes += b.len() as u64;
+            if ctx.body_bytes > self.max_body(ctx) {
+                return Err(status_error(413, ctx, errors::BODY_TOO_LARGE));
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let live = ctx.live.clone().ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let group = ctx.upstream.and_then(|u| live.upstreams.get(u)).ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let spec = &group.spec;
+        let first = *ctx.first_attempt.get_or_insert_with(Instant::now);
+        let remaining = spec.total_timeout.map(|t| t.saturating_sub(first.elapsed()));
+        if remaining.is_some_and(|r| r.is_zero()) {
+            return Err(status_error(504, ctx, errors::UPSTREAM_TIMEOUT));
+        }
+        let key = self.hash_key(session, ctx, spec.hash_on, spec.hash_header.as_ref());
+        let Some(i) = group.select(&key, &ctx.tried) else {
+            return Err(status_error(503, ctx, errors::NO_BACKEND));
+        };
+        let backend = &group.backends[i];
+        ctx.tried.push(i);
+        ctx.backend = Some(i);
+        ctx.inflight = Some(crate::upstream::InflightGuard::new(backend.clone()));
+        let sni = spec.sni.clone().unwrap_or_else(|| backend.name.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default());
+        let mut peer = HttpPeer::new(backend.addr, spec.tls, sni);
+        let cap = |d: std::time::Duration| Some(remaining.map_or(d, |r| d.min(r)));
+        peer.options.connection_timeout = cap(spec.connect_timeout);
+        peer.options.read_timeout = cap(spec.read_timeout);
+        peer.options.write_timeout = Some(spec.write_timeout);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        self.record_backend_failure(ctx);
+        // Nothing reached the backend, so any method may go to another one.
+        if self.may_retry(ctx) {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        if e.esource() == &ErrorSource::Upstream {
+            self.record_backend_failure(ctx);
+        }
+        let idempotent = session.req_header().method.is_idempotent();
+        let retry = idempotent && !session.as_ref().retry_buffer_truncated() && self.may_retry(ctx);
+        e.set_retry(retry);
+        e
+    }
+
+    async fn upstream_request_filter(&self, session: &mut Session, upstream: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        let live = ctx.live.clone().ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let target = match session.req_header().uri.query() {
+            Some(q) => format!("{}?{q}", ctx.path),
+            None => ctx.path.clone(),
+        };
+        let uri: http::Uri = target.parse().map_err(|_| status_error(400, ctx, errors::BAD_PATH))?;
+        upstream.set_uri(uri);
+        let (Some(peer), Some(client)) = (ctx.peer, ctx.client) else {
+            return Err(Error::new(ErrorType::InternalError));
+        };
+        let f = Forwarding {
+            trust: &live.snapshot.trust,
+            peer,
+            peer_trusted: ctx.peer_trusted,
+            client,
+            proto: ctx.proto,
+            host: &ctx.host,
+            request_id: &ctx.request_id,
+            upgrade: ctx.upgrade.clone(),
+        };
+        hygiene::clean_upstream_request(upstream, &f);
+        Ok(())
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if let (Some(live), Some(u), Some(b)) = (&ctx.live, ctx.upstream, ctx.backend) {
+            if let Some(backend) = live.upstreams.get(u).and_then(|g| g.backends.get(b)) {
+                backend.record_success();
+            }
+        }
+        let _ = resp.insert_header("x-request-id", ctx.request_id.as_str());
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let Some(d) = deny_for(e, ctx) else {
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        };
+        ctx.deny = Some(d);
+        tracing::warn!(request_id = %ctx.request_id, route = ctx.route_name(), code = d.code, error = %e, "request failed");
+        if session.response_written().is_none() {
+            let _ = self.deny(session, ctx, d, None).await;
+        }
+        FailToProxy { error_code: d.status, can_reuse_downstream: false }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        // fail_to_proxy logs failures with the request id; Pingora's own line would repeat it.
+        true
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        crate::access_log::record(&self.store, session, ctx);
+        ctx.inflight = None;
+    }
+}

@@ -1,0 +1,115 @@
+//! `menwei explain`: an operator's dry run of one request against a policy directory.
+
+use menwei_policy::router::{HostMatch, Match};
+use std::path::Path;
+use std::process::ExitCode;
+
+fn split_url(url: &str) -> (Option<String>, String) {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(r) => match r.find('/') {
+            Some(i) => (Some(r[..i].to_string()), r[i..].to_string()),
+            None => (Some(r.to_string()), "/".to_string()),
+        },
+        None => (None, url.to_string()),
+    }
+}
+
+fn host_of(url_host: Option<String>, headers: &[String]) -> String {
+    let from_header = headers.iter().find_map(|h| {
+        let (k, v) = h.split_once(':')?;
+        k.trim().eq_ignore_ascii_case("host").then(|| v.trim().to_string())
+    });
+    let raw = url_host.or(from_header).unwrap_or_default();
+    let no_port = match raw.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h.to_string(),
+        _ => raw,
+    };
+    no_port.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn describe_host(h: &HostMatch) -> String {
+    match h {
+        HostMatch::Any => "any host".into(),
+        HostMatch::Exact(x) => format!("host {x}"),
+        HostMatch::Suffix(s) => format!("host *{s}"),
+    }
+}
+
+/// Prints the decision; exit 0 when a route matches, 2 when none, 1 when the policy is invalid.
+pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitCode {
+    let snap = match menwei_policy::load(dir) {
+        Ok(s) => s,
+        Err(d) => {
+            print!("{d}");
+            println!("{}: {} error(s); fix the policy first (menwei check)", dir.display(), d.len());
+            return ExitCode::from(1);
+        }
+    };
+    let Ok(method) = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+        println!("`{method}` is not an HTTP method");
+        return ExitCode::from(1);
+    };
+    let (url_host, target) = split_url(url);
+    let host = host_of(url_host, headers);
+    let path_only = target.split('?').next().unwrap_or("/");
+    println!("request:   {method} host={host:?} target={target}");
+    println!("policy:    {} (sha256 {})", dir.display(), snap.sha256);
+    let path = match menwei_policy::path::normalize(path_only) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("path:      refused with 400 MW-REQ-002: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("path:      {path_only} normalises to {path} (matched and forwarded)");
+    if path == "/.menwei" || path.starts_with("/.menwei/") {
+        println!("result:    reserved gateway path, never forwarded (404 MW-ROUTE-003)");
+        return ExitCode::from(2);
+    }
+    println!("routes, in precedence order (first match wins):");
+    for (i, c) in snap.router.explain(&host, &path, &method).iter().enumerate() {
+        let r = c.route;
+        let methods = if r.methods.is_empty() {
+            "all methods".to_string()
+        } else {
+            r.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
+        };
+        println!("  {:>2}. {:<20} {:<28} {:<22} {:<14} {}", i + 1, r.name, r.path.describe(), describe_host(&r.host), methods, c.verdict);
+    }
+    match snap.router.find(&host, &path, &method) {
+        Match::Route(r) => {
+            let Some(u) = snap.upstream(r.upstream) else { return ExitCode::from(1) };
+            println!("result:    route `{}` ({})", r.name, r.origin);
+            println!("upstream:  `{}` balance={:?} backends={}", u.name, u.balance, u.backend_names.join(", "));
+            println!(
+                "           connect {:?}, read {:?}, total {}, retries {}, health checks {}",
+                u.connect_timeout,
+                u.read_timeout,
+                u.total_timeout.map(|t| format!("{t:?}")).unwrap_or_else(|| "none".into()),
+                u.retries,
+                u.health.as_ref().map(|h| format!("GET {} every {:?}", h.path, h.interval)).unwrap_or_else(|| "off".into())
+            );
+            println!("limits:    body {} bytes; websocket {}", r.max_body_bytes, if r.websocket { "passed through" } else { "refused" });
+            println!(
+                "headers:   client headers starting with {} are removed; forwarding headers are believed only from {}",
+                snap.trust.identity_prefixes.join(", "),
+                if snap.trust.proxies.is_empty() {
+                    "nobody (no [trust] proxies)".to_string()
+                } else {
+                    snap.trust.proxies.iter().map(|c| c.0.to_string()).collect::<Vec<_>>().join(", ")
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Match::MethodNotAllowed(m) => {
+            let allow: Vec<_> = m.iter().map(|m| m.as_str()).collect();
+            println!("result:    405 MW-ROUTE-002, Allow: {}", allow.join(", "));
+            ExitCode::from(2)
+        }
+        Match::NotFound => {
+            println!("result:    no route: 404 MW-ROUTE-001");
+            ExitCode::from(2)
+        }
+    }
+}
