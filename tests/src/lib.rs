@@ -1,1 +1,342 @@
+//! Harness for the end-to-end tests: spawns the real `menwei` and `menwei-demo` binaries on
+//! ephemeral ports, speaks raw HTTP/1.1 over TCP (so that malformed requests can be sent as
+//! they are), and reads the admin endpoints. Every wait is a bounded loop.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Directory of the workspace's built binaries (the test executable lives in `<dir>/deps`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    deps.parent().unwrap().to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first (tests/run.sh does)", p.display());
+    p
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A free port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A demo backend process.
+pub struct Backend {
+    child: Child,
+    pub addr: SocketAddr,
+    pub name: String,
+}
+
+impl Backend {
+    pub fn echo(name: &str) -> Backend {
+        Self::spawn(&["--echo", "127.0.0.1:0", "--name", name], name)
+    }
+
+    pub fn citizens() -> Backend {
+        Self::spawn(&["--citizens", "127.0.0.1:0"], "citizens")
+    }
+
+    /// An echo backend on a given address (to bring a "dead" backend back).
+    pub fn echo_at(name: &str, addr: SocketAddr) -> Backend {
+        Self::spawn(&["--echo", &addr.to_string(), "--name", name], name)
+    }
+
+    fn spawn(args: &[&str], name: &str) -> Backend {
+        let mut child = Command::new(bin("menwei-demo"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.split_whitespace().nth(2).unwrap_or_else(|| panic!("no LISTENING line: {line:?}")).parse().unwrap();
+        Backend { child, addr, name: name.to_string() }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running gateway with its own policy directory.
+pub struct Gateway {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// The `[server]` + `[[listener]]` part of a test policy (ports filled in by `Gateway::start`).
+pub fn gateway_toml(extra: &str) -> String {
+    format!(
+        "[server]\nadmin = \"127.0.0.1:{{admin}}\"\ngrace_period = \"0s\"\n\n[[listener]]\nname = \"public\"\naddr = \"127.0.0.1:{{port}}\"\n\n{extra}\n"
+    )
+}
+
+impl Gateway {
+    /// Writes `files` into a fresh policy directory and starts menwei on it. `{port}` and `{admin}`
+    /// in file contents are replaced by the chosen ports.
+    pub fn start(files: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        let (port, admin) = (free_port(), free_port());
+        for (name, text) in files {
+            let text = text.replace("{port}", &port.to_string()).replace("{admin}", &admin.to_string());
+            std::fs::write(dir.path().join("policies").join(name), text).unwrap();
+        }
+        let mut gw = Gateway {
+            child: None,
+            dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin)),
+        };
+        gw.spawn();
+        gw
+    }
+
+    fn spawn(&mut self) {
+        let out = std::fs::File::create(self.dir.path().join("access.log")).unwrap();
+        let err = std::fs::File::create(self.dir.path().join("menwei.log")).unwrap();
+        let child = Command::new(bin("menwei"))
+            .args(["run", "--policies"])
+            .arg(self.policies())
+            .env("RUST_LOG", "info")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let ready = wait_until(Duration::from_secs(20), || {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("menwei exited with {status}:\n{}", self.log());
+            }
+            get(self.admin, "/readyz").status == 200
+        });
+        assert!(ready, "menwei not ready:\n{}", self.log());
+    }
+
+    /// The policy directory.
+    pub fn policies(&self) -> PathBuf {
+        self.dir.path().join("policies")
+    }
+
+    /// The operational log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("menwei.log")).unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        let text = text.replace("{port}", &self.addr.port().to_string()).replace("{admin}", &self.admin.port().to_string());
+        // Write then rename, as editors do, so the watcher never sees half a file.
+        let tmp = self.policies().join(format!(".{name}.swp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.policies().join(name)).unwrap();
+    }
+
+    pub fn sighup(&self) {
+        let pid = self.child.as_ref().unwrap().id();
+        let ok = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success();
+        assert!(ok);
+    }
+
+    /// `/policy` as JSON.
+    pub fn policy(&self) -> serde_json::Value {
+        serde_json::from_slice(&get(self.admin, "/policy").body).unwrap()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.policy()["version"].as_u64().unwrap()
+    }
+
+    pub fn metrics(&self) -> String {
+        String::from_utf8(get(self.admin, "/metrics").body).unwrap()
+    }
+
+    /// Waits for the served version to reach `v`.
+    pub fn wait_version(&self, v: u64) -> bool {
+        wait_until(Duration::from_secs(10), || self.version() >= v)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it is true or `limit` passes.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// For echo responses: the headers the backend received, as (lower-case name, value).
+    pub fn seen_headers(&self) -> Vec<(String, String)> {
+        self.json()["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    pub fn seen(&self, name: &str) -> Option<String> {
+        self.seen_headers().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+}
+
+/// Sends raw bytes, reads until the server closes (or the response is complete), parses.
+pub fn raw(addr: SocketAddr, request: &[u8]) -> Resp {
+    try_raw(addr, request).unwrap_or_else(|e| panic!("request to {addr} failed: {e}"))
+}
+
+pub fn try_raw(addr: SocketAddr, request: &[u8]) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    // A server may answer (413, 400) and close before the whole request is written: read anyway.
+    let write_result = s.write_all(request);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(r) = parse(&buf) {
+                    return Ok(r);
+                }
+            }
+            Err(e) if buf.is_empty() => return Err(write_result.err().unwrap_or(e)),
+            Err(_) => break,
+        }
+    }
+    parse(&buf).ok_or_else(|| std::io::Error::other(format!("incomplete response: {:?}", String::from_utf8_lossy(&buf))))
+}
+
+fn parse(buf: &[u8]) -> Option<Resp> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &buf[end + 4..];
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let body = if let Some(len) = get("content-length").and_then(|l| l.parse::<usize>().ok()) {
+        if rest.len() < len {
+            return None;
+        }
+        rest[..len].to_vec()
+    } else if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        dechunk(rest)?
+    } else if status == 101 || status == 204 || status == 304 {
+        Vec::new()
+    } else {
+        return None;
+    };
+    Some(Resp { status, headers, body })
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        b = &b[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        if b.len() < size + 2 {
+            return None;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// `GET path` with `Connection: close` and the given extra header lines.
+pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
+    request(addr, "GET", path, headers, None)
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Resp {
+    match try_request(addr, "GET", path, &[], None) {
+        Ok(r) => r,
+        Err(_) => Resp { status: 0, headers: Vec::new(), body: Vec::new() },
+    }
+}
+
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    try_request(addr, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+pub fn try_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<Resp> {
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    let mut bytes = req.into_bytes();
+    if let Some(b) = body {
+        bytes.extend_from_slice(b);
+    }
+    try_raw(addr, &bytes)
+}

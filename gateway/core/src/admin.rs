@@ -66,7 +66,10 @@ impl Admin {
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match session.req_header().uri.path() {
-            "/metrics" => reply(200, "text/plain; version=0.0.4", self.store.metrics.render()),
+            "/metrics" => {
+                crate::health::publish(&self.store);
+                reply(200, "text/plain; version=0.0.4", self.store.metrics.render())
+            }
             "/healthz" => reply(200, "text/plain", b"ok\n".to_vec()),
             "/readyz" if self.draining.load(Ordering::Relaxed) => reply(503, "text/plain", b"draining\n".to_vec()),
             "/readyz" => reply(200, "text/plain", b"ready\n".to_vec()),

@@ -22,7 +22,6 @@ pub async fn run(store: Arc<Store>, mut shutdown: tokio::sync::watch::Receiver<b
             return;
         }
         start_due_checks(&store);
-        publish(&store);
     }
 }
 
@@ -90,8 +89,8 @@ fn status_ok(head: &[u8]) -> bool {
     head.starts_with(b"HTTP/1.") && matches!(head.get(9), Some(b'2' | b'3'))
 }
 
-/// Refreshes the per-backend availability gauge.
-fn publish(store: &Store) {
+/// Refreshes the per-backend availability gauge (called at each `/metrics` scrape, so it is exact).
+pub fn publish(store: &Store) {
     let live = store.current();
     for g in &live.upstreams {
         for b in &g.backends {

@@ -99,7 +99,7 @@ fn parse(src: &Source, diags: &mut Diagnostics) -> Option<PolicyFile> {
             Code::Syntax,
             src,
             span,
-            format!("invalid TOML: {}", e.message().trim()),
+            format!("invalid TOML: {}", e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ")),
             "policy files must be valid TOML 1.0",
             "correct the syntax here: strings need quotes, tables are `[name]`, repeated entries `[[name]]`".into(),
         );
@@ -124,7 +124,8 @@ fn unknown_and_expected<'a>(msg: &'a str, what: &str) -> Option<(&'a str, Vec<&'
 
 fn report_serde(src: &Source, e: &toml::de::Error, diags: &mut Diagnostics) {
     let span = e.span().unwrap_or(0..0);
-    let msg = e.message().trim();
+    let joined = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+    let msg = joined.as_str();
     if let Some((wrong, expected)) = unknown_and_expected(msg, "unknown field ") {
         let fix = match did_you_mean(wrong, expected.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),

@@ -17,7 +17,7 @@ pub fn watch(dir: &Path, debounce: Duration, on_change: impl Fn() + Send + 'stat
     let (tx, rx) = mpsc::channel::<()>();
     let mut inner = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
-            if !ev.kind.is_access() {
+            if !ev.kind.is_access() && ev.paths.iter().any(|p| relevant(p)) {
                 let _ = tx.send(());
             }
         }
@@ -28,6 +28,13 @@ pub fn watch(dir: &Path, debounce: Duration, on_change: impl Fn() + Send + 'stat
         .spawn(move || debounce_loop(&rx, debounce, on_change))
         .map_err(|e| notify::Error::generic(&e.to_string()))?;
     Ok(Watcher { _inner: inner })
+}
+
+/// Policy files, and Kubernetes' `..data` / `..2024_...` entries swapped when a ConfigMap changes.
+/// Anything else written in the directory (editor swap files, logs) does not trigger a reload.
+fn relevant(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == "toml")
+        || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".."))
 }
 
 fn debounce_loop(rx: &mpsc::Receiver<()>, debounce: Duration, on_change: impl Fn()) {
