@@ -1,7 +1,6 @@
 //! Harness for the end-to-end tests: spawns the real `menwei` and `menwei-demo` binaries on
 //! ephemeral ports, speaks raw HTTP/1.1 over TCP (so that malformed requests can be sent as
 //! they are), and reads the admin endpoints. Every wait is a bounded loop.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,18 +17,29 @@ pub fn bin_dir() -> PathBuf {
 
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first (tests/run.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --bins` first (tests/run.sh does)",
+        p.display()
+    );
     p
 }
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A free port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A demo backend process.
@@ -61,9 +71,20 @@ impl Backend {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.split_whitespace().nth(2).unwrap_or_else(|| panic!("no LISTENING line: {line:?}")).parse().unwrap();
-        Backend { child, addr, name: name.to_string() }
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("no LISTENING line: {line:?}"))
+            .parse()
+            .unwrap();
+        Backend {
+            child,
+            addr,
+            name: name.to_string(),
+        }
     }
 
     pub fn kill(&mut self) {
@@ -101,7 +122,9 @@ impl Gateway {
         std::fs::create_dir(dir.path().join("policies")).unwrap();
         let (port, admin) = (free_port(), free_port());
         for (name, text) in files {
-            let text = text.replace("{port}", &port.to_string()).replace("{admin}", &admin.to_string());
+            let text = text
+                .replace("{port}", &port.to_string())
+                .replace("{admin}", &admin.to_string());
             std::fs::write(dir.path().join("policies").join(name), text).unwrap();
         }
         let mut gw = Gateway {
@@ -150,7 +173,9 @@ impl Gateway {
     }
 
     pub fn write(&self, name: &str, text: &str) {
-        let text = text.replace("{port}", &self.addr.port().to_string()).replace("{admin}", &self.admin.port().to_string());
+        let text = text
+            .replace("{port}", &self.addr.port().to_string())
+            .replace("{admin}", &self.admin.port().to_string());
         // Write then rename, as editors do, so the watcher never sees half a file.
         let tmp = self.policies().join(format!(".{name}.swp"));
         std::fs::write(&tmp, text).unwrap();
@@ -159,7 +184,11 @@ impl Gateway {
 
     pub fn sighup(&self) {
         let pid = self.child.as_ref().unwrap().id();
-        let ok = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok);
     }
 
@@ -213,11 +242,15 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// For echo responses: the headers the backend received, as (lower-case name, value).
@@ -226,12 +259,20 @@ impl Resp {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_string(),
+                    p[1].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 
     pub fn seen(&self, name: &str) -> Option<String> {
-        self.seen_headers().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.seen_headers()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -260,7 +301,12 @@ pub fn try_raw(addr: SocketAddr, request: &[u8]) -> std::io::Result<Resp> {
             Err(_) => break,
         }
     }
-    parse(&buf).ok_or_else(|| std::io::Error::other(format!("incomplete response: {:?}", String::from_utf8_lossy(&buf))))
+    parse(&buf).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "incomplete response: {:?}",
+            String::from_utf8_lossy(&buf)
+        ))
+    })
 }
 
 fn parse(buf: &[u8]) -> Option<Resp> {
@@ -286,14 +332,26 @@ fn parse(buf: &[u8]) -> Option<Resp> {
     } else {
         return None;
     };
-    Some(Resp { status, headers, body })
+    Some(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = b.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&b[..line_end])
+                .ok()?
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
         b = &b[line_end + 2..];
         if size == 0 {
             return Some(out);
@@ -314,15 +372,32 @@ pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp 
 pub fn get(addr: SocketAddr, path: &str) -> Resp {
     match try_request(addr, "GET", path, &[], None) {
         Ok(r) => r,
-        Err(_) => Resp { status: 0, headers: Vec::new(), body: Vec::new() },
+        Err(_) => Resp {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
     }
 }
 
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
-    try_request(addr, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Resp {
+    try_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
-pub fn try_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<Resp> {
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Resp> {
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req.push_str(&format!("Host: {addr}\r\n"));

@@ -5,14 +5,26 @@ use menwei_tests::*;
 use std::path::Path;
 
 fn check(dir: &Path, name: &str) -> (Option<i32>, String) {
-    let out = std::process::Command::new(bin("menwei")).args(["check", name]).current_dir(dir).output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = std::process::Command::new(bin("menwei"))
+        .args(["check", name])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
 fn bad_policies_print_exact_diagnostics() {
     let root = repo().join("tests/golden");
-    let mut cases: Vec<_> = std::fs::read_dir(&root).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 10, "at least 10 golden cases");
     let mut failures = Vec::new();
@@ -25,7 +37,9 @@ fn bad_policies_print_exact_diagnostics() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if code != Some(1) || got != expected {
-            failures.push(format!("== {name} (exit {code:?})\n-- expected\n{expected}-- got\n{got}"));
+            failures.push(format!(
+                "== {name} (exit {code:?})\n-- expected\n{expected}-- got\n{got}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -35,24 +49,47 @@ fn bad_policies_print_exact_diagnostics() {
 fn shipped_policies_are_valid() {
     let repo = repo();
     // The shipped set names development certificates; make them if needed (as the demo does).
-    let status = std::process::Command::new(repo.join("certs/make-dev-certs.sh")).status().unwrap();
+    let status = std::process::Command::new(repo.join("certs/make-dev-certs.sh"))
+        .status()
+        .unwrap();
     assert!(status.success());
     let (code, out) = check(&repo, "policies");
     assert_eq!(code, Some(0), "{out}");
     for entry in std::fs::read_dir(repo.join("policies/examples")).unwrap() {
         let p = entry.unwrap().path();
         if p.is_dir() {
-            let out = std::process::Command::new(bin("menwei")).arg("check").arg(&p).output().unwrap();
-            assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stdout));
+            let out = std::process::Command::new(bin("menwei"))
+                .arg("check")
+                .arg(&p)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                p.display(),
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
     }
 }
 
 #[test]
 fn schema_is_json_and_covers_every_section() {
-    let out = std::process::Command::new(bin("menwei")).arg("schema").output().unwrap();
+    let out = std::process::Command::new(bin("menwei"))
+        .arg("schema")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["server", "listener", "certificate", "trust", "limits", "access_log", "upstream", "route"] {
+    for key in [
+        "server",
+        "listener",
+        "certificate",
+        "trust",
+        "limits",
+        "access_log",
+        "upstream",
+        "route",
+    ] {
         assert!(v["properties"].get(key).is_some(), "schema lacks {key}");
     }
     assert_eq!(v["additionalProperties"], false);
@@ -62,7 +99,13 @@ fn schema_is_json_and_covers_every_section() {
 fn explain_names_the_route_and_why() {
     let repo = repo();
     let out = std::process::Command::new(bin("menwei"))
-        .args(["explain", "--policies", "policies", "GET", "http://localhost/echo/../citizens/1"])
+        .args([
+            "explain",
+            "--policies",
+            "policies",
+            "GET",
+            "http://localhost/echo/../citizens/1",
+        ])
         .current_dir(&repo)
         .output()
         .unwrap();

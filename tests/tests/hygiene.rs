@@ -4,7 +4,10 @@ use menwei_tests::*;
 
 fn start(trust: &str, b: &Backend) -> Gateway {
     let ups = format!("[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"echo\"\nprefix = \"/\"\nupstream = \"echo\"\n", b.addr);
-    Gateway::start(&[("gateway.toml", &gateway_toml(trust)), ("routes.toml", &ups)])
+    Gateway::start(&[
+        ("gateway.toml", &gateway_toml(trust)),
+        ("routes.toml", &ups),
+    ])
 }
 
 const FORGED: [(&str, &str); 12] = [
@@ -31,10 +34,21 @@ fn forged_identity_and_forwarding_headers_never_reach_the_backend() {
     let seen = r.seen_headers();
     for (k, _) in FORGED {
         let k = k.to_ascii_lowercase();
-        if ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "x-request-id"].contains(&k.as_str()) {
+        if [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-real-ip",
+            "x-request-id",
+        ]
+        .contains(&k.as_str())
+        {
             continue; // rewritten by the gateway, checked below
         }
-        assert!(!seen.iter().any(|(n, _)| *n == k), "{k} reached the backend: {seen:?}");
+        assert!(
+            !seen.iter().any(|(n, _)| *n == k),
+            "{k} reached the backend: {seen:?}"
+        );
     }
     assert_eq!(r.seen("x-forwarded-for").unwrap(), "127.0.0.1");
     assert_eq!(r.seen("x-forwarded-proto").unwrap(), "http");
@@ -45,7 +59,11 @@ fn forged_identity_and_forwarding_headers_never_reach_the_backend() {
     assert_eq!(rid.len(), 32);
     assert_eq!(r.header("x-request-id"), Some(rid.as_str()));
     // Headers named in Connection are hop-by-hop too.
-    let r = get_with(gw.addr, "/x", &[("X-Secret-Hop", "1"), ("Connection", "close, X-Secret-Hop")]);
+    let r = get_with(
+        gw.addr,
+        "/x",
+        &[("X-Secret-Hop", "1"), ("Connection", "close, X-Secret-Hop")],
+    );
     assert_eq!(r.seen("x-secret-hop"), None);
 }
 
@@ -67,7 +85,10 @@ fn trusted_proxy_forwarding_is_honoured() {
     let r = get_with(gw.addr, "/x", &[("X-Request-Id", "bad id with spaces")]);
     assert_ne!(r.seen("x-request-id").unwrap(), "bad id with spaces");
     let log = gw.access_log();
-    assert!(log.contains("\"client\":\"6.6.6.6\""), "access log uses the resolved client: {log}");
+    assert!(
+        log.contains("\"client\":\"6.6.6.6\""),
+        "access log uses the resolved client: {log}"
+    );
 }
 
 #[test]

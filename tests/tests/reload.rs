@@ -15,7 +15,10 @@ const NEW_ROUTE: &str = "\n[[route]]\nname = \"new\"\nprefix = \"/new/\"\nupstre
 #[test]
 fn good_edit_under_traffic_loses_no_request() {
     let b = Backend::echo("echo");
-    let gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("routes.toml", &routes(&b, ""))]);
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("routes.toml", &routes(&b, "")),
+    ]);
     assert_eq!(get_with(gw.addr, "/new/x", &[]).status, 404);
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -39,15 +42,24 @@ fn good_edit_under_traffic_loses_no_request() {
     std::thread::sleep(Duration::from_millis(300));
     gw.write("routes.toml", &routes(&b, NEW_ROUTE));
     assert!(gw.wait_version(2), "edit not applied: {}", gw.log());
-    let applied = wait_until(Duration::from_secs(5), || get_with(gw.addr, "/new/x", &[]).status == 200);
+    let applied = wait_until(Duration::from_secs(5), || {
+        get_with(gw.addr, "/new/x", &[]).status == 200
+    });
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
     }
     assert!(applied);
-    assert!(ok.load(Ordering::Relaxed) > 50, "too little traffic to mean anything");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during reload");
+    assert!(
+        ok.load(Ordering::Relaxed) > 50,
+        "too little traffic to mean anything"
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during reload"
+    );
     assert!(gw.metrics().contains("menwei_policy_version 2"));
     assert!(gw.access_log().contains("\"policy_version\":2"));
 }
@@ -69,22 +81,44 @@ fn broken_edits(b: &Backend) -> Vec<(String, &'static str)> {
 #[test]
 fn broken_edits_keep_the_last_good_policy() {
     let b = Backend::echo("echo");
-    let gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("routes.toml", &routes(&b, ""))]);
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("routes.toml", &routes(&b, "")),
+    ]);
     let hash = gw.policy()["sha256"].clone();
     for (i, (text, code)) in broken_edits(&b).into_iter().enumerate() {
         gw.write("routes.toml", &text);
         gw.sighup();
         let refused = wait_until(Duration::from_secs(10), || {
-            gw.policy()["last_error"].as_str().is_some_and(|e| e.contains(code) && e.contains("still serving policy version 1"))
-                && gw.metrics().contains(&format!("menwei_policy_reload_failures_total {}", i + 1))
+            gw.policy()["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains(code) && e.contains("still serving policy version 1"))
+                && gw
+                    .metrics()
+                    .contains(&format!("menwei_policy_reload_failures_total {}", i + 1))
         });
-        assert!(refused, "edit {i} ({code}) not reported: {}\n{}", gw.policy(), gw.metrics());
+        assert!(
+            refused,
+            "edit {i} ({code}) not reported: {}\n{}",
+            gw.policy(),
+            gw.metrics()
+        );
         assert_eq!(gw.version(), 1);
         assert_eq!(gw.policy()["sha256"], hash);
-        assert_eq!(get_with(gw.addr, "/echo/still", &[]).status, 200, "edit {i} broke serving");
+        assert_eq!(
+            get_with(gw.addr, "/echo/still", &[]).status,
+            200,
+            "edit {i} broke serving"
+        );
     }
-    assert!(gw.log().contains("policy reload refused, still serving policy version 1"));
-    assert!(gw.log().contains("routes.toml:"), "diagnostics name the file: {}", gw.log());
+    assert!(gw
+        .log()
+        .contains("policy reload refused, still serving policy version 1"));
+    assert!(
+        gw.log().contains("routes.toml:"),
+        "diagnostics name the file: {}",
+        gw.log()
+    );
     // Fixing the file recovers and clears the error.
     gw.write("routes.toml", &routes(&b, NEW_ROUTE));
     gw.sighup();
@@ -96,8 +130,17 @@ fn broken_edits_keep_the_last_good_policy() {
 #[test]
 fn restart_only_changes_are_reported_not_ignored() {
     let b = Backend::echo("echo");
-    let gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("routes.toml", &routes(&b, ""))]);
-    gw.write("gateway.toml", &gateway_toml("").replace("grace_period = \"0s\"", "grace_period = \"0s\"\nthreads = 2"));
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("routes.toml", &routes(&b, "")),
+    ]);
+    gw.write(
+        "gateway.toml",
+        &gateway_toml("").replace(
+            "grace_period = \"0s\"",
+            "grace_period = \"0s\"\nthreads = 2",
+        ),
+    );
     assert!(gw.wait_version(2));
     let p = gw.policy();
     let notes = p["restart_required"].to_string();
@@ -110,9 +153,16 @@ fn restart_only_changes_are_reported_not_ignored() {
 fn invalid_policy_at_startup_exits_non_zero_with_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("gateway.toml"), "[[listener]]\nname = \"p\"\naddr = \"127.0.0.1:1\"\n[[route]]\nname = \"r\"\nprefix = \"/\"\nupstream = \"nope\"\n").unwrap();
-    let out = std::process::Command::new(bin("menwei")).args(["run", "--policies"]).arg(dir.path()).output().unwrap();
+    let out = std::process::Command::new(bin("menwei"))
+        .args(["run", "--policies"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("gateway.toml:7:12: error[MW-POL-004]"), "{err}");
+    assert!(
+        err.contains("gateway.toml:7:12: error[MW-POL-004]"),
+        "{err}"
+    );
     assert!(err.contains("not starting"), "{err}");
 }

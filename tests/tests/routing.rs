@@ -3,14 +3,23 @@
 use menwei_tests::*;
 
 fn upstream(name: &str, b: &Backend) -> String {
-    format!("[[upstream]]\nname = \"{name}\"\nbackends = [\"{}\"]\n\n", b.addr)
+    format!(
+        "[[upstream]]\nname = \"{name}\"\nbackends = [\"{}\"]\n\n",
+        b.addr
+    )
 }
 
 /// Five backends, each behind one route; the `server` field of the echo says who answered.
 fn setup() -> (Gateway, Vec<Backend>) {
-    let names = ["root", "api", "api-v1", "exact", "admin", "gov", "post", "regex"];
+    let names = [
+        "root", "api", "api-v1", "exact", "admin", "gov", "post", "regex",
+    ];
     let backends: Vec<Backend> = names.iter().map(|n| Backend::echo(n)).collect();
-    let ups: String = names.iter().zip(&backends).map(|(n, b)| upstream(n, b)).collect();
+    let ups: String = names
+        .iter()
+        .zip(&backends)
+        .map(|(n, b)| upstream(n, b))
+        .collect();
     let routes = r#"
 [[route]]
 name = "root"
@@ -55,7 +64,11 @@ host = "*.gov.example.cn"
 prefix = "/"
 upstream = "gov"
 "#;
-    let gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("upstreams.toml", &ups), ("routes.toml", routes)]);
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("upstreams.toml", &ups),
+        ("routes.toml", routes),
+    ]);
     (gw, backends)
 }
 
@@ -75,10 +88,26 @@ fn precedence_is_deterministic() {
     assert_eq!(who(&get_with(a, "/apix", &[])), "root");
     // Prefix routes beat regex routes; the regex only gets what no prefix but "/" matches.
     assert_eq!(who(&get_with(a, "/api/v2/items", &[])), "api");
-    assert_eq!(who(&request(a, "POST", "/api/v2/x", &[], Some(b"{}"))), "post");
-    assert_eq!(who(&get_with(a, "/anything", &[("Host", "www.gov.example.cn")])), "gov");
-    assert_eq!(who(&get_with(a, "/anything", &[("Host", "gov.example.cn")])), "root");
-    assert_eq!(who(&get_with(a, "/anything", &[("Host", "WWW.GOV.EXAMPLE.CN.:8080")])), "gov");
+    assert_eq!(
+        who(&request(a, "POST", "/api/v2/x", &[], Some(b"{}"))),
+        "post"
+    );
+    assert_eq!(
+        who(&get_with(a, "/anything", &[("Host", "www.gov.example.cn")])),
+        "gov"
+    );
+    assert_eq!(
+        who(&get_with(a, "/anything", &[("Host", "gov.example.cn")])),
+        "root"
+    );
+    assert_eq!(
+        who(&get_with(
+            a,
+            "/anything",
+            &[("Host", "WWW.GOV.EXAMPLE.CN.:8080")]
+        )),
+        "gov"
+    );
 }
 
 #[test]
@@ -98,7 +127,10 @@ fn normalised_path_is_matched_and_forwarded() {
         assert_eq!(r.json()["path"], forwarded, "{path}");
     }
     // The query string is forwarded unchanged.
-    assert_eq!(get_with(a, "/%61dmin/x?q=%2e%2e", &[]).json()["target"], "/admin/x?q=%2e%2e");
+    assert_eq!(
+        get_with(a, "/%61dmin/x?q=%2e%2e", &[]).json()["target"],
+        "/admin/x?q=%2e%2e"
+    );
     // A method the admin route does not accept falls to the next route in precedence ("/"),
     // which gets the same normalised path: policy and backend still agree.
     let r = request(a, "DELETE", "//admin/x", &[], None);
@@ -109,22 +141,40 @@ fn normalised_path_is_matched_and_forwarded() {
 #[test]
 fn ambiguous_paths_are_refused() {
     let (gw, _b) = setup();
-    for path in ["/public/..%2fadmin/x", "/public/..%2Fadmin", "/public/..%5cadmin", "/public/..;/admin/x", "/a%00b", "/a%zz"] {
+    for path in [
+        "/public/..%2fadmin/x",
+        "/public/..%2Fadmin",
+        "/public/..%5cadmin",
+        "/public/..;/admin/x",
+        "/a%00b",
+        "/a%zz",
+    ] {
         let r = get_with(gw.addr, path, &[("Accept", "application/json")]);
         assert_eq!(r.status, 400, "{path}");
         let v = r.json();
         assert_eq!(v["code"], "MW-REQ-002", "{path}");
-        assert_eq!(v["request_id"].as_str().unwrap(), r.header("x-request-id").unwrap());
+        assert_eq!(
+            v["request_id"].as_str().unwrap(),
+            r.header("x-request-id").unwrap()
+        );
     }
 }
 
 #[test]
 fn refusals_are_json_or_html_with_request_id() {
     let (gw, _b) = setup();
-    let r = get_with(gw.addr, "/.menwei/callback", &[("Accept", "application/json")]);
+    let r = get_with(
+        gw.addr,
+        "/.menwei/callback",
+        &[("Accept", "application/json")],
+    );
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["code"], "MW-ROUTE-003");
-    let r = get_with(gw.addr, "/.menwei/logout", &[("Accept", "text/html,application/xhtml+xml")]);
+    let r = get_with(
+        gw.addr,
+        "/.menwei/logout",
+        &[("Accept", "text/html,application/xhtml+xml")],
+    );
     assert_eq!(r.status, 404);
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     let html = String::from_utf8(r.body.clone()).unwrap();
@@ -153,6 +203,9 @@ fn missing_host_is_refused() {
     let r = raw(gw.addr, b"GET /api HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["code"], "MW-REQ-003");
-    let r = raw(gw.addr, b"GET /api HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n");
+    let r = raw(
+        gw.addr,
+        b"GET /api HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 400);
 }

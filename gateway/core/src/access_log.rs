@@ -15,17 +15,28 @@ pub fn record(store: &Store, session: &Session, ctx: &Ctx) {
     let route = ctx.route_name();
     let elapsed = ctx.start.elapsed();
     let m = &store.metrics;
-    m.requests.with_label_values(&[route, status_label(status)]).inc();
-    m.latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+    m.requests
+        .with_label_values(&[route, status_label(status)])
+        .inc();
+    m.latency
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
     let Some(live) = &ctx.live else { return };
     if !live.snapshot.access_log {
         return;
     }
     let backend = match (ctx.upstream, ctx.backend) {
-        (Some(u), Some(b)) => live.upstreams.get(u).and_then(|g| g.backends.get(b)).map(|b| b.name.as_str()),
+        (Some(u), Some(b)) => live
+            .upstreams
+            .get(u)
+            .and_then(|g| g.backends.get(b))
+            .map(|b| b.name.as_str()),
         _ => None,
     };
-    let upstream = ctx.upstream.and_then(|u| live.upstreams.get(u)).map(|g| g.spec.name.as_str());
+    let upstream = ctx
+        .upstream
+        .and_then(|u| live.upstreams.get(u))
+        .map(|g| g.spec.name.as_str());
     let req = session.req_header();
     tracing::info!(
         target: "menwei::access",
@@ -49,5 +60,8 @@ pub fn record(store: &Store, session: &Session, ctx: &Ctx) {
 fn status_label(s: u16) -> &'static str {
     static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let labels = LABELS.get_or_init(|| (0..600).map(|i: u16| i.to_string()).collect());
-    labels.get(s as usize).map(String::as_str).unwrap_or("other")
+    labels
+        .get(s as usize)
+        .map(String::as_str)
+        .unwrap_or("other")
 }

@@ -68,16 +68,26 @@ impl ServeHttp for Admin {
         match session.req_header().uri.path() {
             "/metrics" => {
                 crate::health::publish(&self.store);
-                reply(200, "text/plain; version=0.0.4", self.store.metrics.render())
+                reply(
+                    200,
+                    "text/plain; version=0.0.4",
+                    self.store.metrics.render(),
+                )
             }
             "/healthz" => reply(200, "text/plain", b"ok\n".to_vec()),
-            "/readyz" if self.draining.load(Ordering::Relaxed) => reply(503, "text/plain", b"draining\n".to_vec()),
+            "/readyz" if self.draining.load(Ordering::Relaxed) => {
+                reply(503, "text/plain", b"draining\n".to_vec())
+            }
             "/readyz" => reply(200, "text/plain", b"ready\n".to_vec()),
             "/policy" => {
                 let body = serde_json::to_vec_pretty(&self.policy()).unwrap_or_default();
                 reply(200, "application/json", body)
             }
-            _ => reply(404, "text/plain", b"not found: try /metrics /healthz /readyz /policy\n".to_vec()),
+            _ => reply(
+                404,
+                "text/plain",
+                b"not found: try /metrics /healthz /readyz /policy\n".to_vec(),
+            ),
         }
     }
 }

@@ -64,7 +64,13 @@ impl Ctx {
     /// The route this request matched.
     pub fn route_name(&self) -> &str {
         match (&self.live, self.route) {
-            (Some(l), Some(i)) => l.snapshot.router.routes().get(i).map(|r| r.name.as_str()).unwrap_or("-"),
+            (Some(l), Some(i)) => l
+                .snapshot
+                .router
+                .routes()
+                .get(i)
+                .map(|r| r.name.as_str())
+                .unwrap_or("-"),
             _ => "-",
         }
     }

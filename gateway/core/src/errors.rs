@@ -71,7 +71,8 @@ pub fn render(
         );
         ("text/html; charset=utf-8", body)
     } else {
-        let body = serde_json::json!({"error": d.message, "code": d.code, "request_id": request_id}).to_string() + "\n";
+        let body = serde_json::json!({"error": d.message, "code": d.code, "request_id": request_id})
+            .to_string() + "\n";
         ("application/json", body)
     };
     let mut h = ResponseHeader::build(d.status, Some(6))?;
@@ -97,8 +98,17 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["code"], "MW-ROUTE-001");
         assert_eq!(v["request_id"], "rid1");
-        let (h, b) = render(NO_ROUTE, "rid<script>", Some(b"text/html,application/xhtml+xml"), None).unwrap();
-        assert!(h.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+        let (h, b) = render(
+            NO_ROUTE,
+            "rid<script>",
+            Some(b"text/html,application/xhtml+xml"),
+            None,
+        )
+        .unwrap();
+        assert!(h.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         let s = String::from_utf8(b.to_vec()).unwrap();
         assert!(s.contains("MW-ROUTE-001") && s.contains("ridscript") && !s.contains("<script>"));
     }

@@ -29,14 +29,22 @@ fn start_due_checks(store: &Store) {
     let live = store.current();
     let now = now_ms();
     for group in &live.upstreams {
-        let Some(h) = &group.spec.health else { continue };
+        let Some(h) = &group.spec.health else {
+            continue;
+        };
         for b in &group.backends {
             let due = b.next_check.load(Ordering::Relaxed);
             if due > now {
                 continue;
             }
-            b.next_check.store(now + h.interval.as_millis() as u64, Ordering::Relaxed);
-            let (b, h, tls, up) = (b.clone(), h.clone(), group.spec.tls, group.spec.name.clone());
+            b.next_check
+                .store(now + h.interval.as_millis() as u64, Ordering::Relaxed);
+            let (b, h, tls, up) = (
+                b.clone(),
+                h.clone(),
+                group.spec.tls,
+                group.spec.name.clone(),
+            );
             tokio::spawn(async move {
                 let ok = check(&b, &h, tls).await;
                 apply(&up, &b, &h, ok);
@@ -46,10 +54,18 @@ fn start_due_checks(store: &Store) {
 }
 
 fn apply(upstream: &str, b: &BackendState, h: &HealthSpec, ok: bool) {
-    let (streak, other) = if ok { (&b.check_ok, &b.check_fail) } else { (&b.check_fail, &b.check_ok) };
+    let (streak, other) = if ok {
+        (&b.check_ok, &b.check_fail)
+    } else {
+        (&b.check_fail, &b.check_ok)
+    };
     other.store(0, Ordering::Relaxed);
     let n = streak.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-    let threshold = if ok { h.healthy_after } else { h.unhealthy_after };
+    let threshold = if ok {
+        h.healthy_after
+    } else {
+        h.unhealthy_after
+    };
     if n >= threshold && b.set_healthy(ok) {
         if ok {
             tracing::info!(upstream, backend = %b.name, "backend healthy again");
@@ -60,16 +76,23 @@ fn apply(upstream: &str, b: &BackendState, h: &HealthSpec, ok: bool) {
 }
 
 async fn check(b: &BackendState, h: &HealthSpec, tls: bool) -> bool {
-    tokio::time::timeout(h.timeout, probe(b, h, tls)).await.unwrap_or(false)
+    tokio::time::timeout(h.timeout, probe(b, h, tls))
+        .await
+        .unwrap_or(false)
 }
 
 async fn probe(b: &BackendState, h: &HealthSpec, tls: bool) -> bool {
-    let Ok(mut conn) = tokio::net::TcpStream::connect(b.addr).await else { return false };
+    let Ok(mut conn) = tokio::net::TcpStream::connect(b.addr).await else {
+        return false;
+    };
     if tls {
         return true;
     }
     let host = b.name.rsplit_once(':').map(|(h, _)| h).unwrap_or(&b.name);
-    let req = format!("GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: menwei-health\r\nConnection: close\r\n\r\n", h.path);
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: menwei-health\r\nConnection: close\r\n\r\n",
+        h.path
+    );
     if conn.write_all(req.as_bytes()).await.is_err() {
         return false;
     }
@@ -94,7 +117,11 @@ pub fn publish(store: &Store) {
     let live = store.current();
     for g in &live.upstreams {
         for b in &g.backends {
-            store.metrics.upstream_healthy.with_label_values(&[&g.spec.name, &b.name]).set(i64::from(b.available()));
+            store
+                .metrics
+                .upstream_healthy
+                .with_label_values(&[&g.spec.name, &b.name])
+                .set(i64::from(b.available()));
         }
     }
 }

@@ -9,12 +9,26 @@ use std::net::IpAddr;
 
 /// Headers meaningful only for one connection (RFC 9110 section 7.6.1), never forwarded.
 /// `transfer-encoding` is left to Pingora, which re-frames the body itself.
-const HOP_BY_HOP: [&str; 7] =
-    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization"];
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+];
 
 /// Forwarding headers believed only from trusted proxies.
-const FORWARDING: [&str; 7] =
-    ["forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-cluster-client-ip", "cf-connecting-ip", "x-original-forwarded-for"];
+const FORWARDING: [&str; 7] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "x-original-forwarded-for",
+];
 
 /// Why a request's framing was refused.
 pub type FramingError = &'static str;
@@ -35,9 +49,20 @@ fn raw_count(raw: &[u8], name: &[u8]) -> usize {
 /// Refuses ambiguous HTTP/1 framing as nginx does: `Content-Length` with `Transfer-Encoding`,
 /// duplicate or non-numeric `Content-Length`, and any `Transfer-Encoding` other than one `chunked`.
 pub fn check_framing(raw_head: Option<&[u8]>, req: &RequestHeader) -> Result<(), FramingError> {
-    let te: Vec<_> = req.headers.get_all(http::header::TRANSFER_ENCODING).iter().collect();
-    let cl_parsed: Vec<_> = req.headers.get_all(http::header::CONTENT_LENGTH).iter().collect();
-    let cl_count = raw_head.map(|r| raw_count(r, b"content-length")).unwrap_or(cl_parsed.len()).max(cl_parsed.len());
+    let te: Vec<_> = req
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .collect();
+    let cl_parsed: Vec<_> = req
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .collect();
+    let cl_count = raw_head
+        .map(|r| raw_count(r, b"content-length"))
+        .unwrap_or(cl_parsed.len())
+        .max(cl_parsed.len());
     if !te.is_empty() && cl_count > 0 {
         return Err("both Content-Length and Transfer-Encoding");
     }
@@ -50,7 +75,10 @@ pub fn check_framing(raw_head: Option<&[u8]>, req: &RequestHeader) -> Result<(),
             return Err("invalid Content-Length");
         }
     }
-    let te_raw = raw_head.map(|r| raw_count(r, b"transfer-encoding")).unwrap_or(te.len()).max(te.len());
+    let te_raw = raw_head
+        .map(|r| raw_count(r, b"transfer-encoding"))
+        .unwrap_or(te.len())
+        .max(te.len());
     if te_raw > 1 {
         return Err("duplicate Transfer-Encoding");
     }
@@ -64,7 +92,12 @@ pub fn check_framing(raw_head: Option<&[u8]>, req: &RequestHeader) -> Result<(),
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address
 /// of `X-Forwarded-For` (then `X-Real-IP`) that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, peer_trusted: bool, req: &RequestHeader, trust: &TrustSettings) -> IpAddr {
+pub fn client_ip(
+    peer: IpAddr,
+    peer_trusted: bool,
+    req: &RequestHeader,
+    trust: &TrustSettings,
+) -> IpAddr {
     if !peer_trusted {
         return peer;
     }
@@ -96,7 +129,10 @@ pub fn client_ip(peer: IpAddr, peer_trusted: bool, req: &RequestHeader, trust: &
 
 /// An incoming request id is kept only from a trusted proxy and only if it looks like one.
 pub fn valid_request_id(v: &[u8]) -> bool {
-    !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    !v.is_empty()
+        && v.len() <= 128
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// A new request id: 128 random bits as 32 hex digits.
@@ -130,8 +166,13 @@ pub fn clean_upstream_request(req: &mut RequestHeader, f: &Forwarding<'_>) {
     }
     for name in req.headers.keys() {
         let n = name.as_str();
-        let identity = f.trust.identity_prefixes.iter().any(|p| n.starts_with(p.as_str()));
-        let forwarding = !f.peer_trusted && (n.starts_with("x-forwarded-") || FORWARDING.contains(&n));
+        let identity = f
+            .trust
+            .identity_prefixes
+            .iter()
+            .any(|p| n.starts_with(p.as_str()));
+        let forwarding =
+            !f.peer_trusted && (n.starts_with("x-forwarded-") || FORWARDING.contains(&n));
         if identity || forwarding || HOP_BY_HOP.contains(&n) || *name == f.trust.request_id_header {
             drop.push(name.clone());
         }
@@ -145,7 +186,11 @@ pub fn clean_upstream_request(req: &mut RequestHeader, f: &Forwarding<'_>) {
 }
 
 fn write_forwarding(req: &mut RequestHeader, f: &Forwarding<'_>) {
-    let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match req
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(prev) if f.peer_trusted => format!("{prev}, {}", f.peer),
         _ => f.peer.to_string(),
     };
@@ -170,7 +215,10 @@ mod tests {
 
     fn trust(proxies: &[&str]) -> TrustSettings {
         TrustSettings {
-            proxies: proxies.iter().map(|p| menwei_policy::types::Cidr::parse(p).unwrap()).collect(),
+            proxies: proxies
+                .iter()
+                .map(|p| menwei_policy::types::Cidr::parse(p).unwrap())
+                .collect(),
             identity_prefixes: vec!["x-auth-".into(), "x-user-".into(), "x-menwei-".into()],
             request_id_header: http::HeaderName::from_static("x-request-id"),
         }
@@ -188,11 +236,29 @@ mod tests {
     fn framing() {
         let r = req(&[("transfer-encoding", "chunked")]);
         let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(check_framing(Some(raw), &r), Err("both Content-Length and Transfer-Encoding"));
-        assert_eq!(check_framing(None, &req(&[("content-length", "1"), ("content-length", "1")])), Err("duplicate Content-Length"));
-        assert_eq!(check_framing(None, &req(&[("content-length", "+1")])), Err("invalid Content-Length"));
-        assert_eq!(check_framing(None, &req(&[("transfer-encoding", "xchunked")])), Err("unsupported Transfer-Encoding"));
-        assert_eq!(check_framing(None, &req(&[("transfer-encoding", "chunked, chunked")])), Err("unsupported Transfer-Encoding"));
+        assert_eq!(
+            check_framing(Some(raw), &r),
+            Err("both Content-Length and Transfer-Encoding")
+        );
+        assert_eq!(
+            check_framing(
+                None,
+                &req(&[("content-length", "1"), ("content-length", "1")])
+            ),
+            Err("duplicate Content-Length")
+        );
+        assert_eq!(
+            check_framing(None, &req(&[("content-length", "+1")])),
+            Err("invalid Content-Length")
+        );
+        assert_eq!(
+            check_framing(None, &req(&[("transfer-encoding", "xchunked")])),
+            Err("unsupported Transfer-Encoding")
+        );
+        assert_eq!(
+            check_framing(None, &req(&[("transfer-encoding", "chunked, chunked")])),
+            Err("unsupported Transfer-Encoding")
+        );
         assert!(check_framing(None, &req(&[("transfer-encoding", "Chunked")])).is_ok());
         assert!(check_framing(None, &req(&[("content-length", "12")])).is_ok());
     }
@@ -202,12 +268,21 @@ mod tests {
         let t = trust(&["10.0.0.0/8"]);
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
         let r = req(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.7")]);
-        assert_eq!(client_ip(peer, true, &r, &t), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, true, &r, &t),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(client_ip(peer, false, &r, &t), peer);
         let r = req(&[("x-forwarded-for", "garbage, 10.0.0.9")]);
-        assert_eq!(client_ip(peer, true, &r, &t), "10.0.0.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, true, &r, &t),
+            "10.0.0.9".parse::<IpAddr>().unwrap()
+        );
         let r = req(&[("x-real-ip", "5.5.5.5")]);
-        assert_eq!(client_ip(peer, true, &r, &t), "5.5.5.5".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, true, &r, &t),
+            "5.5.5.5".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -236,7 +311,14 @@ mod tests {
         };
         clean_upstream_request(&mut r, &f);
         let h = &r.headers;
-        for gone in ["x-user-id", "x-auth-roles", "forwarded", "connection", "x-secret", "keep-alive"] {
+        for gone in [
+            "x-user-id",
+            "x-auth-roles",
+            "forwarded",
+            "connection",
+            "x-secret",
+            "keep-alive",
+        ] {
             assert!(!h.contains_key(gone), "{gone}");
         }
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");

@@ -25,9 +25,17 @@ pub struct Live {
 /// What happened to a reload request.
 #[derive(Debug)]
 pub enum Reload {
-    Applied { version: u64, restart_required: Vec<String> },
-    Unchanged { version: u64 },
-    Rejected { version: u64, diagnostics: Diagnostics },
+    Applied {
+        version: u64,
+        restart_required: Vec<String>,
+    },
+    Unchanged {
+        version: u64,
+    },
+    Rejected {
+        version: u64,
+        diagnostics: Diagnostics,
+    },
 }
 
 /// Shown at `/policy`.
@@ -68,7 +76,10 @@ fn build_live(snapshot: Snapshot, registry: &mut Registry) -> Live {
         })
         .collect();
     *registry = keep;
-    Live { snapshot: Arc::new(snapshot), upstreams }
+    Live {
+        snapshot: Arc::new(snapshot),
+        upstreams,
+    }
 }
 
 impl Store {
@@ -106,10 +117,15 @@ impl Store {
             Err(diagnostics) => {
                 self.metrics.reload_failures.inc();
                 if let Ok(mut st) = self.status.lock() {
-                    st.last_error = Some(format!("{diagnostics}still serving policy version {version}\n"));
+                    st.last_error = Some(format!(
+                        "{diagnostics}still serving policy version {version}\n"
+                    ));
                     st.last_error_at = Some(SystemTime::now());
                 }
-                Reload::Rejected { version, diagnostics }
+                Reload::Rejected {
+                    version,
+                    diagnostics,
+                }
             }
             Ok(s) if s.sha256 == current.snapshot.sha256 => Reload::Unchanged { version },
             Ok(mut s) => {
@@ -122,12 +138,17 @@ impl Store {
                 self.live.store(Arc::new(live));
                 self.metrics.reloads.inc();
                 self.metrics.policy_version.set((version + 1) as i64);
-                self.metrics.restart_required.set(i64::from(!restart_required.is_empty()));
+                self.metrics
+                    .restart_required
+                    .set(i64::from(!restart_required.is_empty()));
                 if let Ok(mut st) = self.status.lock() {
                     st.last_error = None;
                     st.restart_required = restart_required.clone();
                 }
-                Reload::Applied { version: version + 1, restart_required }
+                Reload::Applied {
+                    version: version + 1,
+                    restart_required,
+                }
             }
         }
     }
@@ -141,10 +162,16 @@ fn restart_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         out.push("[[listener]] addresses or options changed".to_string());
     }
     if o.admin != n.admin {
-        out.push(format!("[server] admin changed from {} to {}", o.admin, n.admin));
+        out.push(format!(
+            "[server] admin changed from {} to {}",
+            o.admin, n.admin
+        ));
     }
     if o.threads != n.threads {
-        out.push(format!("[server] threads changed from {} to {}", o.threads, n.threads));
+        out.push(format!(
+            "[server] threads changed from {} to {}",
+            o.threads, n.threads
+        ));
     }
     if o.upstream_keepalive_pool != n.upstream_keepalive_pool {
         out.push("[server] upstream_keepalive_pool changed".to_string());

@@ -2,7 +2,8 @@
 //! policy (route and upstream names), never by request data.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -21,28 +22,50 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("menwei_requests_total", "Requests answered, by route and status"),
+            Opts::new(
+                "menwei_requests_total",
+                "Requests answered, by route and status",
+            ),
             &["route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("menwei_request_duration_seconds", "Time from request head to last byte, by route")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "menwei_request_duration_seconds",
+                "Time from request head to last byte, by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
             &["route"],
         )?;
         let upstream_healthy = IntGaugeVec::new(
-            Opts::new("menwei_upstream_backend_up", "1 when a backend is available (healthy and not ejected)"),
+            Opts::new(
+                "menwei_upstream_backend_up",
+                "1 when a backend is available (healthy and not ejected)",
+            ),
             &["upstream", "backend"],
         )?;
         let upstream_failures = IntCounterVec::new(
-            Opts::new("menwei_upstream_failures_total", "Failed attempts to a backend (connect, timeout, reset)"),
+            Opts::new(
+                "menwei_upstream_failures_total",
+                "Failed attempts to a backend (connect, timeout, reset)",
+            ),
             &["upstream", "backend"],
         )?;
-        let policy_version = IntGauge::new("menwei_policy_version", "Version of the policy being served")?;
+        let policy_version = IntGauge::new(
+            "menwei_policy_version",
+            "Version of the policy being served",
+        )?;
         let reloads = IntCounter::new("menwei_policy_reloads_total", "Policy reloads applied")?;
-        let reload_failures =
-            IntCounter::new("menwei_policy_reload_failures_total", "Policy reloads refused (last good policy kept)")?;
-        let restart_required =
-            IntGauge::new("menwei_policy_restart_required", "1 when a loaded policy changed settings that need a restart")?;
+        let reload_failures = IntCounter::new(
+            "menwei_policy_reload_failures_total",
+            "Policy reloads refused (last good policy kept)",
+        )?;
+        let restart_required = IntGauge::new(
+            "menwei_policy_restart_required",
+            "1 when a loaded policy changed settings that need a restart",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;

@@ -39,12 +39,24 @@ pub struct Gateway {
 
 impl Gateway {
     /// Writes a refusal and records it; the request ends here.
-    async fn deny(&self, session: &mut Session, ctx: &mut Ctx, d: Deny, allow: Option<&str>) -> Result<bool> {
+    async fn deny(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        d: Deny,
+        allow: Option<&str>,
+    ) -> Result<bool> {
         ctx.deny = Some(d);
-        let accept = session.req_header().headers.get(http::header::ACCEPT).map(|v| v.as_bytes().to_vec());
+        let accept = session
+            .req_header()
+            .headers
+            .get(http::header::ACCEPT)
+            .map(|v| v.as_bytes().to_vec());
         let (head, body) = errors::render(d, &ctx.request_id, accept.as_deref(), allow)?;
         let head_only = session.req_header().method == http::Method::HEAD;
-        session.write_response_header(Box::new(head), head_only).await?;
+        session
+            .write_response_header(Box::new(head), head_only)
+            .await?;
         if !head_only {
             session.write_response_body(Some(body), true).await?;
         }
@@ -52,18 +64,26 @@ impl Gateway {
     }
 
     /// Runs the request-head checks; `Err` is the refusal to write.
-    fn admit(&self, session: &Session, ctx: &mut Ctx) -> std::result::Result<(), (Deny, Option<String>)> {
+    fn admit(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+    ) -> std::result::Result<(), (Deny, Option<String>)> {
         let live = ctx.live.clone().ok_or((errors::INTERNAL, None))?;
         let snap = &live.snapshot;
         let req = session.req_header();
-        let raw = session.as_downstream().as_http1().map(|s| s.get_headers_raw_bytes());
+        let raw = session
+            .as_downstream()
+            .as_http1()
+            .map(|s| s.get_headers_raw_bytes());
         hygiene::check_framing(raw.as_deref(), req).map_err(|why| {
             tracing::info!(request_id = %ctx.request_id, why, "refused request framing");
             (errors::BAD_FRAMING, None)
         })?;
         request::check_limits(req, &snap.limits).map_err(|d| (d, None))?;
         ctx.host = request::host(req).map_err(|d| (d, None))?;
-        ctx.path = menwei_policy::path::normalize(req.uri.path()).map_err(|_| (errors::BAD_PATH, None))?;
+        ctx.path =
+            menwei_policy::path::normalize(req.uri.path()).map_err(|_| (errors::BAD_PATH, None))?;
         if request::is_reserved(&ctx.path) {
             return Err((errors::RESERVED, None));
         }
@@ -75,7 +95,11 @@ impl Gateway {
                 return Err((errors::METHOD_NOT_ALLOWED, Some(allow)));
             }
         };
-        ctx.route = snap.router.routes().iter().position(|r| std::ptr::eq(r, route));
+        ctx.route = snap
+            .router
+            .routes()
+            .iter()
+            .position(|r| std::ptr::eq(r, route));
         ctx.upstream = Some(route.upstream);
         if session.is_upgrade_req() {
             if !route.websocket {
@@ -86,9 +110,18 @@ impl Gateway {
         request::check_declared_body(req, route.max_body_bytes).map_err(|d| (d, None))
     }
 
-    fn hash_key(&self, session: &Session, ctx: &Ctx, on: HashOn, header: Option<&http::HeaderName>) -> Vec<u8> {
+    fn hash_key(
+        &self,
+        session: &Session,
+        ctx: &Ctx,
+        on: HashOn,
+        header: Option<&http::HeaderName>,
+    ) -> Vec<u8> {
         match on {
-            HashOn::ClientIp => ctx.client.map(|c| c.to_string().into_bytes()).unwrap_or_default(),
+            HashOn::ClientIp => ctx
+                .client
+                .map(|c| c.to_string().into_bytes())
+                .unwrap_or_default(),
             HashOn::Path => ctx.path.as_bytes().to_vec(),
             HashOn::Header => header
                 .and_then(|h| session.req_header().headers.get(h))
@@ -99,24 +132,44 @@ impl Gateway {
 
     fn max_body(&self, ctx: &Ctx) -> u64 {
         match (&ctx.live, ctx.route) {
-            (Some(l), Some(i)) => l.snapshot.router.routes().get(i).map(|r| r.max_body_bytes).unwrap_or(0),
+            (Some(l), Some(i)) => l
+                .snapshot
+                .router
+                .routes()
+                .get(i)
+                .map(|r| r.max_body_bytes)
+                .unwrap_or(0),
             _ => 0,
         }
     }
 
     fn record_backend_failure(&self, ctx: &Ctx) {
-        let (Some(live), Some(u), Some(b)) = (&ctx.live, ctx.upstream, ctx.backend) else { return };
-        let Some(group) = live.upstreams.get(u) else { return };
-        let Some(backend) = group.backends.get(b) else { return };
-        self.store.metrics.upstream_failures.with_label_values(&[&group.spec.name, &backend.name]).inc();
+        let (Some(live), Some(u), Some(b)) = (&ctx.live, ctx.upstream, ctx.backend) else {
+            return;
+        };
+        let Some(group) = live.upstreams.get(u) else {
+            return;
+        };
+        let Some(backend) = group.backends.get(b) else {
+            return;
+        };
+        self.store
+            .metrics
+            .upstream_failures
+            .with_label_values(&[&group.spec.name, &backend.name])
+            .inc();
         if backend.record_failure(&group.spec) {
             tracing::warn!(upstream = %group.spec.name, backend = %backend.name, "backend ejected after consecutive failures");
         }
     }
 
     fn may_retry(&self, ctx: &Ctx) -> bool {
-        let (Some(live), Some(u)) = (&ctx.live, ctx.upstream) else { return false };
-        live.upstreams.get(u).is_some_and(|g| ctx.tried.len() <= g.spec.retries as usize && ctx.tried.len() < g.backends.len())
+        let (Some(live), Some(u)) = (&ctx.live, ctx.upstream) else {
+            return false;
+        };
+        live.upstreams.get(u).is_some_and(|g| {
+            ctx.tried.len() <= g.spec.retries as usize && ctx.tried.len() < g.backends.len()
+        })
     }
 }
 
@@ -131,13 +184,25 @@ fn deny_for(e: &Error, ctx: &Ctx) -> Option<Deny> {
     }
     use ErrorType::*;
     let d = match (e.esource(), e.etype()) {
-        (_, HTTPStatus(s)) => errors::ALL.iter().find(|d| d.status == *s).copied().unwrap_or(errors::INTERNAL),
-        (ErrorSource::Upstream, ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout) => errors::UPSTREAM_TIMEOUT,
-        (ErrorSource::Upstream, ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure | InvalidCert | HandshakeError) => {
-            errors::UPSTREAM_CONNECT
-        }
+        (_, HTTPStatus(s)) => errors::ALL
+            .iter()
+            .find(|d| d.status == *s)
+            .copied()
+            .unwrap_or(errors::INTERNAL),
+        (
+            ErrorSource::Upstream,
+            ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout,
+        ) => errors::UPSTREAM_TIMEOUT,
+        (
+            ErrorSource::Upstream,
+            ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure | InvalidCert
+            | HandshakeError,
+        ) => errors::UPSTREAM_CONNECT,
         (ErrorSource::Upstream, _) => errors::UPSTREAM_BROKEN,
-        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed | ReadTimedout | WriteTimedout) => return None,
+        (
+            ErrorSource::Downstream,
+            ReadError | WriteError | ConnectionClosed | ReadTimedout | WriteTimedout,
+        ) => return None,
         (ErrorSource::Downstream, _) => errors::BAD_REQUEST,
         _ => errors::INTERNAL,
     };
@@ -156,10 +221,15 @@ impl ProxyHttp for Gateway {
         let live = self.store.current();
         let trust = &live.snapshot.trust;
         ctx.start = Instant::now();
-        ctx.peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         ctx.peer_trusted = ctx.peer.is_some_and(|p| trust.is_trusted(p));
         let req = session.req_header();
-        ctx.client = ctx.peer.map(|p| hygiene::client_ip(p, ctx.peer_trusted, req, trust));
+        ctx.client = ctx
+            .peer
+            .map(|p| hygiene::client_ip(p, ctx.peer_trusted, req, trust));
         ctx.request_id = match req.headers.get(&trust.request_id_header) {
             Some(v) if ctx.peer_trusted && hygiene::valid_request_id(v.as_bytes()) => {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
@@ -210,11 +280,19 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let live = ctx.live.clone().ok_or_else(|| Error::new(ErrorType::InternalError))?;
-        let group = ctx.upstream.and_then(|u| live.upstreams.get(u)).ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let live = ctx
+            .live
+            .clone()
+            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let group = ctx
+            .upstream
+            .and_then(|u| live.upstreams.get(u))
+            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
         let spec = &group.spec;
         let first = *ctx.first_attempt.get_or_insert_with(Instant::now);
-        let remaining = spec.total_timeout.map(|t| t.saturating_sub(first.elapsed()));
+        let remaining = spec
+            .total_timeout
+            .map(|t| t.saturating_sub(first.elapsed()));
         if remaining.is_some_and(|r| r.is_zero()) {
             return Err(status_error(504, ctx, errors::UPSTREAM_TIMEOUT));
         }
@@ -226,7 +304,13 @@ impl ProxyHttp for Gateway {
         ctx.tried.push(i);
         ctx.backend = Some(i);
         ctx.inflight = Some(crate::upstream::InflightGuard::new(backend.clone()));
-        let sni = spec.sni.clone().unwrap_or_else(|| backend.name.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default());
+        let sni = spec.sni.clone().unwrap_or_else(|| {
+            backend
+                .name
+                .rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .unwrap_or_default()
+        });
         let mut peer = HttpPeer::new(backend.addr, spec.tls, sni);
         let cap = |d: std::time::Duration| Some(remaining.map_or(d, |r| d.min(r)));
         peer.options.connection_timeout = cap(spec.connect_timeout);
@@ -235,7 +319,13 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(peer))
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         self.record_backend_failure(ctx);
         // Nothing reached the backend, so any method may go to another one.
         if self.may_retry(ctx) {
@@ -262,13 +352,23 @@ impl ProxyHttp for Gateway {
         e
     }
 
-    async fn upstream_request_filter(&self, session: &mut Session, upstream: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
-        let live = ctx.live.clone().ok_or_else(|| Error::new(ErrorType::InternalError))?;
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let live = ctx
+            .live
+            .clone()
+            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
         let target = match session.req_header().uri.query() {
             Some(q) => format!("{}?{q}", ctx.path),
             None => ctx.path.clone(),
         };
-        let uri: http::Uri = target.parse().map_err(|_| status_error(400, ctx, errors::BAD_PATH))?;
+        let uri: http::Uri = target
+            .parse()
+            .map_err(|_| status_error(400, ctx, errors::BAD_PATH))?;
         upstream.set_uri(uri);
         let (Some(peer), Some(client)) = (ctx.peer, ctx.client) else {
             return Err(Error::new(ErrorType::InternalError));
@@ -287,7 +387,12 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         if let (Some(live), Some(u), Some(b)) = (&ctx.live, ctx.upstream, ctx.backend) {
             if let Some(backend) = live.upstreams.get(u).and_then(|g| g.backends.get(b)) {
                 backend.record_success();
@@ -299,14 +404,20 @@ impl ProxyHttp for Gateway {
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let Some(d) = deny_for(e, ctx) else {
-            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
         };
         ctx.deny = Some(d);
         tracing::warn!(request_id = %ctx.request_id, route = ctx.route_name(), code = d.code, error = %e, "request failed");
         if session.response_written().is_none() {
             let _ = self.deny(session, ctx, d, None).await;
         }
-        FailToProxy { error_code: d.status, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: d.status,
+            can_reuse_downstream: false,
+        }
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {

@@ -16,14 +16,20 @@ pub struct Reloader {
 /// Logs the outcome of a reload for operators.
 pub fn report(outcome: &Reload, trigger: &str) {
     match outcome {
-        Reload::Applied { version, restart_required } => {
+        Reload::Applied {
+            version,
+            restart_required,
+        } => {
             tracing::info!(trigger, version, "policy version {version} applied");
             for what in restart_required {
                 tracing::warn!(trigger, version, "{what}: this takes effect only after a restart (still running with the old value)");
             }
         }
         Reload::Unchanged { version } => tracing::debug!(trigger, version, "policy unchanged"),
-        Reload::Rejected { version, diagnostics } => {
+        Reload::Rejected {
+            version,
+            diagnostics,
+        } => {
             tracing::error!(
                 trigger,
                 errors = diagnostics.len(),
@@ -37,13 +43,17 @@ pub fn report(outcome: &Reload, trigger: &str) {
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let watcher = menwei_policy::watch::watch(&self.dir, Duration::from_millis(300), move || {
-            let _ = tx.try_send(());
-        });
+        let watcher =
+            menwei_policy::watch::watch(&self.dir, Duration::from_millis(300), move || {
+                let _ = tx.try_send(());
+            });
         let _watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
-                tracing::warn!("cannot watch {} ({e}); reload with SIGHUP", self.dir.display());
+                tracing::warn!(
+                    "cannot watch {} ({e}); reload with SIGHUP",
+                    self.dir.display()
+                );
                 None
             }
         };
@@ -63,7 +73,9 @@ impl BackgroundService for Reloader {
             let store = self.store.clone();
             match tokio::task::spawn_blocking(move || store.reload()).await {
                 Ok(outcome) => report(&outcome, trigger),
-                Err(e) => tracing::error!("policy reload task failed: {e}; still serving the last good policy"),
+                Err(e) => tracing::error!(
+                    "policy reload task failed: {e}; still serving the last good policy"
+                ),
             }
         }
     }

@@ -7,14 +7,22 @@ use pingora::http::RequestHeader;
 
 /// Size limits on the request line and headers.
 pub fn check_limits(req: &RequestHeader, limits: &LimitSettings) -> Result<(), Deny> {
-    let uri_len = req.uri.path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
+    let uri_len = req
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0);
     if uri_len as u64 > limits.max_uri_bytes {
         return Err(errors::URI_TOO_LONG);
     }
     if req.headers.len() > limits.max_headers {
         return Err(errors::HEADERS_TOO_LARGE);
     }
-    let bytes: usize = req.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let bytes: usize = req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     if bytes as u64 > limits.max_header_bytes {
         return Err(errors::HEADERS_TOO_LARGE);
     }
@@ -56,7 +64,11 @@ fn normalise_host(raw: &str) -> Option<String> {
         }
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    let ok = !name.is_empty() && name.len() <= 253 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
     ok.then_some(name)
 }
 
@@ -85,8 +97,14 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(normalise_host("Gov.Example.CN:8080").as_deref(), Some("gov.example.cn"));
-        assert_eq!(normalise_host("gov.example.cn.").as_deref(), Some("gov.example.cn"));
+        assert_eq!(
+            normalise_host("Gov.Example.CN:8080").as_deref(),
+            Some("gov.example.cn")
+        );
+        assert_eq!(
+            normalise_host("gov.example.cn.").as_deref(),
+            Some("gov.example.cn")
+        );
         assert_eq!(normalise_host("[::1]:8080").as_deref(), Some("[::1]"));
         assert_eq!(normalise_host("127.0.0.1").as_deref(), Some("127.0.0.1"));
         assert_eq!(normalise_host("a b"), None);

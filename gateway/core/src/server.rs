@@ -32,8 +32,14 @@ fn conf(snapshot: &Snapshot) -> ServerConf {
     ServerConf {
         threads: snapshot.restart.threads,
         work_stealing: false,
-        pid_file: tmp.join(format!("menwei-{}.pid", std::process::id())).display().to_string(),
-        upgrade_sock: tmp.join(format!("menwei-{}-upgrade.sock", std::process::id())).display().to_string(),
+        pid_file: tmp
+            .join(format!("menwei-{}.pid", std::process::id()))
+            .display()
+            .to_string(),
+        upgrade_sock: tmp
+            .join(format!("menwei-{}-upgrade.sock", std::process::id()))
+            .display()
+            .to_string(),
         grace_period_seconds: Some(grace),
         graceful_shutdown_timeout_seconds: Some(grace.max(1)),
         upstream_keepalive_pool_size: snapshot.restart.upstream_keepalive_pool,
@@ -52,11 +58,17 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, self::conf(&store.current().snapshot));
     server.bootstrap();
     for l in &listeners {
-        let gw = Gateway { store: store.clone() };
-        let mut svc = pingora::proxy::http_proxy_service_with_name(&conf, gw, &format!("menwei {}", l.name));
+        let gw = Gateway {
+            store: store.clone(),
+        };
+        let mut svc =
+            pingora::proxy::http_proxy_service_with_name(&conf, gw, &format!("menwei {}", l.name));
         if l.tls {
-            let mut tls = TlsSettings::intermediate("", "").map_err(|e| format!("TLS listener {}: {e}", l.name))?;
-            tls.set_cert_resolver(Arc::new(crate::tls::SniResolver { store: store.clone() }));
+            let mut tls = TlsSettings::intermediate("", "")
+                .map_err(|e| format!("TLS listener {}: {e}", l.name))?;
+            tls.set_cert_resolver(Arc::new(crate::tls::SniResolver {
+                store: store.clone(),
+            }));
             tls.enable_h2();
             svc.add_tls_with_settings(&l.addr.to_string(), None, tls);
         } else {
@@ -72,11 +84,28 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
         server.add_service(svc);
     }
     let draining = Arc::new(AtomicBool::new(false));
-    let mut admin = Service::new("menwei admin".to_string(), Admin { store: store.clone(), draining });
+    let mut admin = Service::new(
+        "menwei admin".to_string(),
+        Admin {
+            store: store.clone(),
+            draining,
+        },
+    );
     admin.add_tcp(&admin_addr.to_string());
     server.add_service(admin);
-    server.add_service(background_service("health checks", HealthChecks { store: store.clone() }));
-    server.add_service(background_service("policy reload", Reloader { store: store.clone(), dir }));
+    server.add_service(background_service(
+        "health checks",
+        HealthChecks {
+            store: store.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "policy reload",
+        Reloader {
+            store: store.clone(),
+            dir,
+        },
+    ));
     tracing::info!(
         version = 1,
         listeners = ?listeners.iter().map(|l| format!("{} {}{}", l.name, if l.tls { "https://" } else { "http://" }, l.addr)).collect::<Vec<_>>(),

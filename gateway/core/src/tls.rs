@@ -18,9 +18,12 @@ impl std::fmt::Debug for SniResolver {
 }
 
 /// Chooses among `(hosts, default, key)` for a server name.
-pub fn choose<'a>(certs: &'a [menwei_policy::snapshot::CertSpec], sni: Option<&str>) -> Option<&'a Arc<CertifiedKey>> {
+pub fn choose<'a>(
+    certs: &'a [menwei_policy::snapshot::CertSpec],
+    sni: Option<&str>,
+) -> Option<&'a Arc<CertifiedKey>> {
     if let Some(name) = sni.map(|s| s.to_ascii_lowercase()) {
-        if let Some(c) = certs.iter().find(|c| c.hosts.iter().any(|h| *h == name)) {
+        if let Some(c) = certs.iter().find(|c| c.hosts.contains(&name)) {
             return Some(&c.key);
         }
         let wild = certs
@@ -39,7 +42,11 @@ pub fn choose<'a>(certs: &'a [menwei_policy::snapshot::CertSpec], sni: Option<&s
             return Some(&c.key);
         }
     }
-    certs.iter().find(|c| c.default).or_else(|| certs.first()).map(|c| &c.key)
+    certs
+        .iter()
+        .find(|c| c.default)
+        .or_else(|| certs.first())
+        .map(|c| &c.key)
 }
 
 impl ResolvesServerCert for SniResolver {

@@ -49,7 +49,8 @@ impl BackendState {
 
     /// Healthy by active checks and not passively ejected.
     pub fn available(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed) && self.ejected_until.load(Ordering::Relaxed) <= now_ms()
+        self.healthy.load(Ordering::Relaxed)
+            && self.ejected_until.load(Ordering::Relaxed) <= now_ms()
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -112,7 +113,10 @@ pub struct UpstreamGroup {
 
 impl UpstreamGroup {
     /// `state_for` returns the carried-over state of a backend (or a new one).
-    pub fn new(spec: UpstreamSpec, mut state_for: impl FnMut(&str, SocketAddr, &str) -> Arc<BackendState>) -> Self {
+    pub fn new(
+        spec: UpstreamSpec,
+        mut state_for: impl FnMut(&str, SocketAddr, &str) -> Arc<BackendState>,
+    ) -> Self {
         let backends: Vec<_> = spec
             .backends
             .iter()
@@ -120,10 +124,19 @@ impl UpstreamGroup {
             .map(|(a, n)| state_for(&spec.name, *a, n))
             .collect();
         let ring = (spec.balance == Balance::ConsistentHash).then(|| {
-            let buckets: Vec<_> = spec.backends.iter().map(|a| pingora_ketama::Bucket::new(*a, 1)).collect();
+            let buckets: Vec<_> = spec
+                .backends
+                .iter()
+                .map(|a| pingora_ketama::Bucket::new(*a, 1))
+                .collect();
             pingora_ketama::Continuum::new(&buckets)
         });
-        Self { spec, backends, rr: AtomicUsize::new(0), ring }
+        Self {
+            spec,
+            backends,
+            rr: AtomicUsize::new(0),
+            ring,
+        }
     }
 
     /// Picks an available backend not in `tried`. `key` is the consistent-hash key.
@@ -179,7 +192,9 @@ mod tests {
     use std::time::Duration;
 
     fn spec(balance: Balance, n: u16) -> UpstreamSpec {
-        let backends: Vec<SocketAddr> = (0..n).map(|i| SocketAddr::from(([127, 0, 0, 1], 10000 + i))).collect();
+        let backends: Vec<SocketAddr> = (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 10000 + i)))
+            .collect();
         UpstreamSpec {
             name: "u".into(),
             backend_names: backends.iter().map(|b| b.to_string()).collect(),
@@ -201,7 +216,9 @@ mod tests {
     }
 
     fn group(balance: Balance, n: u16) -> UpstreamGroup {
-        UpstreamGroup::new(spec(balance, n), |_, a, name| Arc::new(BackendState::new(a, name.into())))
+        UpstreamGroup::new(spec(balance, n), |_, a, name| {
+            Arc::new(BackendState::new(a, name.into()))
+        })
     }
 
     #[test]
@@ -232,8 +249,9 @@ mod tests {
         g.backends[first].set_healthy(false);
         let other = g.select(b"10.1.2.3", &[]).unwrap();
         assert_ne!(other, first);
-        let spread: std::collections::HashSet<_> =
-            (0..200).map(|i| g.select(format!("k{i}").as_bytes(), &[]).unwrap()).collect();
+        let spread: std::collections::HashSet<_> = (0..200)
+            .map(|i| g.select(format!("k{i}").as_bytes(), &[]).unwrap())
+            .collect();
         assert!(spread.len() >= 3);
     }
 

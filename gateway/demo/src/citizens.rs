@@ -4,8 +4,12 @@
 
 use serde_json::{json, Value};
 
-const SURNAMES: [&str; 12] = ["张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "欧阳", "司马"];
-const GIVEN: [&str; 12] = ["伟", "芳", "娜", "秀英", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰"];
+const SURNAMES: [&str; 12] = [
+    "张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "欧阳", "司马",
+];
+const GIVEN: [&str; 12] = [
+    "伟", "芳", "娜", "秀英", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰",
+];
 const AREAS: [(&str, &str); 5] = [
     ("110101", "北京市东城区"),
     ("310104", "上海市徐汇区"),
@@ -34,7 +38,11 @@ impl Gen {
 pub fn id_check_char(first17: &[u8]) -> char {
     const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const MAP: &[u8; 11] = b"10X98765432";
-    let sum: u32 = first17.iter().zip(W).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    let sum: u32 = first17
+        .iter()
+        .zip(W)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
     MAP[(sum % 11) as usize] as char
 }
 
@@ -48,7 +56,11 @@ pub fn luhn_digit(digits: &[u8]) -> char {
             let v = u32::from(d - b'0');
             if i % 2 == 0 {
                 let x = v * 2;
-                if x > 9 { x - 9 } else { x }
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
             } else {
                 v
             }
@@ -58,15 +70,29 @@ pub fn luhn_digit(digits: &[u8]) -> char {
 }
 
 fn person(g: &mut Gen, id: u64) -> Value {
-    let name = format!("{}{}", SURNAMES[g.below(12) as usize], GIVEN[g.below(12) as usize]);
+    let name = format!(
+        "{}{}",
+        SURNAMES[g.below(12) as usize],
+        GIVEN[g.below(12) as usize]
+    );
     let (area, place) = AREAS[g.below(5) as usize];
-    let birth = format!("{}{:02}{:02}", 1950 + g.below(55), 1 + g.below(12), 1 + g.below(28));
+    let birth = format!(
+        "{}{:02}{:02}",
+        1950 + g.below(55),
+        1 + g.below(12),
+        1 + g.below(28)
+    );
     let first17 = format!("{area}{birth}{:03}", g.below(1000));
     let id_card = format!("{first17}{}", id_check_char(first17.as_bytes()));
     let mobile = format!("1{}{:09}", 3 + g.below(7), g.below(1_000_000_000));
     let card18 = format!("622202{:012}", g.below(1_000_000_000_000));
     let bank_card = format!("{card18}{}", luhn_digit(card18.as_bytes()));
-    let address = format!("{place}{}{}号{}室", STREETS[g.below(5) as usize], 1 + g.below(300), 101 + g.below(1500));
+    let address = format!(
+        "{place}{}{}号{}室",
+        STREETS[g.below(5) as usize],
+        1 + g.below(300),
+        101 + g.below(1500)
+    );
     json!({"id": id, "name": name, "idCard": id_card, "mobile": mobile, "bankCard": bank_card, "address": address})
 }
 
@@ -101,12 +127,20 @@ mod tests {
         for p in v["data"].as_array().unwrap() {
             let id = p["idCard"].as_str().unwrap();
             assert_eq!(id.len(), 18);
-            assert_eq!(id.chars().last().unwrap(), id_check_char(&id.as_bytes()[..17]));
+            assert_eq!(
+                id.chars().last().unwrap(),
+                id_check_char(&id.as_bytes()[..17])
+            );
             let card = p["bankCard"].as_str().unwrap();
             assert_eq!(card.len(), 19);
-            assert_eq!(card.chars().last().unwrap(), luhn_digit(&card.as_bytes()[..18]));
+            assert_eq!(
+                card.chars().last().unwrap(),
+                luhn_digit(&card.as_bytes()[..18])
+            );
             let m = p["mobile"].as_str().unwrap();
-            assert!(m.len() == 11 && m.starts_with('1') && (b'3'..=b'9').contains(&m.as_bytes()[1]));
+            assert!(
+                m.len() == 11 && m.starts_with('1') && (b'3'..=b'9').contains(&m.as_bytes()[1])
+            );
         }
     }
 }

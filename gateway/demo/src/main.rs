@@ -53,7 +53,10 @@ type Resp = Response<Full<Bytes>>;
 fn json(status: StatusCode, v: &serde_json::Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json; charset=utf-8"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     r
 }
 
@@ -69,13 +72,23 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
 
 async fn websocket(req: Request<Incoming>) -> Resp {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
-        return json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": "missing Sec-WebSocket-Key"}));
+        return json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"error": "missing Sec-WebSocket-Key"}),
+        );
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     tokio::spawn(async move {
-        let Ok(up) = hyper::upgrade::on(req).await else { return };
+        let Ok(up) = hyper::upgrade::on(req).await else {
+            return;
+        };
         let io = TokioIo::new(up);
-        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, tokio_tungstenite::tungstenite::protocol::Role::Server, None).await;
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
         while let Some(Ok(msg)) = ws.next().await {
             if msg.is_close() || ws.send(msg).await.is_err() {
                 break;
@@ -85,8 +98,14 @@ async fn websocket(req: Request<Incoming>) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
-    h.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("upgrade"));
-    h.insert(hyper::header::UPGRADE, hyper::header::HeaderValue::from_static("websocket"));
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("upgrade"),
+    );
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("websocket"),
+    );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&accept) {
         h.insert("sec-websocket-accept", v);
     }
@@ -95,19 +114,34 @@ async fn websocket(req: Request<Incoming>) -> Resp {
 
 async fn echo(req: Request<Incoming>, st: Arc<State>, peer: SocketAddr) -> Resp {
     let path = req.uri().path().to_string();
-    if req.headers().get(hyper::header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket")) {
+    if req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    {
         return websocket(req).await;
     }
     match (req.method().as_str(), path.as_str()) {
-        ("GET", "/healthz") if st.healthy.load(Ordering::Relaxed) => return json(StatusCode::OK, &serde_json::json!({"ok": true})),
-        ("GET", "/healthz") => return json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"ok": false})),
+        ("GET", "/healthz") if st.healthy.load(Ordering::Relaxed) => {
+            return json(StatusCode::OK, &serde_json::json!({"ok": true}))
+        }
+        ("GET", "/healthz") => {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({"ok": false}),
+            )
+        }
         ("POST", "/healthz/down") => st.healthy.store(false, Ordering::Relaxed),
         ("POST", "/healthz/up") => st.healthy.store(true, Ordering::Relaxed),
         _ => {}
     }
     let q = query(&req);
     if path.ends_with("/slow") {
-        let ms = q.get("ms").and_then(|m| m.parse().ok()).unwrap_or(1000u64).min(60_000);
+        let ms = q
+            .get("ms")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1000u64)
+            .min(60_000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let status = path
@@ -121,11 +155,21 @@ async fn echo(req: Request<Incoming>, st: Arc<State>, peer: SocketAddr) -> Resp 
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = match Limited::new(req.into_body(), 64 << 20).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return json(StatusCode::PAYLOAD_TOO_LARGE, &serde_json::json!({"error": "body too large"})),
+        Err(_) => {
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &serde_json::json!({"error": "body too large"}),
+            )
+        }
     };
     json(
         status,
@@ -170,7 +214,9 @@ async fn serve(kind: Kind, addr: SocketAddr, st: Arc<State>) -> std::io::Result<
                 }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
@@ -178,7 +224,10 @@ async fn serve(kind: Kind, addr: SocketAddr, st: Arc<State>) -> std::io::Result<
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let st = Arc::new(State { name: args.name.clone(), healthy: AtomicBool::new(true) });
+    let st = Arc::new(State {
+        name: args.name.clone(),
+        healthy: AtomicBool::new(true),
+    });
     let mut tasks = Vec::new();
     for a in &args.echo {
         tasks.push(tokio::spawn(serve(Kind::Echo, *a, st.clone())));

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 fn split_url(url: &str) -> (Option<String>, String) {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
     match rest {
         Some(r) => match r.find('/') {
             Some(i) => (Some(r[..i].to_string()), r[i..].to_string()),
@@ -18,7 +20,9 @@ fn split_url(url: &str) -> (Option<String>, String) {
 fn host_of(url_host: Option<String>, headers: &[String]) -> String {
     let from_header = headers.iter().find_map(|h| {
         let (k, v) = h.split_once(':')?;
-        k.trim().eq_ignore_ascii_case("host").then(|| v.trim().to_string())
+        k.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| v.trim().to_string())
     });
     let raw = url_host.or(from_header).unwrap_or_default();
     let no_port = match raw.rsplit_once(':') {
@@ -42,7 +46,11 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
         Ok(s) => s,
         Err(d) => {
             print!("{d}");
-            println!("{}: {} error(s); fix the policy first (menwei check)", dir.display(), d.len());
+            println!(
+                "{}: {} error(s); fix the policy first (menwei check)",
+                dir.display(),
+                d.len()
+            );
             return ExitCode::from(1);
         }
     };
@@ -68,29 +76,66 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
         return ExitCode::from(2);
     }
     println!("routes, in precedence order (first match wins):");
-    for (i, c) in snap.router.explain(&host, &path, &method).iter().enumerate() {
+    for (i, c) in snap
+        .router
+        .explain(&host, &path, &method)
+        .iter()
+        .enumerate()
+    {
         let r = c.route;
         let methods = if r.methods.is_empty() {
             "all methods".to_string()
         } else {
-            r.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
+            r.methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
         };
-        println!("  {:>2}. {:<20} {:<28} {:<22} {:<14} {}", i + 1, r.name, r.path.describe(), describe_host(&r.host), methods, c.verdict);
+        println!(
+            "  {:>2}. {:<20} {:<28} {:<22} {:<14} {}",
+            i + 1,
+            r.name,
+            r.path.describe(),
+            describe_host(&r.host),
+            methods,
+            c.verdict
+        );
     }
     match snap.router.find(&host, &path, &method) {
         Match::Route(r) => {
-            let Some(u) = snap.upstream(r.upstream) else { return ExitCode::from(1) };
+            let Some(u) = snap.upstream(r.upstream) else {
+                return ExitCode::from(1);
+            };
             println!("result:    route `{}` ({})", r.name, r.origin);
-            println!("upstream:  `{}` balance={:?} backends={}", u.name, u.balance, u.backend_names.join(", "));
+            println!(
+                "upstream:  `{}` balance={:?} backends={}",
+                u.name,
+                u.balance,
+                u.backend_names.join(", ")
+            );
             println!(
                 "           connect {:?}, read {:?}, total {}, retries {}, health checks {}",
                 u.connect_timeout,
                 u.read_timeout,
-                u.total_timeout.map(|t| format!("{t:?}")).unwrap_or_else(|| "none".into()),
+                u.total_timeout
+                    .map(|t| format!("{t:?}"))
+                    .unwrap_or_else(|| "none".into()),
                 u.retries,
-                u.health.as_ref().map(|h| format!("GET {} every {:?}", h.path, h.interval)).unwrap_or_else(|| "off".into())
+                u.health
+                    .as_ref()
+                    .map(|h| format!("GET {} every {:?}", h.path, h.interval))
+                    .unwrap_or_else(|| "off".into())
             );
-            println!("limits:    body {} bytes; websocket {}", r.max_body_bytes, if r.websocket { "passed through" } else { "refused" });
+            println!(
+                "limits:    body {} bytes; websocket {}",
+                r.max_body_bytes,
+                if r.websocket {
+                    "passed through"
+                } else {
+                    "refused"
+                }
+            );
             println!(
                 "headers:   client headers starting with {} are removed; forwarding headers are believed only from {}",
                 snap.trust.identity_prefixes.join(", "),

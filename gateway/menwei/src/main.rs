@@ -11,7 +11,11 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "menwei", version, about = "menwei (门卫): security and identity gateway")]
+#[command(
+    name = "menwei",
+    version,
+    about = "menwei (门卫): security and identity gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,11 +74,23 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
         .with_filter(filter::filter_fn(|m| m.target() == "menwei::access"));
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let not_access = filter::filter_fn(|m| m.target() != "menwei::access");
-    let ops_text = matches!(format, LogFormat::Text)
-        .then(|| fmt::layer().with_writer(std::io::stderr).with_filter(not_access.clone()));
-    let ops_json = matches!(format, LogFormat::Json)
-        .then(|| fmt::layer().json().with_writer(std::io::stderr).with_filter(not_access));
-    tracing_subscriber::registry().with(access).with(env).with(ops_text).with(ops_json).init();
+    let ops_text = matches!(format, LogFormat::Text).then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(not_access.clone())
+    });
+    let ops_json = matches!(format, LogFormat::Json).then(|| {
+        fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(not_access)
+    });
+    tracing_subscriber::registry()
+        .with(access)
+        .with(env)
+        .with(ops_text)
+        .with(ops_json)
+        .init();
     guard
 }
 
@@ -84,7 +100,11 @@ fn run(dir: &Path, format: LogFormat) -> ExitCode {
         Ok(s) => s,
         Err(d) => {
             eprint!("{d}");
-            eprintln!("menwei: not starting: {} problem(s) in the policy at {}", d.len(), dir.display());
+            eprintln!(
+                "menwei: not starting: {} problem(s) in the policy at {}",
+                d.len(),
+                dir.display()
+            );
             return ExitCode::from(1);
         }
     };
@@ -126,12 +146,20 @@ fn check(dir: &Path) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { policies, log_format } => run(&policies, log_format),
+        Command::Run {
+            policies,
+            log_format,
+        } => run(&policies, log_format),
         Command::Check { dir } => check(&dir),
         Command::Schema => {
             println!("{}", menwei_policy::schema::json_schema());
             ExitCode::SUCCESS
         }
-        Command::Explain { policies, method, url, headers } => explain::explain(&policies, &method, &url, &headers),
+        Command::Explain {
+            policies,
+            method,
+            url,
+            headers,
+        } => explain::explain(&policies, &method, &url, &headers),
     }
 }

@@ -9,7 +9,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use toml::Spanned;
 
-pub(crate) fn compile(cx: &Ctx, files: &[(usize, PolicyFile)], diags: &mut Diagnostics) -> Vec<CertSpec> {
+pub(crate) fn compile(
+    cx: &Ctx,
+    files: &[(usize, PolicyFile)],
+    diags: &mut Diagnostics,
+) -> Vec<CertSpec> {
     let mut out: Vec<CertSpec> = Vec::new();
     let mut names = HashSet::new();
     for (src, f) in files {
@@ -39,7 +43,12 @@ pub(crate) fn compile(cx: &Ctx, files: &[(usize, PolicyFile)], diags: &mut Diagn
                 );
             }
             if let Some(key) = load_pair(cx, source, &c.cert, &c.key, diags) {
-                out.push(CertSpec { name: name.clone(), hosts, default: c.default, key });
+                out.push(CertSpec {
+                    name: name.clone(),
+                    hosts,
+                    default: c.default,
+                    key,
+                });
             }
         }
     }
@@ -64,7 +73,13 @@ fn host_list(source: &Source, c: &crate::raw::Certificate, diags: &mut Diagnosti
     out
 }
 
-fn read(cx: &Ctx, source: &Source, path: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<Vec<u8>> {
+fn read(
+    cx: &Ctx,
+    source: &Source,
+    path: &Spanned<String>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Vec<u8>> {
     let full = cx.dir.join(path.get_ref());
     match std::fs::read(&full) {
         Ok(b) => Some(b),
@@ -103,20 +118,41 @@ fn load_pair(
     let cert_pem = read(cx, source, cert, "certificate", diags);
     let key_pem = read(cx, source, key, "key", diags);
     let (cert_pem, key_pem) = (cert_pem?, key_pem?);
-    let chain: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice()).filter_map(Result::ok).collect();
+    let chain: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .filter_map(Result::ok)
+        .collect();
     if chain.is_empty() {
-        cert_error(source, cert, format!("`{}` holds no PEM certificate", cert.get_ref()), diags);
+        cert_error(
+            source,
+            cert,
+            format!("`{}` holds no PEM certificate", cert.get_ref()),
+            diags,
+        );
         return None;
     }
     let Ok(Some(private)) = rustls_pemfile::private_key(&mut key_pem.as_slice()) else {
-        cert_error(source, key, format!("`{}` holds no PEM private key", key.get_ref()), diags);
+        cert_error(
+            source,
+            key,
+            format!("`{}` holds no PEM private key", key.get_ref()),
+            diags,
+        );
         return None;
     };
     let provider = rustls::crypto::ring::default_provider();
     match rustls::sign::CertifiedKey::from_der(chain, private, &provider) {
         Ok(k) => Some(Arc::new(k)),
         Err(e) => {
-            cert_error(source, key, format!("certificate `{}` and key `{}` are not a usable pair: {e}", cert.get_ref(), key.get_ref()), diags);
+            cert_error(
+                source,
+                key,
+                format!(
+                    "certificate `{}` and key `{}` are not a usable pair: {e}",
+                    cert.get_ref(),
+                    key.get_ref()
+                ),
+                diags,
+            );
             None
         }
     }

@@ -36,30 +36,53 @@ pub(crate) struct Ctx<'a> {
 }
 
 fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snapshot> {
-    let cx = Ctx { dir, sources: &loaded.sources };
+    let cx = Ctx {
+        dir,
+        sources: &loaded.sources,
+    };
     let singles = Singles::collect(&cx, &loaded.files, diags);
     let server = singles.server.map(|(_, s)| s.get_ref().clone());
-    let (admin, threads, pool, grace) = compile_server(&cx, singles.server_src, server.as_ref(), diags);
+    let (admin, threads, pool, grace) =
+        compile_server(&cx, singles.server_src, server.as_ref(), diags);
     let listeners = compile_listeners(&cx, &loaded.files, admin, diags);
     let certificates = crate::certs::compile(&cx, &loaded.files, diags);
     check_tls(&cx, &listeners, !certificates.is_empty(), diags);
-    let trust = compile_trust(singles.trust.map(|(_, t)| t.get_ref().clone()).unwrap_or_default());
-    let limits = compile_limits(singles.limits.map(|(_, l)| l.get_ref().clone()).unwrap_or_default());
+    let trust = compile_trust(
+        singles
+            .trust
+            .map(|(_, t)| t.get_ref().clone())
+            .unwrap_or_default(),
+    );
+    let limits = compile_limits(
+        singles
+            .limits
+            .map(|(_, l)| l.get_ref().clone())
+            .unwrap_or_default(),
+    );
     let (upstreams, by_name) = crate::compile_upstream::compile(&cx, &loaded.files, diags);
-    let routes = crate::compile_route::compile(&cx, &loaded.files, &by_name, limits.max_body_bytes, diags);
+    let routes =
+        crate::compile_route::compile(&cx, &loaded.files, &by_name, limits.max_body_bytes, diags);
     if loaded.files.is_empty() && !diags.is_empty() {
         return None;
     }
     require_some(&cx, "listener", listeners.is_empty(), diags);
     require_some(&cx, "route", routes.is_empty(), diags);
-    let access_log = singles.access_log.and_then(|(_, a)| a.get_ref().enabled).unwrap_or(true);
+    let access_log = singles
+        .access_log
+        .and_then(|(_, a)| a.get_ref().enabled)
+        .unwrap_or(true);
     Some(Snapshot {
         version: 0,
         sha256: loaded.sha256.clone(),
         loaded_at: SystemTime::now(),
         dir: dir.to_path_buf(),
         files: loaded.sources.iter().map(|s| s.path.clone()).collect(),
-        restart: RestartSettings { threads, admin, upstream_keepalive_pool: pool, listeners },
+        restart: RestartSettings {
+            threads,
+            admin,
+            upstream_keepalive_pool: pool,
+            listeners,
+        },
         grace_period: grace,
         certificates,
         trust,
@@ -77,7 +100,9 @@ fn require_some(cx: &Ctx, what: &str, missing: bool, diags: &mut Diagnostics) {
             cx.dir,
             format!("no [[{what}]] is defined in any policy file"),
             "the gateway needs at least one listener to accept traffic and one route to forward it",
-            format!("add a [[{what}]] table; see policies/ shipped with menwei for a working example"),
+            format!(
+                "add a [[{what}]] table; see policies/ shipped with menwei for a working example"
+            ),
         );
     }
 }
@@ -129,7 +154,13 @@ impl<'a> Singles<'a> {
     }
 }
 
-fn parse_addr(cx: &Ctx, src: usize, s: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<SocketAddr> {
+fn parse_addr(
+    cx: &Ctx,
+    src: usize,
+    s: &Spanned<String>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<SocketAddr> {
     match s.get_ref().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -158,8 +189,13 @@ fn compile_server(
         .and_then(|a| parse_addr(cx, src, a, "admin", diags))
         .unwrap_or(default_admin);
     let threads = server.and_then(|s| s.threads).unwrap_or(1).clamp(1, 256);
-    let pool = server.and_then(|s| s.upstream_keepalive_pool).unwrap_or(128);
-    let grace = server.and_then(|s| s.grace_period).map(|d| d.0).unwrap_or(Duration::from_secs(5));
+    let pool = server
+        .and_then(|s| s.upstream_keepalive_pool)
+        .unwrap_or(128);
+    let grace = server
+        .and_then(|s| s.grace_period)
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_secs(5));
     (admin, threads, pool, grace)
 }
 
@@ -176,18 +212,27 @@ fn compile_listeners(
     for (src, f) in files {
         for l in &f.listener {
             let source = &cx.sources[*src];
-            let loc = format!("{}:{}", source.path.display(), source.line_col(l.name.span().start).0);
+            let loc = format!(
+                "{}:{}",
+                source.path.display(),
+                source.line_col(l.name.span().start).0
+            );
             if let Some(prev) = names.insert(l.name.get_ref().clone(), loc) {
                 diags.at(
                     Code::Duplicate,
                     source,
                     l.name.span(),
-                    format!("listener `{}` is already defined at {prev}", l.name.get_ref()),
+                    format!(
+                        "listener `{}` is already defined at {prev}",
+                        l.name.get_ref()
+                    ),
                     "listener names identify listeners in logs and must be unique",
                     "rename one of them".into(),
                 );
             }
-            let Some(addr) = parse_addr(cx, *src, &l.addr, "listen", diags) else { continue };
+            let Some(addr) = parse_addr(cx, *src, &l.addr, "listen", diags) else {
+                continue;
+            };
             if let Some(prev) = addrs.insert(addr, format!("listener `{}`", l.name.get_ref())) {
                 diags.at(
                     Code::Listen,
@@ -208,7 +253,12 @@ fn compile_listeners(
                     "remove `h2c = true`".into(),
                 );
             }
-            out.push(ListenerSpec { name: l.name.get_ref().clone(), addr, tls: l.tls, h2c: l.h2c });
+            out.push(ListenerSpec {
+                name: l.name.get_ref().clone(),
+                addr,
+                tls: l.tls,
+                h2c: l.h2c,
+            });
         }
     }
     out
@@ -229,12 +279,19 @@ fn check_tls(cx: &Ctx, listeners: &[ListenerSpec], have_certs: bool, diags: &mut
 }
 
 fn compile_trust(t: raw::Trust) -> TrustSettings {
-    let prefixes = t
-        .identity_header_prefixes
-        .unwrap_or_else(|| DEFAULT_IDENTITY_PREFIXES.iter().map(|s| s.to_string()).collect());
+    let prefixes = t.identity_header_prefixes.unwrap_or_else(|| {
+        DEFAULT_IDENTITY_PREFIXES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
     TrustSettings {
         proxies: t.proxies,
-        identity_prefixes: prefixes.into_iter().map(|p| p.to_ascii_lowercase()).filter(|p| !p.is_empty()).collect(),
+        identity_prefixes: prefixes
+            .into_iter()
+            .map(|p| p.to_ascii_lowercase())
+            .filter(|p| !p.is_empty())
+            .collect(),
         request_id_header: t
             .request_id_header
             .map(|h| h.0)

@@ -15,7 +15,10 @@ pub(crate) fn host_pattern(h: &str) -> Result<HostMatch, String> {
         None => (false, lower.as_str()),
     };
     let ok_label = |l: &str| {
-        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-')
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
     };
     if name.is_empty() || name.contains(':') {
         return Err("a host is a DNS name without port".into());
@@ -23,7 +26,11 @@ pub(crate) fn host_pattern(h: &str) -> Result<HostMatch, String> {
     if !name.split('.').all(ok_label) {
         return Err("labels are letters, digits and `-`; `*` only as the whole first label".into());
     }
-    Ok(if wild { HostMatch::Suffix(format!(".{name}")) } else { HostMatch::Exact(name.to_string()) })
+    Ok(if wild {
+        HostMatch::Suffix(format!(".{name}"))
+    } else {
+        HostMatch::Exact(name.to_string())
+    })
 }
 
 fn method(m: raw::Method) -> http::Method {
@@ -51,7 +58,11 @@ pub(crate) fn compile(
         let source = &cx.sources[*src];
         for r in &f.route {
             let name = r.name.get_ref();
-            let here = format!("{}:{}", source.path.display(), source.line_col(r.name.span().start).0);
+            let here = format!(
+                "{}:{}",
+                source.path.display(),
+                source.line_col(r.name.span().start).0
+            );
             if let Some(prev) = seen.insert(name.clone(), here.clone()) {
                 diags.at(
                     Code::Duplicate,
@@ -66,7 +77,9 @@ pub(crate) fn compile(
             let upstream = resolve_upstream(source, r, upstreams, diags);
             let host = compile_host(source, r, diags);
             let path = compile_path(source, r, diags);
-            let (Some(upstream), Some(host), Some(path)) = (upstream, host, path) else { continue };
+            let (Some(upstream), Some(host), Some(path)) = (upstream, host, path) else {
+                continue;
+            };
             let spec = RouteSpec {
                 name: name.clone(),
                 host,
@@ -85,7 +98,12 @@ pub(crate) fn compile(
     out
 }
 
-fn resolve_upstream(source: &Source, r: &raw::Route, ups: &HashMap<String, usize>, diags: &mut Diagnostics) -> Option<usize> {
+fn resolve_upstream(
+    source: &Source,
+    r: &raw::Route,
+    ups: &HashMap<String, usize>,
+    diags: &mut Diagnostics,
+) -> Option<usize> {
     let want = r.upstream.get_ref();
     if let Some(i) = ups.get(want) {
         return Some(*i);
@@ -93,7 +111,10 @@ fn resolve_upstream(source: &Source, r: &raw::Route, ups: &HashMap<String, usize
     let mut known: Vec<&str> = ups.keys().map(String::as_str).collect();
     known.sort_unstable();
     let fix = match did_you_mean(want, known.iter().copied()) {
-        Some(s) => format!("did you mean `{s}`? (defined upstreams: {})", known.join(", ")),
+        Some(s) => format!(
+            "did you mean `{s}`? (defined upstreams: {})",
+            known.join(", ")
+        ),
         None if known.is_empty() => "define it with an [[upstream]] table".into(),
         None => format!("use one of the defined upstreams: {}", known.join(", ")),
     };
@@ -109,7 +130,9 @@ fn resolve_upstream(source: &Source, r: &raw::Route, ups: &HashMap<String, usize
 }
 
 fn compile_host(source: &Source, r: &raw::Route, diags: &mut Diagnostics) -> Option<HostMatch> {
-    let Some(h) = &r.host else { return Some(HostMatch::Any) };
+    let Some(h) = &r.host else {
+        return Some(HostMatch::Any);
+    };
     match host_pattern(h.get_ref()) {
         Ok(m) => Some(m),
         Err(why) => {
@@ -117,16 +140,27 @@ fn compile_host(source: &Source, r: &raw::Route, diags: &mut Diagnostics) -> Opt
                 Code::Host,
                 source,
                 h.span(),
-                format!("route `{}` has host `{}`: {why}", r.name.get_ref(), h.get_ref()),
+                format!(
+                    "route `{}` has host `{}`: {why}",
+                    r.name.get_ref(),
+                    h.get_ref()
+                ),
                 "routes match the request's host name (without port), exactly or by `*.` suffix",
-                "write `gov.example.cn` or `*.example.cn`, or leave host out to match any host".into(),
+                "write `gov.example.cn` or `*.example.cn`, or leave host out to match any host"
+                    .into(),
             );
             None
         }
     }
 }
 
-fn route_match_error(source: &Source, r: &raw::Route, what: String, fix: String, diags: &mut Diagnostics) {
+fn route_match_error(
+    source: &Source,
+    r: &raw::Route,
+    what: String,
+    fix: String,
+    diags: &mut Diagnostics,
+) {
     diags.at(
         Code::RouteMatch,
         source,
@@ -139,14 +173,23 @@ fn route_match_error(source: &Source, r: &raw::Route, what: String, fix: String,
 
 fn compile_path(source: &Source, r: &raw::Route, diags: &mut Diagnostics) -> Option<PathMatch> {
     let name = r.name.get_ref();
-    let given = [r.path.is_some(), r.prefix.is_some(), r.regex.is_some()].iter().filter(|b| **b).count();
+    let given = [r.path.is_some(), r.prefix.is_some(), r.regex.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if given != 1 {
         let what = if given == 0 {
             format!("route `{name}` has no path, prefix or regex")
         } else {
             format!("route `{name}` sets more than one of path, prefix, regex")
         };
-        route_match_error(source, r, what, "keep exactly one, e.g. prefix = \"/echo/\"".into(), diags);
+        route_match_error(
+            source,
+            r,
+            what,
+            "keep exactly one, e.g. prefix = \"/echo/\"".into(),
+            diags,
+        );
         return None;
     }
     if let Some(re) = &r.regex {
@@ -159,12 +202,19 @@ fn compile_path(source: &Source, r: &raw::Route, diags: &mut Diagnostics) -> Opt
     };
     let normal = crate::path::normalize(p.get_ref());
     match normal {
-        Ok(n) if &n == p.get_ref() || (!exact && n.trim_end_matches('/') == p.get_ref().trim_end_matches('/')) => {
+        Ok(n)
+            if &n == p.get_ref()
+                || (!exact && n.trim_end_matches('/') == p.get_ref().trim_end_matches('/')) =>
+        {
             if exact {
                 Some(PathMatch::Exact(n))
             } else {
                 let trimmed = n.trim_end_matches('/');
-                Some(PathMatch::Prefix(if trimmed.is_empty() { "/".into() } else { trimmed.to_string() }))
+                Some(PathMatch::Prefix(if trimmed.is_empty() {
+                    "/".into()
+                } else {
+                    trimmed.to_string()
+                }))
             }
         }
         Ok(n) => {
@@ -194,18 +244,28 @@ fn compile_path(source: &Source, r: &raw::Route, diags: &mut Diagnostics) -> Opt
 
 fn same_path(a: &PathMatch, b: &PathMatch) -> bool {
     match (a, b) {
-        (PathMatch::Exact(x), PathMatch::Exact(y)) | (PathMatch::Prefix(x), PathMatch::Prefix(y)) => x == y,
+        (PathMatch::Exact(x), PathMatch::Exact(y))
+        | (PathMatch::Prefix(x), PathMatch::Prefix(y)) => x == y,
         (PathMatch::Regex(x), PathMatch::Regex(y)) => x.as_str() == y.as_str(),
         _ => false,
     }
 }
 
-fn check_ambiguous(source: &Source, r: &raw::Route, spec: &RouteSpec, earlier: &[RouteSpec], diags: &mut Diagnostics) {
+fn check_ambiguous(
+    source: &Source,
+    r: &raw::Route,
+    spec: &RouteSpec,
+    earlier: &[RouteSpec],
+    diags: &mut Diagnostics,
+) {
     let overlap = |o: &RouteSpec| {
         spec.methods.is_empty() == o.methods.is_empty()
             && (spec.methods.is_empty() || spec.methods.iter().any(|m| o.methods.contains(m)))
     };
-    if let Some(o) = earlier.iter().find(|o| o.host == spec.host && same_path(&o.path, &spec.path) && overlap(o)) {
+    if let Some(o) = earlier
+        .iter()
+        .find(|o| o.host == spec.host && same_path(&o.path, &spec.path) && overlap(o))
+    {
         diags.at(
             Code::Ambiguous,
             source,

@@ -20,7 +20,11 @@ pub(crate) fn compile(
         for u in &f.upstream {
             let source = &cx.sources[*src];
             let name = u.name.get_ref().clone();
-            let here = format!("{}:{}", source.path.display(), source.line_col(u.name.span().start).0);
+            let here = format!(
+                "{}:{}",
+                source.path.display(),
+                source.line_col(u.name.span().start).0
+            );
             if let Some(prev) = where_defined.get(&name) {
                 diags.at(
                     Code::Duplicate,
@@ -50,12 +54,19 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
         return Err("it has no port".into());
     }
     match addr.to_socket_addrs() {
-        Ok(mut it) => it.next().ok_or_else(|| "the name resolves to no address".into()),
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| "the name resolves to no address".into()),
         Err(e) => Err(format!("it does not resolve ({e})")),
     }
 }
 
-fn compile_one(cx: &Ctx, src: usize, u: &raw::Upstream, diags: &mut Diagnostics) -> Option<UpstreamSpec> {
+fn compile_one(
+    cx: &Ctx,
+    src: usize,
+    u: &raw::Upstream,
+    diags: &mut Diagnostics,
+) -> Option<UpstreamSpec> {
     let source = &cx.sources[src];
     let name = u.name.get_ref();
     if u.backends.get_ref().is_empty() {
@@ -83,12 +94,25 @@ fn compile_one(cx: &Ctx, src: usize, u: &raw::Upstream, diags: &mut Diagnostics)
         }
     }
     check_hash(cx, src, u, diags);
-    let health = u.health.as_ref().and_then(|h| compile_health(cx, src, name, h, diags));
-    let passive = u.passive.clone().unwrap_or(raw::Passive { eject_after: None, eject_for: None });
-    let dur = |d: Option<crate::types::Duration>, default: u64| d.map(|d| d.0).unwrap_or(Duration::from_secs(default));
+    let health = u
+        .health
+        .as_ref()
+        .and_then(|h| compile_health(cx, src, name, h, diags));
+    let passive = u.passive.clone().unwrap_or(raw::Passive {
+        eject_after: None,
+        eject_for: None,
+    });
+    let dur = |d: Option<crate::types::Duration>, default: u64| {
+        d.map(|d| d.0).unwrap_or(Duration::from_secs(default))
+    };
     Some(UpstreamSpec {
         name: name.clone(),
-        backend_names: u.backends.get_ref().iter().map(|b| b.get_ref().clone()).collect(),
+        backend_names: u
+            .backends
+            .get_ref()
+            .iter()
+            .map(|b| b.get_ref().clone())
+            .collect(),
         backends,
         balance: u.balance,
         hash_on: u.hash_on.unwrap_or_default(),
@@ -132,7 +156,13 @@ fn check_hash(cx: &Ctx, src: usize, u: &raw::Upstream, diags: &mut Diagnostics) 
     }
 }
 
-fn compile_health(cx: &Ctx, src: usize, name: &str, h: &raw::Health, diags: &mut Diagnostics) -> Option<HealthSpec> {
+fn compile_health(
+    cx: &Ctx,
+    src: usize,
+    name: &str,
+    h: &raw::Health,
+    diags: &mut Diagnostics,
+) -> Option<HealthSpec> {
     let path = h.path.get_ref();
     if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
         diags.at(
@@ -145,8 +175,16 @@ fn compile_health(cx: &Ctx, src: usize, name: &str, h: &raw::Health, diags: &mut
         );
         return None;
     }
-    let interval = h.interval.map(|d| d.0).unwrap_or(Duration::from_secs(2)).max(Duration::from_millis(100));
-    let timeout = h.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(1)).max(Duration::from_millis(10));
+    let interval = h
+        .interval
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_secs(2))
+        .max(Duration::from_millis(100));
+    let timeout = h
+        .timeout
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_secs(1))
+        .max(Duration::from_millis(10));
     Some(HealthSpec {
         path: path.clone(),
         interval,

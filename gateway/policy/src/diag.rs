@@ -109,7 +109,11 @@ impl Source {
         let before = self.text.get(..offset).unwrap_or("");
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+        let col = before
+            .get(line_start..)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line, col)
     }
 }
@@ -120,14 +124,38 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
     /// Records a problem located at `span` of `src`.
-    pub fn at(&mut self, code: Code, src: &Source, span: Range<usize>, what: String, why: &str, fix: String) {
+    pub fn at(
+        &mut self,
+        code: Code,
+        src: &Source,
+        span: Range<usize>,
+        what: String,
+        why: &str,
+        fix: String,
+    ) {
         let (line, col) = src.line_col(span.start);
-        self.0.push(Diagnostic { code, file: src.path.clone(), line, col, what, why: why.to_string(), fix });
+        self.0.push(Diagnostic {
+            code,
+            file: src.path.clone(),
+            line,
+            col,
+            what,
+            why: why.to_string(),
+            fix,
+        });
     }
 
     /// Records a problem that belongs to a file as a whole (or the directory).
     pub fn file(&mut self, code: Code, path: &Path, what: String, why: &str, fix: String) {
-        self.0.push(Diagnostic { code, file: path.to_path_buf(), line: 1, col: 1, what, why: why.to_string(), fix });
+        self.0.push(Diagnostic {
+            code,
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            what,
+            why: why.to_string(),
+            fix,
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -140,7 +168,8 @@ impl Diagnostics {
 
     /// Sorted by file and position so that output is stable.
     pub fn sorted(mut self) -> Self {
-        self.0.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        self.0
+            .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         self
     }
 }
@@ -155,7 +184,10 @@ impl fmt::Display for Diagnostics {
 }
 
 /// `did you mean "x"?` when a close candidate exists.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(wrong, c), c))
@@ -170,10 +202,17 @@ mod tests {
 
     #[test]
     fn line_col_counts_chars() {
-        let s = Source { path: "a.toml".into(), text: "a = 1\n名字 = \"x\"\n".into() };
+        let s = Source {
+            path: "a.toml".into(),
+            text: "a = 1\n名字 = \"x\"\n".into(),
+        };
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(6), (2, 1));
-        let off = s.text.find('=').map(|_| s.text.rfind('=').unwrap()).unwrap();
+        let off = s
+            .text
+            .find('=')
+            .map(|_| s.text.rfind('=').unwrap())
+            .unwrap();
         assert_eq!(s.line_col(off), (2, 4));
     }
 

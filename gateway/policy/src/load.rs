@@ -24,7 +24,11 @@ pub fn read_dir(dir: &Path, diags: &mut Diagnostics) -> Loaded {
         .enumerate()
         .filter_map(|(i, src)| parse(src, diags).map(|f| (i, f)))
         .collect();
-    Loaded { sources, files, sha256 }
+    Loaded {
+        sources,
+        files,
+        sha256,
+    }
 }
 
 fn read_sources(dir: &Path, diags: &mut Diagnostics) -> Vec<Source> {
@@ -36,7 +40,8 @@ fn read_sources(dir: &Path, diags: &mut Diagnostics) -> Vec<Source> {
                 dir,
                 format!("cannot read the policy directory: {e}"),
                 "menwei reads every *.toml file directly inside the policy directory",
-                "check the path given with --policies (default ./policies) and its permissions".into(),
+                "check the path given with --policies (default ./policies) and its permissions"
+                    .into(),
             );
             return Vec::new();
         }
@@ -54,7 +59,10 @@ fn read_sources(dir: &Path, diags: &mut Diagnostics) -> Vec<Source> {
                 Err(e) => diags.file(
                     Code::Io,
                     &path,
-                    format!("file is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+                    format!(
+                        "file is not UTF-8 (invalid byte at offset {})",
+                        e.utf8_error().valid_up_to()
+                    ),
                     "policy files are TOML, which must be UTF-8",
                     "save the file as UTF-8".into(),
                 ),
@@ -83,7 +91,11 @@ fn read_sources(dir: &Path, diags: &mut Diagnostics) -> Vec<Source> {
 fn hash(sources: &[Source]) -> String {
     let mut h = Sha256::new();
     for s in sources {
-        let name = s.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = s
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         h.update(name.as_bytes());
         h.update([0]);
         h.update((s.text.len() as u64).to_be_bytes());
@@ -124,7 +136,13 @@ fn unknown_and_expected<'a>(msg: &'a str, what: &str) -> Option<(&'a str, Vec<&'
 
 fn report_serde(src: &Source, e: &toml::de::Error, diags: &mut Diagnostics) {
     let span = e.span().unwrap_or(0..0);
-    let joined = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+    let joined = e
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
     let msg = joined.as_str();
     if let Some((wrong, expected)) = unknown_and_expected(msg, "unknown field ") {
         let fix = match did_you_mean(wrong, expected.iter().copied()) {
@@ -132,14 +150,31 @@ fn report_serde(src: &Source, e: &toml::de::Error, diags: &mut Diagnostics) {
             None => "remove it; every key is listed in docs/policies.md".into(),
         };
         let why = format!("keys allowed here: {}", expected.join(", "));
-        diags.at(Code::UnknownKey, src, span, format!("unknown key `{wrong}`"), &why, fix);
+        diags.at(
+            Code::UnknownKey,
+            src,
+            span,
+            format!("unknown key `{wrong}`"),
+            &why,
+            fix,
+        );
     } else if let Some((wrong, expected)) = unknown_and_expected(msg, "unknown variant ") {
         let fix = match did_you_mean(wrong, expected.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("use one of: {}", expected.join(", ")),
         };
-        let why = format!("this key takes one of a closed set of values: {}", expected.join(", "));
-        diags.at(Code::InvalidValue, src, span, format!("unknown value `{wrong}`"), &why, fix);
+        let why = format!(
+            "this key takes one of a closed set of values: {}",
+            expected.join(", ")
+        );
+        diags.at(
+            Code::InvalidValue,
+            src,
+            span,
+            format!("unknown value `{wrong}`"),
+            &why,
+            fix,
+        );
     } else {
         diags.at(
             Code::InvalidValue,

@@ -74,7 +74,10 @@ fn decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
     while i < raw.len() {
         let b = raw[i];
         if b == b'%' {
-            let (h, l) = match (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex)) {
+            let (h, l) = match (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            ) {
                 (Some(h), Some(l)) => (h, l),
                 _ => return Err(PathError::BadEscape),
             };
@@ -91,7 +94,9 @@ fn decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
         match b {
             b'\\' => return Err(PathError::Backslash),
             0..=0x1f | 0x7f => return Err(PathError::Control),
-            0x80..=0xff | b' ' | b'"' | b'<' | b'>' | b'^' | b'`' | b'{' | b'|' | b'}' => push_escaped(&mut out, b),
+            0x80..=0xff | b' ' | b'"' | b'<' | b'>' | b'^' | b'`' | b'{' | b'|' | b'}' => {
+                push_escaped(&mut out, b)
+            }
             _ => out.push(b),
         }
         i += 1;
@@ -117,7 +122,9 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
                 segments.pop();
                 trailing = true;
             }
-            s if s.starts_with(b"..;") || s.starts_with(b".;") => return Err(PathError::DotParameter),
+            s if s.starts_with(b"..;") || s.starts_with(b".;") => {
+                return Err(PathError::DotParameter)
+            }
             s => segments.push(s),
         }
     }
@@ -140,7 +147,14 @@ mod tests {
 
     #[test]
     fn canonical_paths_pass_through() {
-        for p in ["/", "/echo/", "/echo/a/b", "/citizens?x", "/a/b.json", "/a/%E4%BD%A0"] {
+        for p in [
+            "/",
+            "/echo/",
+            "/echo/a/b",
+            "/citizens?x",
+            "/a/b.json",
+            "/a/%E4%BD%A0",
+        ] {
             assert_eq!(normalize(p).unwrap(), p, "{p}");
         }
     }
@@ -182,7 +196,9 @@ mod tests {
 
     #[test]
     fn idempotent_on_many_inputs() {
-        let parts = ["", "/", "a", ".", "..", "%2e", "%2E%2e", "b;c", "%41", "%20", "~", "//"];
+        let parts = [
+            "", "/", "a", ".", "..", "%2e", "%2E%2e", "b;c", "%41", "%20", "~", "//",
+        ];
         let mut n = 0;
         for a in parts {
             for b in parts {
@@ -190,7 +206,10 @@ mod tests {
                     let p = format!("/{a}/{b}{c}");
                     if let Ok(once) = normalize(&p) {
                         assert_eq!(normalize(&once).unwrap(), once, "{p}");
-                        assert!(!once.contains("//") && !once.contains("/../") && !once.contains("/./"), "{p} -> {once}");
+                        assert!(
+                            !once.contains("//") && !once.contains("/../") && !once.contains("/./"),
+                            "{p} -> {once}"
+                        );
                         n += 1;
                     }
                 }

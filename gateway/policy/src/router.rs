@@ -50,7 +50,8 @@ impl PathMatch {
             PathMatch::Exact(p) => p == path,
             PathMatch::Prefix(p) if p == "/" => true,
             PathMatch::Prefix(p) => {
-                path.starts_with(p.as_str()) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+                path.starts_with(p.as_str())
+                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
             }
             PathMatch::Regex(r) => r.is_match(path),
         }
@@ -93,11 +94,18 @@ pub struct RouteSpec {
 
 impl RouteSpec {
     fn key(&self) -> ((u8, usize), (u8, usize), bool, usize) {
-        (self.host.rank(), self.path.rank(), self.methods.is_empty(), self.order)
+        (
+            self.host.rank(),
+            self.path.rank(),
+            self.methods.is_empty(),
+            self.order,
+        )
     }
 
     fn method_ok(&self, m: &Method) -> bool {
-        self.methods.is_empty() || self.methods.contains(m) || (*m == Method::HEAD && self.methods.contains(&Method::GET))
+        self.methods.is_empty()
+            || self.methods.contains(m)
+            || (*m == Method::HEAD && self.methods.contains(&Method::GET))
     }
 }
 
@@ -185,7 +193,13 @@ impl Router {
 mod tests {
     use super::*;
 
-    fn route(name: &str, host: HostMatch, path: PathMatch, methods: &[Method], order: usize) -> RouteSpec {
+    fn route(
+        name: &str,
+        host: HostMatch,
+        path: PathMatch,
+        methods: &[Method],
+        order: usize,
+    ) -> RouteSpec {
         RouteSpec {
             name: name.into(),
             host,
@@ -210,14 +224,62 @@ mod tests {
     #[test]
     fn precedence() {
         let r = Router::new(vec![
-            route("any-root", HostMatch::Any, PathMatch::Prefix("/".into()), &[], 0),
-            route("regex", HostMatch::Any, PathMatch::Regex(regex::Regex::new("^/api/v[0-9]+/").unwrap()), &[], 1),
-            route("api", HostMatch::Any, PathMatch::Prefix("/api".into()), &[], 2),
-            route("api-v1", HostMatch::Any, PathMatch::Prefix("/api/v1".into()), &[], 3),
-            route("api-post", HostMatch::Any, PathMatch::Prefix("/api".into()), &[Method::POST], 4),
-            route("exact", HostMatch::Any, PathMatch::Exact("/api/v1/ping".into()), &[], 5),
-            route("wild", HostMatch::Suffix(".example.cn".into()), PathMatch::Prefix("/".into()), &[], 6),
-            route("gov", HostMatch::Exact("gov.example.cn".into()), PathMatch::Prefix("/".into()), &[], 7),
+            route(
+                "any-root",
+                HostMatch::Any,
+                PathMatch::Prefix("/".into()),
+                &[],
+                0,
+            ),
+            route(
+                "regex",
+                HostMatch::Any,
+                PathMatch::Regex(regex::Regex::new("^/api/v[0-9]+/").unwrap()),
+                &[],
+                1,
+            ),
+            route(
+                "api",
+                HostMatch::Any,
+                PathMatch::Prefix("/api".into()),
+                &[],
+                2,
+            ),
+            route(
+                "api-v1",
+                HostMatch::Any,
+                PathMatch::Prefix("/api/v1".into()),
+                &[],
+                3,
+            ),
+            route(
+                "api-post",
+                HostMatch::Any,
+                PathMatch::Prefix("/api".into()),
+                &[Method::POST],
+                4,
+            ),
+            route(
+                "exact",
+                HostMatch::Any,
+                PathMatch::Exact("/api/v1/ping".into()),
+                &[],
+                5,
+            ),
+            route(
+                "wild",
+                HostMatch::Suffix(".example.cn".into()),
+                PathMatch::Prefix("/".into()),
+                &[],
+                6,
+            ),
+            route(
+                "gov",
+                HostMatch::Exact("gov.example.cn".into()),
+                PathMatch::Prefix("/".into()),
+                &[],
+                7,
+            ),
         ]);
         let g = Method::GET;
         assert_eq!(name(r.find("x", "/api/v1/ping", &g)), "exact");
@@ -233,7 +295,13 @@ mod tests {
 
     #[test]
     fn method_not_allowed_and_head() {
-        let r = Router::new(vec![route("g", HostMatch::Any, PathMatch::Prefix("/g".into()), &[Method::GET], 0)]);
+        let r = Router::new(vec![route(
+            "g",
+            HostMatch::Any,
+            PathMatch::Prefix("/g".into()),
+            &[Method::GET],
+            0,
+        )]);
         assert_eq!(name(r.find("x", "/g/1", &Method::HEAD)), "g");
         match r.find("x", "/g/1", &Method::DELETE) {
             Match::MethodNotAllowed(m) => assert_eq!(m, vec![Method::GET]),

@@ -25,7 +25,11 @@ impl Duration {
             "s" => StdDuration::from_secs(n),
             "m" => StdDuration::from_secs(n.saturating_mul(60)),
             "h" => StdDuration::from_secs(n.saturating_mul(3600)),
-            _ => return Err(format!("`{s}` has unit `{unit}`; allowed units: ms, s, m, h")),
+            _ => {
+                return Err(format!(
+                    "`{s}` has unit `{unit}`; allowed units: ms, s, m, h"
+                ))
+            }
         };
         Ok(Self(d))
     }
@@ -47,17 +51,23 @@ impl ByteSize {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a size: expected e.g. `16KiB`, `10MiB` or `512B`"))?;
+        let n: u64 = num.parse().map_err(|_| {
+            format!("`{s}` is not a size: expected e.g. `16KiB`, `10MiB` or `512B`")
+        })?;
         let mult: u64 = match unit {
             "" | "B" => 1,
             "KiB" => 1 << 10,
             "MiB" => 1 << 20,
             "GiB" => 1 << 30,
-            _ => return Err(format!("`{s}` has unit `{unit}`; allowed units: B, KiB, MiB, GiB")),
+            _ => {
+                return Err(format!(
+                    "`{s}` has unit `{unit}`; allowed units: B, KiB, MiB, GiB"
+                ))
+            }
         };
-        n.checked_mul(mult).map(Self).ok_or_else(|| format!("`{s}` is too large"))
+        n.checked_mul(mult)
+            .map(Self)
+            .ok_or_else(|| format!("`{s}` is too large"))
     }
 }
 
@@ -81,7 +91,9 @@ impl Cidr {
         if let Ok(ip) = s.parse::<std::net::IpAddr>() {
             return Ok(Self(ipnet::IpNet::from(ip)));
         }
-        Err(format!("`{s}` is not a CIDR such as `10.0.0.0/8` or `::1/128`, nor an IP address"))
+        Err(format!(
+            "`{s}` is not a CIDR such as `10.0.0.0/8` or `::1/128`, nor an IP address"
+        ))
     }
 
     /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses are treated as IPv4).
@@ -103,7 +115,9 @@ impl HeaderName {
     pub fn parse(s: &str) -> Result<Self, String> {
         http::HeaderName::from_bytes(s.trim().as_bytes())
             .map(Self)
-            .map_err(|_| format!("`{s}` is not a valid HTTP header name (letters, digits and `-` only)"))
+            .map_err(|_| {
+                format!("`{s}` is not a valid HTTP header name (letters, digits and `-` only)")
+            })
     }
 }
 
@@ -118,13 +132,23 @@ impl Regex {
             .size_limit(1 << 20)
             .build()
             .map(Self)
-            .map_err(|e| format!("`{s}` is not a valid regular expression: {}", first_line(&e.to_string())))
+            .map_err(|e| {
+                format!(
+                    "`{s}` is not a valid regular expression: {}",
+                    last_line(&e.to_string())
+                )
+            })
     }
 }
 
-fn first_line(s: &str) -> String {
+fn last_line(s: &str) -> String {
     // regex errors are multi-line with a caret diagram; keep the last line, which names the problem.
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }
 
 macro_rules! string_newtype_serde {
@@ -154,10 +178,26 @@ macro_rules! string_newtype_serde {
     };
 }
 
-string_newtype_serde!(Duration, "A duration: whole number + unit (ms, s, m, h), e.g. `2s`", "^[0-9]+(ms|s|m|h)$");
-string_newtype_serde!(ByteSize, "A size in bytes, optionally with unit B, KiB, MiB, GiB, e.g. `16KiB`", "^[0-9]+(B|KiB|MiB|GiB)?$");
-string_newtype_serde!(Cidr, "An IP network in CIDR notation (`10.0.0.0/8`) or a single address", "");
-string_newtype_serde!(HeaderName, "An HTTP header name", "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$");
+string_newtype_serde!(
+    Duration,
+    "A duration: whole number + unit (ms, s, m, h), e.g. `2s`",
+    "^[0-9]+(ms|s|m|h)$"
+);
+string_newtype_serde!(
+    ByteSize,
+    "A size in bytes, optionally with unit B, KiB, MiB, GiB, e.g. `16KiB`",
+    "^[0-9]+(B|KiB|MiB|GiB)?$"
+);
+string_newtype_serde!(
+    Cidr,
+    "An IP network in CIDR notation (`10.0.0.0/8`) or a single address",
+    ""
+);
+string_newtype_serde!(
+    HeaderName,
+    "An HTTP header name",
+    "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+);
 string_newtype_serde!(Regex, "A regular expression (Rust regex syntax)", "");
 
 #[cfg(test)]
@@ -167,8 +207,14 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(Duration::parse("2s").unwrap().0, StdDuration::from_secs(2));
-        assert_eq!(Duration::parse("150ms").unwrap().0, StdDuration::from_millis(150));
-        assert_eq!(Duration::parse("3m").unwrap().0, StdDuration::from_secs(180));
+        assert_eq!(
+            Duration::parse("150ms").unwrap().0,
+            StdDuration::from_millis(150)
+        );
+        assert_eq!(
+            Duration::parse("3m").unwrap().0,
+            StdDuration::from_secs(180)
+        );
         assert!(Duration::parse("2").unwrap_err().contains("allowed units"));
         assert!(Duration::parse("s").is_err());
         assert!(Duration::parse("1.5s").is_err());

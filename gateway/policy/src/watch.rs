@@ -13,7 +13,11 @@ pub struct Watcher {
 }
 
 /// Calls `on_change` once the directory has been quiet for `debounce` after any change.
-pub fn watch(dir: &Path, debounce: Duration, on_change: impl Fn() + Send + 'static) -> notify::Result<Watcher> {
+pub fn watch(
+    dir: &Path,
+    debounce: Duration,
+    on_change: impl Fn() + Send + 'static,
+) -> notify::Result<Watcher> {
     let (tx, rx) = mpsc::channel::<()>();
     let mut inner = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
@@ -34,7 +38,8 @@ pub fn watch(dir: &Path, debounce: Duration, on_change: impl Fn() + Send + 'stat
 /// Anything else written in the directory (editor swap files, logs) does not trigger a reload.
 fn relevant(p: &Path) -> bool {
     p.extension().is_some_and(|x| x == "toml")
-        || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".."))
+        || p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".."))
 }
 
 fn debounce_loop(rx: &mpsc::Receiver<()>, debounce: Duration, on_change: impl Fn()) {

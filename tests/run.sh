@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what it needs, then runs format and lint
+# gates, every unit test, every end-to-end test, and `menwei check` on the shipped policies.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+need=()
+command -v cmake >/dev/null || need+=(cmake)          # Pingora's zlib-ng build
+command -v openssl >/dev/null || need+=(openssl)      # development certificates, TLS tests
+command -v curl >/dev/null || need+=(curl)            # HTTP/2 tests
+if [ ${#need[@]} -gt 0 ]; then
+  echo "tests: installing ${need[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== format" >&2
+cargo fmt --all -- --check
+echo "== clippy" >&2
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== build binaries" >&2
+cargo build --workspace --bins --quiet
+echo "== shipped policies" >&2
+certs/make-dev-certs.sh >/dev/null
+target/debug/menwei check policies
+for d in policies/examples/*/; do target/debug/menwei check "$d"; done
+echo "== tests" >&2
+cargo test --workspace
