@@ -27,4 +27,13 @@ certs/make-dev-certs.sh >/dev/null
 target/debug/menwei check policies
 for d in policies/examples/*/; do target/debug/menwei check "$d"; done
 echo "== tests" >&2
-cargo test --workspace
+log="$(mktemp)"
+set +e
+cargo test --workspace --lib --bins --tests 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '; ([0-9]+) failed' "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
+echo "summary: $passed passed, $failed failed"
+exit "$status"
