@@ -41,7 +41,7 @@ pub fn record(store: &Store, session: &Session, ctx: &Ctx) {
     tracing::info!(
         target: "menwei::access",
         request_id = %ctx.request_id,
-        client = %ctx.client.map(|c| c.to_string()).unwrap_or_default(),
+        client = ctx.client_str.as_str(),
         method = %req.method,
         host = %ctx.host,
         path = %ctx.path,

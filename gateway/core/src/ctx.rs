@@ -17,6 +17,8 @@ pub struct Ctx {
     pub peer_trusted: bool,
     /// The client after trusted-proxy resolution.
     pub client: Option<IpAddr>,
+    /// `client` formatted once (logs, `X-Real-IP`, hashing).
+    pub client_str: String,
     pub proto: &'static str,
     /// Lower-case host without port.
     pub host: String,
@@ -46,6 +48,7 @@ impl Ctx {
             peer: None,
             peer_trusted: false,
             client: None,
+            client_str: String::new(),
             proto: "http",
             host: String::new(),
             path: String::new(),

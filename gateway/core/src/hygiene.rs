@@ -59,10 +59,12 @@ pub fn check_framing(raw_head: Option<&[u8]>, req: &RequestHeader) -> Result<(),
         .get_all(http::header::CONTENT_LENGTH)
         .iter()
         .collect();
-    let cl_count = raw_head
-        .map(|r| raw_count(r, b"content-length"))
-        .unwrap_or(cl_parsed.len())
-        .max(cl_parsed.len());
+    // The raw head is scanned only when Transfer-Encoding is present: that is the only case in
+    // which Pingora has already dropped Content-Length from the parsed headers.
+    let cl_count = match raw_head {
+        Some(r) if !te.is_empty() => raw_count(r, b"content-length").max(cl_parsed.len()),
+        _ => cl_parsed.len(),
+    };
     if !te.is_empty() && cl_count > 0 {
         return Err("both Content-Length and Transfer-Encoding");
     }
@@ -75,11 +77,7 @@ pub fn check_framing(raw_head: Option<&[u8]>, req: &RequestHeader) -> Result<(),
             return Err("invalid Content-Length");
         }
     }
-    let te_raw = raw_head
-        .map(|r| raw_count(r, b"transfer-encoding"))
-        .unwrap_or(te.len())
-        .max(te.len());
-    if te_raw > 1 {
+    if te.len() > 1 {
         return Err("duplicate Transfer-Encoding");
     }
     if let Some(v) = te.first() {
@@ -143,9 +141,9 @@ pub fn mint_request_id() -> String {
 /// What the cleaning of a request needs to know.
 pub struct Forwarding<'a> {
     pub trust: &'a TrustSettings,
-    pub peer: IpAddr,
+    pub peer: &'a str,
     pub peer_trusted: bool,
-    pub client: IpAddr,
+    pub client: &'a str,
     pub proto: &'static str,
     pub host: &'a str,
     pub request_id: &'a str,
@@ -201,7 +199,7 @@ fn write_forwarding(req: &mut RequestHeader, f: &Forwarding<'_>) {
     if !(f.peer_trusted && req.headers.contains_key("x-forwarded-host")) {
         let _ = req.insert_header("x-forwarded-host", f.host);
     }
-    let _ = req.insert_header("x-real-ip", f.client.to_string());
+    let _ = req.insert_header("x-real-ip", f.client);
     let _ = req.insert_header(f.trust.request_id_header.clone(), f.request_id);
     if let Some(up) = &f.upgrade {
         let _ = req.insert_header(http::header::CONNECTION, "upgrade");
@@ -301,9 +299,9 @@ mod tests {
         ]);
         let f = Forwarding {
             trust: &t,
-            peer: "127.0.0.1".parse().unwrap(),
+            peer: "127.0.0.1",
             peer_trusted: false,
-            client: "127.0.0.1".parse().unwrap(),
+            client: "127.0.0.1",
             proto: "http",
             host: "gw",
             request_id: "abc",

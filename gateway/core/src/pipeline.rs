@@ -118,10 +118,7 @@ impl Gateway {
         header: Option<&http::HeaderName>,
     ) -> Vec<u8> {
         match on {
-            HashOn::ClientIp => ctx
-                .client
-                .map(|c| c.to_string().into_bytes())
-                .unwrap_or_default(),
+            HashOn::ClientIp => ctx.client_str.as_bytes().to_vec(),
             HashOn::Path => ctx.path.as_bytes().to_vec(),
             HashOn::Header => header
                 .and_then(|h| session.req_header().headers.get(h))
@@ -230,6 +227,7 @@ impl ProxyHttp for Gateway {
         ctx.client = ctx
             .peer
             .map(|p| hygiene::client_ip(p, ctx.peer_trusted, req, trust));
+        ctx.client_str = ctx.client.map(|c| c.to_string()).unwrap_or_default();
         ctx.request_id = match req.headers.get(&trust.request_id_header) {
             Some(v) if ctx.peer_trusted && hygiene::valid_request_id(v.as_bytes()) => {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
@@ -370,14 +368,19 @@ impl ProxyHttp for Gateway {
             .parse()
             .map_err(|_| status_error(400, ctx, errors::BAD_PATH))?;
         upstream.set_uri(uri);
-        let (Some(peer), Some(client)) = (ctx.peer, ctx.client) else {
+        let Some(peer) = ctx.peer else {
             return Err(Error::new(ErrorType::InternalError));
+        };
+        let peer_str = if ctx.client == Some(peer) {
+            ctx.client_str.clone()
+        } else {
+            peer.to_string()
         };
         let f = Forwarding {
             trust: &live.snapshot.trust,
-            peer,
+            peer: &peer_str,
             peer_trusted: ctx.peer_trusted,
-            client,
+            client: &ctx.client_str,
             proto: ctx.proto,
             host: &ctx.host,
             request_id: &ctx.request_id,

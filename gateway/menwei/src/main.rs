@@ -64,7 +64,10 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::{filter, fmt, prelude::*, EnvFilter};
     let (access_out, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stdout());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let access = fmt::layer()
         .json()
         .flatten_event(true)
@@ -85,12 +88,23 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
             .with_writer(std::io::stderr)
             .with_filter(not_access)
     });
+    let log_level = match env.max_level_hint() {
+        Some(l) if l == tracing::level_filters::LevelFilter::OFF => log::LevelFilter::Off,
+        Some(l) if l == tracing::level_filters::LevelFilter::ERROR => log::LevelFilter::Error,
+        Some(l) if l == tracing::level_filters::LevelFilter::WARN => log::LevelFilter::Warn,
+        Some(l) if l == tracing::level_filters::LevelFilter::INFO => log::LevelFilter::Info,
+        Some(l) if l == tracing::level_filters::LevelFilter::DEBUG => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
     tracing_subscriber::registry()
         .with(access)
         .with(env)
         .with(ops_text)
         .with(ops_json)
         .init();
+    // Pingora logs through the `log` crate; without a max level every debug!/trace! call on the
+    // request path would reach the tracing bridge only to be dropped there.
+    log::set_max_level(log_level);
     guard
 }
 
