@@ -40,11 +40,11 @@ pub fn record(store: &Store, session: &Session, ctx: &Ctx) {
     let req = session.req_header();
     tracing::info!(
         target: "menwei::access",
-        request_id = %ctx.request_id,
+        request_id = ctx.request_id.as_str(),
         client = ctx.client_str.as_str(),
-        method = %req.method,
-        host = %ctx.host,
-        path = %ctx.path,
+        method = req.method.as_str(),
+        host = ctx.host.as_str(),
+        path = ctx.path.as_str(),
         route,
         upstream = upstream.unwrap_or("-"),
         backend = backend.unwrap_or("-"),

@@ -360,14 +360,19 @@ impl ProxyHttp for Gateway {
             .live
             .clone()
             .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-        let target = match session.req_header().uri.query() {
-            Some(q) => format!("{}?{q}", ctx.path),
-            None => ctx.path.clone(),
-        };
-        let uri: http::Uri = target
-            .parse()
-            .map_err(|_| status_error(400, ctx, errors::BAD_PATH))?;
-        upstream.set_uri(uri);
+        // Forward the normalised path (and the query unchanged). Origin-form requests whose path
+        // is already normal, the common case, keep their URI as it is.
+        let orig = &session.req_header().uri;
+        if orig.path() != ctx.path || orig.scheme().is_some() || orig.authority().is_some() {
+            let target = match orig.query() {
+                Some(q) => format!("{}?{q}", ctx.path),
+                None => ctx.path.clone(),
+            };
+            let uri: http::Uri = target
+                .parse()
+                .map_err(|_| status_error(400, ctx, errors::BAD_PATH))?;
+            upstream.set_uri(uri);
+        }
         let Some(peer) = ctx.peer else {
             return Err(Error::new(ErrorType::InternalError));
         };

@@ -1,5 +1,6 @@
 //! `menwei`: run the gateway, check policies, print the policy schema, explain a routing decision.
 
+mod access_layer;
 mod explain;
 
 use clap::{Parser, Subcommand};
@@ -68,13 +69,7 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
             64 * 1024,
             std::io::stdout(),
         ));
-    let access = fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_writer(access_out)
-        .with_filter(filter::filter_fn(|m| m.target() == "menwei::access"));
+    let access = access_layer::AccessLayer::new(access_out);
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let not_access = filter::filter_fn(|m| m.target() != "menwei::access");
     let ops_text = matches!(format, LogFormat::Text).then(|| {
