@@ -105,6 +105,9 @@ prefix = "/"
 upstream = "backend"
 TOML
 
+for p in $BACK $NGX $PASS $MW $ADMIN; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "bench: port $p is already in use; stop what listens there" >&2; exit 1; fi
+done
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
