@@ -214,6 +214,11 @@ impl ProxyHttp for Gateway {
         Ctx::new()
     }
 
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
+        // None. Pingora's default registers a (disabled) response-compression module that still
+        // runs on every response head and body chunk; the gateway does not compress.
+    }
+
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         let live = self.store.current();
         let trust = &live.snapshot.trust;
