@@ -170,3 +170,48 @@ fn websocket_upgrade_passes_through() {
         }
     });
 }
+
+fn served_cert_pem(port: u16, sni: &str) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            sni,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let start = text.find("-----BEGIN CERTIFICATE-----").unwrap_or(0);
+    let end = text.find("-----END CERTIFICATE-----").unwrap_or(0);
+    text[start..end].to_string()
+}
+
+#[test]
+fn renewed_certificate_is_served_after_reload() {
+    let certs = tempfile::tempdir().unwrap();
+    dev_certs(certs.path());
+    let b = Backend::echo("echo");
+    let (gw, port) = tls_gateway(&b, certs.path());
+    let before = served_cert_pem(port, "gov.localhost");
+    assert!(before.contains("BEGIN CERTIFICATE"));
+    // A renewed pair (new key, new serial) replaces the files; no policy file changes.
+    let renewed = tempfile::tempdir().unwrap();
+    dev_certs(renewed.path());
+    for f in ["gov.pem", "gov.key"] {
+        std::fs::copy(renewed.path().join(f), certs.path().join(f)).unwrap();
+    }
+    gw.sighup();
+    assert!(
+        gw.wait_version(2),
+        "certificate renewal not applied: {}",
+        gw.log()
+    );
+    let after = served_cert_pem(port, "gov.localhost");
+    assert!(
+        after.contains("BEGIN CERTIFICATE") && after != before,
+        "still the old certificate"
+    );
+}

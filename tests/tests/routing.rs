@@ -209,3 +209,32 @@ fn missing_host_is_refused() {
     );
     assert_eq!(r.status, 400);
 }
+
+#[test]
+fn streamed_body_over_the_route_cap_is_413() {
+    let b = Backend::echo("small");
+    let routes = format!(
+        "[[upstream]]\nname = \"u\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"upload\"\nprefix = \"/\"\nupstream = \"u\"\nmax_body_bytes = \"1KiB\"\n",
+        b.addr
+    );
+    let gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("routes.toml", &routes)]);
+    let chunked = |n: usize| {
+        let mut req = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+        for _ in 0..n {
+            req.extend_from_slice(b"100\r\n");
+            req.extend_from_slice(&[b'x'; 256]);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        req
+    };
+    let ok = raw(gw.addr, &chunked(4));
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["body_bytes"], 1024);
+    let r = raw(gw.addr, &chunked(8));
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["code"], "MW-REQ-006");
+    // Declared too large: refused before anything is forwarded.
+    let r = request(gw.addr, "POST", "/up", &[], Some(&[b'y'; 2048]));
+    assert_eq!(r.status, 413);
+}

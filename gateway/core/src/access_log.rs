@@ -19,7 +19,7 @@ pub fn record(store: &Store, session: &Session, ctx: &Ctx) {
         .with_label_values(&[route, status_label(status)])
         .inc();
     m.latency
-        .with_label_values(&[route])
+        .with_label_values(&[route, status_class(status)])
         .observe(elapsed.as_secs_f64());
     let Some(live) = &ctx.live else { return };
     if !live.snapshot.access_log {
@@ -64,4 +64,15 @@ fn status_label(s: u16) -> &'static str {
         .get(s as usize)
         .map(String::as_str)
         .unwrap_or("other")
+}
+
+fn status_class(s: u16) -> &'static str {
+    match s / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "none",
+    }
 }

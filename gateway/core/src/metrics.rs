@@ -31,13 +31,13 @@ impl Metrics {
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "menwei_request_duration_seconds",
-                "Time from request head to last byte, by route",
+                "Time from request head to last byte, by route and status class",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0,
             ]),
-            &["route"],
+            &["route", "class"],
         )?;
         let upstream_healthy = IntGaugeVec::new(
             Opts::new(

@@ -5,14 +5,18 @@ use crate::compile::Ctx;
 use crate::diag::{Code, Diagnostics, Source};
 use crate::raw::PolicyFile;
 use crate::snapshot::CertSpec;
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::Arc;
 use toml::Spanned;
 
+/// Compiles every `[[certificate]]`; the bytes of the files read go into `digest`, so that a
+/// renewed certificate changes the snapshot's hash (and a reload applies it).
 pub(crate) fn compile(
     cx: &Ctx,
     files: &[(usize, PolicyFile)],
     diags: &mut Diagnostics,
+    digest: &mut Sha256,
 ) -> Vec<CertSpec> {
     let mut out: Vec<CertSpec> = Vec::new();
     let mut names = HashSet::new();
@@ -42,7 +46,7 @@ pub(crate) fn compile(
                     "keep `default = true` on one certificate only".into(),
                 );
             }
-            if let Some(key) = load_pair(cx, source, &c.cert, &c.key, diags) {
+            if let Some(key) = load_pair(cx, source, &c.cert, &c.key, diags, digest) {
                 out.push(CertSpec {
                     name: name.clone(),
                     hosts,
@@ -114,10 +118,13 @@ fn load_pair(
     cert: &Spanned<String>,
     key: &Spanned<String>,
     diags: &mut Diagnostics,
+    digest: &mut Sha256,
 ) -> Option<Arc<rustls::sign::CertifiedKey>> {
     let cert_pem = read(cx, source, cert, "certificate", diags);
     let key_pem = read(cx, source, key, "key", diags);
     let (cert_pem, key_pem) = (cert_pem?, key_pem?);
+    digest.update(&cert_pem);
+    digest.update(&key_pem);
     let chain: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .filter_map(Result::ok)
         .collect();

@@ -6,6 +6,7 @@ use crate::load::{read_dir, Loaded};
 use crate::raw::{self, PolicyFile};
 use crate::router::Router;
 use crate::snapshot::{LimitSettings, ListenerSpec, RestartSettings, Snapshot, TrustSettings};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -45,7 +46,16 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     let (admin, threads, pool, grace) =
         compile_server(&cx, singles.server_src, server.as_ref(), diags);
     let listeners = compile_listeners(&cx, &loaded.files, admin, diags);
-    let certificates = crate::certs::compile(&cx, &loaded.files, diags);
+    let mut cert_digest = Sha256::new();
+    let certificates = crate::certs::compile(&cx, &loaded.files, diags, &mut cert_digest);
+    let sha256 = if certificates.is_empty() {
+        loaded.sha256.clone()
+    } else {
+        let mut h = Sha256::new();
+        h.update(loaded.sha256.as_bytes());
+        h.update(cert_digest.finalize());
+        hex::encode(h.finalize())
+    };
     check_tls(&cx, &listeners, !certificates.is_empty(), diags);
     let trust = compile_trust(
         singles
@@ -73,7 +83,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         .unwrap_or(true);
     Some(Snapshot {
         version: 0,
-        sha256: loaded.sha256.clone(),
+        sha256,
         loaded_at: SystemTime::now(),
         dir: dir.to_path_buf(),
         files: loaded.sources.iter().map(|s| s.path.clone()).collect(),

@@ -94,7 +94,8 @@ pub struct UpstreamSpec {
 pub struct Snapshot {
     /// Assigned by the store: 1 for the first policy served, +1 per successful reload.
     pub version: u64,
-    /// SHA-256 over every input file's name and bytes, in name order.
+    /// SHA-256 over every policy file's name and bytes, in name order, and the certificate and
+    /// key files they name.
     pub sha256: String,
     pub loaded_at: SystemTime,
     pub dir: PathBuf,
