@@ -217,7 +217,10 @@ fn streamed_body_over_the_route_cap_is_413() {
         "[[upstream]]\nname = \"u\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"upload\"\nprefix = \"/\"\nupstream = \"u\"\nmax_body_bytes = \"1KiB\"\n",
         b.addr
     );
-    let gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("routes.toml", &routes)]);
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("routes.toml", &routes),
+    ]);
     let chunked = |n: usize| {
         let mut req = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
         for _ in 0..n {

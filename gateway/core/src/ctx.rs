@@ -37,6 +37,8 @@ pub struct Ctx {
     pub deny: Option<Deny>,
     pub body_bytes: u64,
     pub upgrade: Option<http::HeaderValue>,
+    /// In-flight slots of concurrency limits, released when the request ends.
+    pub limit_guards: Vec<menwei_ratelimit::ConcurrencyGuard>,
 }
 
 impl Ctx {
@@ -61,6 +63,7 @@ impl Ctx {
             deny: None,
             body_bytes: 0,
             upgrade: None,
+            limit_guards: Vec::new(),
         }
     }
 

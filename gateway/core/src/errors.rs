@@ -37,6 +37,8 @@ denies! {
     UPSTREAM_CONNECT = 502, "MW-UP-002", "upstream unreachable";
     UPSTREAM_TIMEOUT = 504, "MW-UP-003", "upstream timed out";
     UPSTREAM_BROKEN = 502, "MW-UP-004", "bad response from upstream";
+    RATE_LIMITED = 429, "MW-RATE-001", "too many requests";
+    CONCURRENCY_LIMITED = 429, "MW-RATE-002", "too many requests in progress";
     INTERNAL = 500, "MW-INT-001", "internal error";
 }
 
@@ -52,12 +54,15 @@ fn html_escape(s: &str) -> String {
         .collect()
 }
 
-/// The response head and body for a refusal. `allow` fills the `Allow` header of a 405.
+/// Response headers that go with a refusal (`Allow` of a 405, `Retry-After` of a 429...).
+pub type Extra = Vec<(http::HeaderName, String)>;
+
+/// The response head and body for a refusal, with `extra` headers.
 pub fn render(
     d: Deny,
     request_id: &str,
     accept: Option<&[u8]>,
-    allow: Option<&str>,
+    extra: &[(http::HeaderName, String)],
 ) -> pingora::Result<(ResponseHeader, Bytes)> {
     let (ctype, body) = if wants_html(accept) {
         let rid = html_escape(request_id);
@@ -81,8 +86,8 @@ pub fn render(
     let _ = h.insert_header(http::header::CACHE_CONTROL, "no-store");
     let _ = h.insert_header("x-content-type-options", "nosniff");
     let _ = h.insert_header("x-request-id", request_id);
-    if let Some(allow) = allow {
-        let _ = h.insert_header(http::header::ALLOW, allow);
+    for (name, value) in extra {
+        let _ = h.insert_header(name.clone(), value.as_str());
     }
     Ok((h, Bytes::from(body)))
 }
@@ -93,7 +98,7 @@ mod tests {
 
     #[test]
     fn json_and_html() {
-        let (h, b) = render(NO_ROUTE, "rid1", Some(b"application/json"), None).unwrap();
+        let (h, b) = render(NO_ROUTE, "rid1", Some(b"application/json"), &[]).unwrap();
         assert_eq!(h.status.as_u16(), 404);
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["code"], "MW-ROUTE-001");
@@ -102,7 +107,7 @@ mod tests {
             NO_ROUTE,
             "rid<script>",
             Some(b"text/html,application/xhtml+xml"),
-            None,
+            &[],
         )
         .unwrap();
         assert!(h.headers["content-type"]

@@ -8,6 +8,7 @@ pub mod ctx;
 pub mod errors;
 pub mod health;
 pub mod hygiene;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;

@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::upstream::{BackendState, UpstreamGroup};
 use arc_swap::ArcSwap;
 use menwei_policy::{Diagnostics, Snapshot};
+use menwei_ratelimit::{Gcra, LocalLimiter};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ pub struct Live {
     pub snapshot: Arc<Snapshot>,
     /// Same order as `snapshot.upstreams`.
     pub upstreams: Vec<Arc<UpstreamGroup>>,
+    /// Same order as `snapshot.rate_limits`.
+    pub limiters: Vec<Arc<LocalLimiter>>,
 }
 
 /// What happened to a reload request.
@@ -47,18 +50,43 @@ pub struct Status {
 }
 
 type Registry = HashMap<(String, SocketAddr), Arc<BackendState>>;
+/// Limiter state by limit fingerprint: a reload keeps the counters of limits it did not change.
+type Limiters = HashMap<String, Arc<LocalLimiter>>;
+
+fn build_limiters(snapshot: &Snapshot, previous: &mut Limiters) -> Vec<Arc<LocalLimiter>> {
+    let mut keep = Limiters::new();
+    let out = snapshot
+        .rate_limits
+        .iter()
+        .map(|spec| {
+            let fp = spec.fingerprint();
+            let limiter = previous.get(&fp).cloned().unwrap_or_else(|| {
+                Arc::new(LocalLimiter::new(
+                    Gcra::new(spec.rate, spec.burst),
+                    spec.max_keys,
+                    spec.concurrency,
+                ))
+            });
+            keep.insert(fp, limiter.clone());
+            limiter
+        })
+        .collect();
+    *previous = keep;
+    out
+}
 
 pub struct Store {
     live: ArcSwap<Live>,
     dir: PathBuf,
-    backends: Mutex<Registry>,
+    backends: Mutex<(Registry, Limiters)>,
     status: Mutex<Status>,
     /// Serialises reloads (SIGHUP and the file watcher may fire together).
     reloading: Mutex<()>,
     pub metrics: Metrics,
 }
 
-fn build_live(snapshot: Snapshot, registry: &mut Registry) -> Live {
+fn build_live(snapshot: Snapshot, registry: &mut Registry, limiters: &mut Limiters) -> Live {
+    let limiters = build_limiters(&snapshot, limiters);
     let mut keep: Registry = HashMap::new();
     let upstreams = snapshot
         .upstreams
@@ -79,6 +107,7 @@ fn build_live(snapshot: Snapshot, registry: &mut Registry) -> Live {
     Live {
         snapshot: Arc::new(snapshot),
         upstreams,
+        limiters,
     }
 }
 
@@ -88,11 +117,12 @@ impl Store {
         snapshot.version = 1;
         metrics.policy_version.set(1);
         let mut registry = Registry::new();
-        let live = build_live(snapshot, &mut registry);
+        let mut limiters = Limiters::new();
+        let live = build_live(snapshot, &mut registry, &mut limiters);
         Self {
             live: ArcSwap::from_pointee(live),
             dir,
-            backends: Mutex::new(registry),
+            backends: Mutex::new((registry, limiters)),
             status: Mutex::new(Status::default()),
             reloading: Mutex::new(()),
             metrics,
@@ -132,8 +162,11 @@ impl Store {
                 s.version = version + 1;
                 let restart_required = restart_changes(&current.snapshot, &s);
                 let live = match self.backends.lock() {
-                    Ok(mut reg) => build_live(s, &mut reg),
-                    Err(_) => build_live(s, &mut Registry::new()),
+                    Ok(mut reg) => {
+                        let (backends, limiters) = &mut *reg;
+                        build_live(s, backends, limiters)
+                    }
+                    Err(_) => build_live(s, &mut Registry::new(), &mut Limiters::new()),
                 };
                 self.live.store(Arc::new(live));
                 self.metrics.reloads.inc();

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub upstream_healthy: IntGaugeVec,
     pub upstream_failures: IntCounterVec,
+    pub ratelimit: IntCounterVec,
     pub policy_version: IntGauge,
     pub reloads: IntCounter,
     pub reload_failures: IntCounter,
@@ -53,6 +54,14 @@ impl Metrics {
             ),
             &["upstream", "backend"],
         )?;
+        let ratelimit = IntCounterVec::new(
+            Opts::new(
+                "menwei_ratelimit_decisions_total",
+                "Rate-limit decisions by limit: allowed, limited",
+            ),
+            &["limit", "decision"],
+        )?;
+        registry.register(Box::new(ratelimit.clone()))?;
         let policy_version = IntGauge::new(
             "menwei_policy_version",
             "Version of the policy being served",
@@ -80,6 +89,7 @@ impl Metrics {
             latency,
             upstream_healthy,
             upstream_failures,
+            ratelimit,
             policy_version,
             reloads,
             reload_failures,

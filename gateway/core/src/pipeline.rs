@@ -16,7 +16,7 @@
 //! | fail_to_proxy           | the client's error page (JSON or HTML), never internals              |
 
 use crate::ctx::Ctx;
-use crate::errors::{self, Deny};
+use crate::errors::{self, Deny, Extra};
 use crate::hygiene::{self, Forwarding};
 use crate::live::Store;
 use crate::request;
@@ -44,7 +44,7 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut Ctx,
         d: Deny,
-        allow: Option<&str>,
+        extra: &[(http::HeaderName, String)],
     ) -> Result<bool> {
         ctx.deny = Some(d);
         let accept = session
@@ -52,7 +52,7 @@ impl Gateway {
             .headers
             .get(http::header::ACCEPT)
             .map(|v| v.as_bytes().to_vec());
-        let (head, body) = errors::render(d, &ctx.request_id, accept.as_deref(), allow)?;
+        let (head, body) = errors::render(d, &ctx.request_id, accept.as_deref(), extra)?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session
             .write_response_header(Box::new(head), head_only)
@@ -64,12 +64,9 @@ impl Gateway {
     }
 
     /// Runs the request-head checks; `Err` is the refusal to write.
-    fn admit(
-        &self,
-        session: &Session,
-        ctx: &mut Ctx,
-    ) -> std::result::Result<(), (Deny, Option<String>)> {
-        let live = ctx.live.clone().ok_or((errors::INTERNAL, None))?;
+    fn admit(&self, session: &Session, ctx: &mut Ctx) -> std::result::Result<(), (Deny, Extra)> {
+        let plain = |d: Deny| (d, Extra::new());
+        let live = ctx.live.clone().ok_or(plain(errors::INTERNAL))?;
         let snap = &live.snapshot;
         let req = session.req_header();
         let raw = session
@@ -78,21 +75,24 @@ impl Gateway {
             .map(|s| s.get_headers_raw_bytes());
         hygiene::check_framing(raw.as_deref(), req).map_err(|why| {
             tracing::info!(request_id = %ctx.request_id, why, "refused request framing");
-            (errors::BAD_FRAMING, None)
+            plain(errors::BAD_FRAMING)
         })?;
-        request::check_limits(req, &snap.limits).map_err(|d| (d, None))?;
-        ctx.host = request::host(req).map_err(|d| (d, None))?;
+        request::check_limits(req, &snap.limits).map_err(plain)?;
+        ctx.host = request::host(req).map_err(plain)?;
         ctx.path =
-            menwei_policy::path::normalize(req.uri.path()).map_err(|_| (errors::BAD_PATH, None))?;
+            menwei_policy::path::normalize(req.uri.path()).map_err(|_| plain(errors::BAD_PATH))?;
         if request::is_reserved(&ctx.path) {
-            return Err((errors::RESERVED, None));
+            return Err(plain(errors::RESERVED));
         }
         let route = match snap.router.find(&ctx.host, &ctx.path, &req.method) {
             Match::Route(r) => r,
-            Match::NotFound => return Err((errors::NO_ROUTE, None)),
+            Match::NotFound => return Err(plain(errors::NO_ROUTE)),
             Match::MethodNotAllowed(m) => {
                 let allow = m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
-                return Err((errors::METHOD_NOT_ALLOWED, Some(allow)));
+                return Err((
+                    errors::METHOD_NOT_ALLOWED,
+                    vec![(http::header::ALLOW, allow)],
+                ));
             }
         };
         ctx.route = snap
@@ -103,11 +103,12 @@ impl Gateway {
         ctx.upstream = Some(route.upstream);
         if session.is_upgrade_req() {
             if !route.websocket {
-                return Err((errors::WEBSOCKET_REFUSED, None));
+                return Err(plain(errors::WEBSOCKET_REFUSED));
             }
             ctx.upgrade = req.headers.get(http::header::UPGRADE).cloned();
         }
-        request::check_declared_body(req, route.max_body_bytes).map_err(|d| (d, None))
+        request::check_declared_body(req, route.max_body_bytes).map_err(plain)?;
+        crate::limits::check(&live, route, req, ctx, &self.store.metrics)
     }
 
     fn hash_key(
@@ -257,11 +258,11 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         match self.admit(session, ctx) {
             Ok(()) => Ok(false),
-            Err((d, allow)) => {
+            Err((d, extra)) => {
                 if d == errors::BAD_FRAMING {
                     session.set_keepalive(None);
                 }
-                self.deny(session, ctx, d, allow.as_deref()).await
+                self.deny(session, ctx, d, &extra).await
             }
         }
     }
@@ -425,7 +426,7 @@ impl ProxyHttp for Gateway {
         ctx.deny = Some(d);
         tracing::warn!(request_id = %ctx.request_id, route = ctx.route_name(), code = d.code, error = %e, "request failed");
         if session.response_written().is_none() {
-            let _ = self.deny(session, ctx, d, None).await;
+            let _ = self.deny(session, ctx, d, &[]).await;
         }
         FailToProxy {
             error_code: d.status,

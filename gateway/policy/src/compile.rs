@@ -70,8 +70,13 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
             .unwrap_or_default(),
     );
     let (upstreams, by_name) = crate::compile_upstream::compile(&cx, &loaded.files, diags);
+    let (rate_limits, limits_by_name) = crate::compile_limit::compile(&cx, &loaded.files, diags);
+    let names = crate::compile_route::Names {
+        upstreams: &by_name,
+        limits: &limits_by_name,
+    };
     let routes =
-        crate::compile_route::compile(&cx, &loaded.files, &by_name, limits.max_body_bytes, diags);
+        crate::compile_route::compile(&cx, &loaded.files, &names, limits.max_body_bytes, diags);
     if loaded.files.is_empty() && !diags.is_empty() {
         return None;
     }
@@ -99,6 +104,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         limits,
         access_log,
         upstreams,
+        rate_limits,
         router: Router::new(routes),
     })
 }

@@ -45,10 +45,16 @@ fn method(m: raw::Method) -> http::Method {
     }
 }
 
+/// Names routes may refer to.
+pub(crate) struct Names<'a> {
+    pub upstreams: &'a HashMap<String, usize>,
+    pub limits: &'a HashMap<String, usize>,
+}
+
 pub(crate) fn compile(
     cx: &Ctx,
     files: &[(usize, PolicyFile)],
-    upstreams: &HashMap<String, usize>,
+    names: &Names<'_>,
     default_body: u64,
     diags: &mut Diagnostics,
 ) -> Vec<RouteSpec> {
@@ -74,10 +80,13 @@ pub(crate) fn compile(
                 );
                 continue;
             }
-            let upstream = resolve_upstream(source, r, upstreams, diags);
+            let upstream = resolve_upstream(source, r, names.upstreams, diags);
+            let limits = resolve_limits(source, r, names.limits, diags);
             let host = compile_host(source, r, diags);
             let path = compile_path(source, r, diags);
-            let (Some(upstream), Some(host), Some(path)) = (upstream, host, path) else {
+            let (Some(upstream), Some(host), Some(path), Some(limits)) =
+                (upstream, host, path, limits)
+            else {
                 continue;
             };
             let spec = RouteSpec {
@@ -88,6 +97,7 @@ pub(crate) fn compile(
                 upstream,
                 websocket: r.websocket.unwrap_or(true),
                 max_body_bytes: r.max_body_bytes.map(|b| b.0).unwrap_or(default_body),
+                limits,
                 origin: here,
                 order: out.len(),
             };
@@ -127,6 +137,47 @@ fn resolve_upstream(
         fix,
     );
     None
+}
+
+fn resolve_limits(
+    source: &Source,
+    r: &raw::Route,
+    known: &HashMap<String, usize>,
+    diags: &mut Diagnostics,
+) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for l in &r.limits {
+        match known.get(l.get_ref()) {
+            Some(&crate::compile_limit::INVALID) => ok = false,
+            Some(i) => out.push(*i),
+            None => {
+                ok = false;
+                let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
+                names.sort_unstable();
+                let fix = match did_you_mean(l.get_ref(), names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if names.is_empty() => {
+                        "define it with a [[limit]] table (see docs/policies.md)".into()
+                    }
+                    None => format!("use one of the defined limits: {}", names.join(", ")),
+                };
+                diags.at(
+                    Code::Dangling,
+                    source,
+                    l.span(),
+                    format!(
+                        "route `{}` applies limit `{}`, which is not defined",
+                        r.name.get_ref(),
+                        l.get_ref()
+                    ),
+                    "a route's limits name [[limit]] tables of any policy file",
+                    fix,
+                );
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn compile_host(source: &Source, r: &raw::Route, diags: &mut Diagnostics) -> Option<HostMatch> {

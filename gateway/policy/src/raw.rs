@@ -39,6 +39,33 @@ pub struct PolicyFile {
     /// Routes: which requests go to which upstream.
     #[serde(default)]
     pub route: Vec<Route>,
+    /// Named rate limits, referenced by routes.
+    #[serde(default)]
+    pub limit: Vec<Limit>,
+}
+
+/// `[[limit]]`: a named rate limit (GCRA: `burst` at once, then `rate`), optionally with a cap on
+/// requests in flight, per key. Routes list the limits that apply to them; all must pass.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Name routes refer to; appears in metrics and in the `RateLimit-Policy` header.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// What is counted separately: any of `client-ip` (after trusted-proxy resolution), `route`,
+    /// `header:<Name>`. Several parts make a combined key.
+    #[schemars(with = "Vec<String>")]
+    pub key: Spanned<Vec<Spanned<String>>>,
+    /// Steady rate: `20/s`, `600/m`, `10000/h`, `100000/d`.
+    #[schemars(with = "String")]
+    pub rate: Spanned<String>,
+    /// Requests admitted at once from idle (at least 1).
+    #[schemars(with = "i64")]
+    pub burst: Spanned<i64>,
+    /// Requests in flight per key (default: no cap).
+    pub concurrency: Option<u32>,
+    /// Keys tracked at most (default 1,000,000); the least recently used are forgotten first.
+    pub max_keys: Option<u64>,
 }
 
 /// `[server]`: process-wide settings. Restart required when changed.
@@ -268,4 +295,8 @@ pub struct Route {
     pub websocket: Option<bool>,
     /// Request body limit for this route (default: `[limits] max_body_bytes`).
     pub max_body_bytes: Option<ByteSize>,
+    /// Names of `[[limit]]`s applied to this route, in order; all must pass.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub limits: Vec<Spanned<String>>,
 }

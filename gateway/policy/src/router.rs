@@ -86,6 +86,8 @@ pub struct RouteSpec {
     pub upstream: usize,
     pub websocket: bool,
     pub max_body_bytes: u64,
+    /// Indexes into `Snapshot::rate_limits`, in the order the route lists them.
+    pub limits: Vec<usize>,
     /// Where it was declared, for `explain`.
     pub origin: String,
     /// Position in declaration order.
@@ -208,6 +210,7 @@ mod tests {
             upstream: 0,
             websocket: true,
             max_body_bytes: 0,
+            limits: Vec::new(),
             origin: String::new(),
             order,
         }

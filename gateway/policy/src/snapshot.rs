@@ -89,6 +89,35 @@ pub struct UpstreamSpec {
     pub eject_for: Duration,
 }
 
+/// One part of a rate-limit key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyPart {
+    ClientIp,
+    Route,
+    Header(http::HeaderName),
+}
+
+/// A compiled `[[limit]]`.
+#[derive(Debug, Clone)]
+pub struct LimitSpec {
+    pub name: String,
+    pub key: Vec<KeyPart>,
+    pub rate: menwei_ratelimit::Rate,
+    pub burst: u64,
+    pub concurrency: Option<u32>,
+    pub max_keys: u64,
+}
+
+impl LimitSpec {
+    /// Two specs with the same fingerprint can share counters across a reload.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "{}|{:?}|{:?}|{}|{:?}|{}",
+            self.name, self.key, self.rate, self.burst, self.concurrency, self.max_keys
+        )
+    }
+}
+
 /// One compiled policy set.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -107,6 +136,8 @@ pub struct Snapshot {
     pub limits: LimitSettings,
     pub access_log: bool,
     pub upstreams: Vec<UpstreamSpec>,
+    /// Named rate limits (`[[limit]]`); routes refer to them by index.
+    pub rate_limits: Vec<LimitSpec>,
     pub router: Router,
 }
 

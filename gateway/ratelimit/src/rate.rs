@@ -1,0 +1,72 @@
+//! `20/s`, `600/m`, `10000/h`, `100000/d`.
+
+use std::time::Duration;
+
+/// A rate: `count` requests per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    pub count: u64,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// Parses `<count>/<unit>` with unit `s`, `m`, `h` or `d`; the count is at least 1.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (n, unit) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a rate: write it as `20/s` (per s, m, h or d)"))?;
+        let count: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` does not start with a whole number of requests"))?;
+        if count == 0 {
+            return Err(format!(
+                "`{s}` admits nothing: the rate must be at least 1 per unit"
+            ));
+        }
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            u => return Err(format!("`{s}` has unit `{u}`; allowed: s, m, h, d")),
+        };
+        Ok(Self { count, per })
+    }
+
+    /// Nanoseconds between two admissions at the steady rate (at least 1).
+    pub fn emission_interval_ns(&self) -> u64 {
+        (self.per.as_nanos() / u128::from(self.count)).clamp(1, u128::from(u64::MAX)) as u64
+    }
+
+    /// Requests per second, for headers and logs.
+    pub fn per_second(&self) -> f64 {
+        self.count as f64 / self.per.as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!(
+            Rate::parse("20/s").unwrap().emission_interval_ns(),
+            50_000_000
+        );
+        assert_eq!(
+            Rate::parse("600/m").unwrap().emission_interval_ns(),
+            100_000_000
+        );
+        assert_eq!(
+            Rate::parse(" 1/d ").unwrap().per,
+            Duration::from_secs(86_400)
+        );
+        assert!(Rate::parse("0/s").unwrap_err().contains("at least 1"));
+        assert!(Rate::parse("-5/s").is_err());
+        assert!(Rate::parse("5/w").unwrap_err().contains("allowed"));
+        assert!(Rate::parse("5").is_err());
+    }
+}
