@@ -9,6 +9,7 @@ need=()
 command -v cmake >/dev/null || need+=(cmake)          # Pingora's zlib-ng build
 command -v openssl >/dev/null || need+=(openssl)      # development certificates, TLS tests
 command -v curl >/dev/null || need+=(curl)            # HTTP/2 tests
+command -v redis-server >/dev/null || need+=(redis-server)  # cluster rate-limit tests (each test starts its own)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests: installing ${need[*]}" >&2
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"

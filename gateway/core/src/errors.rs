@@ -39,6 +39,7 @@ denies! {
     UPSTREAM_BROKEN = 502, "MW-UP-004", "bad response from upstream";
     RATE_LIMITED = 429, "MW-RATE-001", "too many requests";
     CONCURRENCY_LIMITED = 429, "MW-RATE-002", "too many requests in progress";
+    LIMIT_STORE_DOWN = 503, "MW-RATE-003", "service temporarily unavailable";
     INTERNAL = 500, "MW-INT-001", "internal error";
 }
 

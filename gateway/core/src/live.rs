@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::upstream::{BackendState, UpstreamGroup};
 use arc_swap::ArcSwap;
 use menwei_policy::{Diagnostics, Snapshot};
-use menwei_ratelimit::{Gcra, LocalLimiter};
+use menwei_ratelimit::{ClusterStore, Gcra, LocalLimiter};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +23,8 @@ pub struct Live {
     pub upstreams: Vec<Arc<UpstreamGroup>>,
     /// Same order as `snapshot.rate_limits`.
     pub limiters: Vec<Arc<LocalLimiter>>,
+    /// The Redis store of cluster limits (`[state]`), kept across reloads while unchanged.
+    pub cluster: Option<Arc<ClusterStore>>,
 }
 
 /// What happened to a reload request.
@@ -85,8 +87,32 @@ pub struct Store {
     pub metrics: Metrics,
 }
 
-fn build_live(snapshot: Snapshot, registry: &mut Registry, limiters: &mut Limiters) -> Live {
+fn build_cluster(snapshot: &Snapshot, prev: Option<&Live>) -> Option<Arc<ClusterStore>> {
+    let st = snapshot.state.as_ref()?;
+    if let Some(p) = prev.filter(|p| p.snapshot.state.as_ref() == Some(st)) {
+        return p.cluster.clone();
+    }
+    match ClusterStore::new(&st.redis_url, st.connect_timeout, st.command_timeout) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            // The URL was validated when the policy loaded; this is only a safety net.
+            tracing::error!(
+                "cluster store at {}: {e}; cluster limits fall back to on_store_error",
+                st.origin
+            );
+            None
+        }
+    }
+}
+
+fn build_live(
+    snapshot: Snapshot,
+    registry: &mut Registry,
+    limiters: &mut Limiters,
+    prev: Option<&Live>,
+) -> Live {
     let limiters = build_limiters(&snapshot, limiters);
+    let cluster = build_cluster(&snapshot, prev);
     let mut keep: Registry = HashMap::new();
     let upstreams = snapshot
         .upstreams
@@ -108,6 +134,7 @@ fn build_live(snapshot: Snapshot, registry: &mut Registry, limiters: &mut Limite
         snapshot: Arc::new(snapshot),
         upstreams,
         limiters,
+        cluster,
     }
 }
 
@@ -118,7 +145,7 @@ impl Store {
         metrics.policy_version.set(1);
         let mut registry = Registry::new();
         let mut limiters = Limiters::new();
-        let live = build_live(snapshot, &mut registry, &mut limiters);
+        let live = build_live(snapshot, &mut registry, &mut limiters, None);
         Self {
             live: ArcSwap::from_pointee(live),
             dir,
@@ -164,9 +191,14 @@ impl Store {
                 let live = match self.backends.lock() {
                     Ok(mut reg) => {
                         let (backends, limiters) = &mut *reg;
-                        build_live(s, backends, limiters)
+                        build_live(s, backends, limiters, Some(&current))
                     }
-                    Err(_) => build_live(s, &mut Registry::new(), &mut Limiters::new()),
+                    Err(_) => build_live(
+                        s,
+                        &mut Registry::new(),
+                        &mut Limiters::new(),
+                        Some(&current),
+                    ),
                 };
                 self.live.store(Arc::new(live));
                 self.metrics.reloads.inc();

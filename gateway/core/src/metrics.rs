@@ -13,6 +13,9 @@ pub struct Metrics {
     pub upstream_healthy: IntGaugeVec,
     pub upstream_failures: IntCounterVec,
     pub ratelimit: IntCounterVec,
+    pub ratelimit_store_errors: IntCounter,
+    pub ratelimit_fail_open: IntGauge,
+    pub ratelimit_store_latency: prometheus::Histogram,
     pub policy_version: IntGauge,
     pub reloads: IntCounter,
     pub reload_failures: IntCounter,
@@ -62,6 +65,26 @@ impl Metrics {
             &["limit", "decision"],
         )?;
         registry.register(Box::new(ratelimit.clone()))?;
+        let ratelimit_store_errors = IntCounter::new(
+            "menwei_ratelimit_store_errors_total",
+            "Cluster rate-limit decisions Redis could not give in time",
+        )?;
+        let ratelimit_fail_open = IntGauge::new(
+            "menwei_ratelimit_fail_open",
+            "1 while the last cluster decision failed and limits applied on_store_error",
+        )?;
+        let ratelimit_store_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "menwei_ratelimit_store_seconds",
+                "Redis round trip of cluster limit decisions",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+            ]),
+        )?;
+        registry.register(Box::new(ratelimit_store_errors.clone()))?;
+        registry.register(Box::new(ratelimit_fail_open.clone()))?;
+        registry.register(Box::new(ratelimit_store_latency.clone()))?;
         let policy_version = IntGauge::new(
             "menwei_policy_version",
             "Version of the policy being served",
@@ -90,6 +113,9 @@ impl Metrics {
             upstream_healthy,
             upstream_failures,
             ratelimit,
+            ratelimit_store_errors,
+            ratelimit_fail_open,
+            ratelimit_store_latency,
             policy_version,
             reloads,
             reload_failures,

@@ -6,7 +6,8 @@
 //! | early_request_filter    | pin the policy snapshot; peer trust; client address; request id      |
 //! | request_filter          | framing -> size limits -> host -> path normalisation -> reserved     |
 //! |                         | paths -> route match -> WebSocket permission -> declared body size   |
-//! |                         | (later: ban list, WAF, rate limits, authentication, authorization)  |
+//! |                         | -> rate and concurrency limits (local, then one Redis round trip)    |
+//! |                         | (later: ban list, WAF, authentication, identity limits, authz)      |
 //! | request_body_filter     | body size under the route's cap                                      |
 //! | upstream_peer           | pick an available backend of the route's upstream; timeouts          |
 //! | upstream_request_filter | the ONLY place identity/forwarding headers are written               |
@@ -107,8 +108,7 @@ impl Gateway {
             }
             ctx.upgrade = req.headers.get(http::header::UPGRADE).cloned();
         }
-        request::check_declared_body(req, route.max_body_bytes).map_err(plain)?;
-        crate::limits::check(&live, route, req, ctx, &self.store.metrics)
+        request::check_declared_body(req, route.max_body_bytes).map_err(plain)
     }
 
     fn hash_key(
@@ -256,14 +256,27 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        match self.admit(session, ctx) {
-            Ok(()) => Ok(false),
-            Err((d, extra)) => {
-                if d == errors::BAD_FRAMING {
-                    session.set_keepalive(None);
-                }
-                self.deny(session, ctx, d, &extra).await
+        if let Err((d, extra)) = self.admit(session, ctx) {
+            if d == errors::BAD_FRAMING {
+                session.set_keepalive(None);
             }
+            return self.deny(session, ctx, d, &extra).await;
+        }
+        // The route's rate limits (pre-authentication: address, route and header keys).
+        let (Some(live), Some(i)) = (ctx.live.clone(), ctx.route) else {
+            return Ok(false);
+        };
+        let Some(route) = live.snapshot.router.routes().get(i) else {
+            return Ok(false);
+        };
+        if route.limits.is_empty() {
+            return Ok(false);
+        }
+        match crate::limits::check(&live, route, session.req_header(), ctx, &self.store.metrics)
+            .await
+        {
+            Ok(()) => Ok(false),
+            Err((d, extra)) => self.deny(session, ctx, d, &extra).await,
         }
     }
 

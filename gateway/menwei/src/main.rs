@@ -2,6 +2,7 @@
 
 mod access_layer;
 mod explain;
+mod state_probe;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -106,7 +107,15 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
 fn run(dir: &Path, format: LogFormat) -> ExitCode {
     let _guard = init_logs(format);
     let snapshot = match menwei_policy::load(dir) {
-        Ok(s) => s,
+        Ok(s) => {
+            if let Err(e) = state_probe::probe(&s) {
+                // Starting anyway keeps the gateway available; cluster limits apply their
+                // on_store_error until Redis answers.
+                eprint!("{}", e.replace(": error[", ": warning["));
+                eprintln!("menwei: starting anyway; cluster limits apply on_store_error until Redis answers");
+            }
+            s
+        }
         Err(d) => {
             eprint!("{d}");
             eprintln!(
@@ -128,6 +137,16 @@ fn run(dir: &Path, format: LogFormat) -> ExitCode {
 
 fn check(dir: &Path) -> ExitCode {
     match menwei_policy::load(dir) {
+        Ok(s) if state_probe::probe(&s).is_err() => {
+            if let Err(e) = state_probe::probe(&s) {
+                print!("{e}");
+            }
+            println!(
+                "{}: 1 error(s); the policy is valid but its cluster store is unreachable",
+                dir.display()
+            );
+            ExitCode::from(1)
+        }
         Ok(s) => {
             println!(
                 "{}: policy valid: {} file(s), {} listener(s), {} route(s), {} upstream(s); sha256 {}",

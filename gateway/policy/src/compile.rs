@@ -5,7 +5,9 @@ use crate::diag::{Code, Diagnostics, Source};
 use crate::load::{read_dir, Loaded};
 use crate::raw::{self, PolicyFile};
 use crate::router::Router;
-use crate::snapshot::{LimitSettings, ListenerSpec, RestartSettings, Snapshot, TrustSettings};
+use crate::snapshot::{
+    LimitSettings, ListenerSpec, RestartSettings, Snapshot, StateSpec, TrustSettings,
+};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -71,6 +73,9 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     );
     let (upstreams, by_name) = crate::compile_upstream::compile(&cx, &loaded.files, diags);
     let (rate_limits, limits_by_name) = crate::compile_limit::compile(&cx, &loaded.files, diags);
+    let state = compile_state(&cx, singles.state, diags);
+    // An invalid [state] has its own diagnostic; only a missing one is reported per limit.
+    check_cluster_limits(&cx, &loaded.files, singles.state.is_some(), diags);
     let names = crate::compile_route::Names {
         upstreams: &by_name,
         limits: &limits_by_name,
@@ -105,6 +110,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         access_log,
         upstreams,
         rate_limits,
+        state,
         router: Router::new(routes),
     })
 }
@@ -130,6 +136,7 @@ struct Singles<'a> {
     trust: Option<(usize, &'a Spanned<raw::Trust>)>,
     limits: Option<(usize, &'a Spanned<raw::Limits>)>,
     access_log: Option<(usize, &'a Spanned<raw::AccessLog>)>,
+    state: Option<(usize, &'a Spanned<raw::State>)>,
 }
 
 fn single<'a, T>(
@@ -166,6 +173,7 @@ impl<'a> Singles<'a> {
             trust: single(cx, "trust", files, |f| f.trust.as_ref(), diags),
             limits: single(cx, "limits", files, |f| f.limits.as_ref(), diags),
             access_log: single(cx, "access_log", files, |f| f.access_log.as_ref(), diags),
+            state: single(cx, "state", files, |f| f.state.as_ref(), diags),
         }
     }
 }
@@ -321,5 +329,67 @@ fn compile_limits(l: raw::Limits) -> LimitSettings {
         max_headers: l.max_headers.unwrap_or(100),
         max_uri_bytes: l.max_uri_bytes.map(|b| b.0).unwrap_or(8 * 1024),
         max_body_bytes: l.max_body_bytes.map(|b| b.0).unwrap_or(10 * 1024 * 1024),
+    }
+}
+
+fn compile_state(
+    cx: &Ctx,
+    state: Option<(usize, &Spanned<raw::State>)>,
+    diags: &mut Diagnostics,
+) -> Option<StateSpec> {
+    let (src, st) = state?;
+    let st = st.get_ref();
+    let source = &cx.sources[src];
+    let url = st.redis.get_ref();
+    let ok_scheme = url.starts_with("redis://") || url.starts_with("rediss://");
+    if !ok_scheme
+        || menwei_ratelimit::ClusterStore::new(url, Duration::from_secs(1), Duration::from_secs(1))
+            .is_err()
+    {
+        diags.at(
+            Code::InvalidValue,
+            source,
+            st.redis.span(),
+            "`redis` is not a Redis URL".to_string(),
+            "the cluster store is reached with redis://[:password@]host:port[/db] or rediss:// for TLS",
+            "write e.g. redis = \"redis://10.0.0.20:6379/0\"".into(),
+        );
+        return None;
+    }
+    let (line, col) = source.line_col(st.redis.span().start);
+    Some(StateSpec {
+        redis_url: url.clone(),
+        connect_timeout: st
+            .connect_timeout
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_millis(500)),
+        command_timeout: st
+            .command_timeout
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_millis(50)),
+        origin: format!("{}:{line}:{col}", source.path.display()),
+    })
+}
+
+fn check_cluster_limits(
+    cx: &Ctx,
+    files: &[(usize, PolicyFile)],
+    have_state: bool,
+    diags: &mut Diagnostics,
+) {
+    if have_state {
+        return;
+    }
+    for (src, f) in files {
+        for l in f.limit.iter().filter(|l| l.scope == raw::Scope::Cluster) {
+            diags.at(
+                Code::Requires,
+                &cx.sources[*src],
+                l.name.span(),
+                format!("limit `{}` has scope = \"cluster\" but no [state] redis is configured", l.name.get_ref()),
+                "cluster limits keep their counters in Redis so that every gateway replica shares them",
+                "add [state] with redis = \"redis://host:6379\", or use scope = \"local\"".into(),
+            );
+        }
     }
 }

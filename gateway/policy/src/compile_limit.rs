@@ -181,5 +181,7 @@ fn compile_one(source: &Source, l: &Limit, diags: &mut Diagnostics) -> Option<Li
         burst: burst as u64,
         concurrency: l.concurrency,
         max_keys: l.max_keys.unwrap_or(1_000_000).max(1),
+        scope: l.scope,
+        on_store_error: l.on_store_error,
     })
 }

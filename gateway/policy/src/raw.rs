@@ -42,6 +42,44 @@ pub struct PolicyFile {
     /// Named rate limits, referenced by routes.
     #[serde(default)]
     pub limit: Vec<Limit>,
+    /// Shared state for a cluster of gateways (Redis).
+    #[schemars(with = "Option<State>")]
+    pub state: Option<Spanned<State>>,
+}
+
+/// `[state]`: where cluster-wide state lives.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS).
+    #[schemars(with = "String")]
+    pub redis: Spanned<String>,
+    /// Time to establish a connection (default `500ms`).
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for one decision before the limit's `on_store_error` applies (default `50ms`).
+    pub command_timeout: Option<Duration>,
+}
+
+/// Where a limit's counters live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// In this gateway process.
+    #[default]
+    Local,
+    /// In Redis (`[state] redis`), shared by every replica.
+    Cluster,
+}
+
+/// What a cluster limit does when Redis cannot answer in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnStoreError {
+    /// Decide with this process's local counters (the limit then applies per replica).
+    #[default]
+    FailOpen,
+    /// Refuse the request (503 `MW-RATE-003`).
+    FailClosed,
 }
 
 /// `[[limit]]`: a named rate limit (GCRA: `burst` at once, then `rate`), optionally with a cap on
@@ -66,6 +104,12 @@ pub struct Limit {
     pub concurrency: Option<u32>,
     /// Keys tracked at most (default 1,000,000); the least recently used are forgotten first.
     pub max_keys: Option<u64>,
+    /// `local` (default) or `cluster` (needs `[state] redis`).
+    #[serde(default)]
+    pub scope: Scope,
+    /// For cluster limits, when Redis is unreachable or slow: `fail-open` (default) or `fail-closed`.
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
 }
 
 /// `[server]`: process-wide settings. Restart required when changed.

@@ -106,16 +106,28 @@ pub struct LimitSpec {
     pub burst: u64,
     pub concurrency: Option<u32>,
     pub max_keys: u64,
+    pub scope: crate::raw::Scope,
+    pub on_store_error: crate::raw::OnStoreError,
 }
 
 impl LimitSpec {
     /// Two specs with the same fingerprint can share counters across a reload.
     pub fn fingerprint(&self) -> String {
         format!(
-            "{}|{:?}|{:?}|{}|{:?}|{}",
-            self.name, self.key, self.rate, self.burst, self.concurrency, self.max_keys
+            "{}|{:?}|{:?}|{}|{:?}|{}|{:?}",
+            self.name, self.key, self.rate, self.burst, self.concurrency, self.max_keys, self.scope
         )
     }
+}
+
+/// `[state]`: the cluster store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSpec {
+    pub redis_url: String,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// `file:line:col` of the `redis` key, for problems found later (unreachable at start).
+    pub origin: String,
 }
 
 /// One compiled policy set.
@@ -138,6 +150,7 @@ pub struct Snapshot {
     pub upstreams: Vec<UpstreamSpec>,
     /// Named rate limits (`[[limit]]`); routes refer to them by index.
     pub rate_limits: Vec<LimitSpec>,
+    pub state: Option<StateSpec>,
     pub router: Router,
 }
 

@@ -8,10 +8,12 @@
 //! Lua step in Redis later. Guarantee: over any interval of length `e`, at most
 //! `burst + rate * e` requests of one key are admitted.
 
+pub mod cluster;
 pub mod gcra;
 pub mod local;
 pub mod rate;
 
+pub use cluster::{ClusterCheck, ClusterStore, StoreError};
 pub use gcra::{Decision, Gcra};
 pub use local::{AtLimit, ConcurrencyGuard, LocalLimiter};
 pub use rate::Rate;

@@ -1,0 +1,120 @@
+//! Cluster rate limits on a real Redis: shared between gateways, fail-open / fail-closed when
+//! Redis goes away, recovery when it returns, and `menwei check` on an unreachable Redis.
+
+use menwei_tests::*;
+use std::time::Duration;
+
+fn start(b: &Backend, redis_url: &str, on_error: &str) -> Gateway {
+    let gw = gateway_toml(&format!(
+        "[state]\nredis = \"{redis_url}\"\ncommand_timeout = \"200ms\"\n"
+    ));
+    let limits = format!(
+        "[[limit]]\nname = \"shared\"\nkey = [\"client-ip\"]\nrate = \"1/m\"\nburst = 10\nscope = \"cluster\"\non_store_error = \"{on_error}\"\n"
+    );
+    let routes = format!(
+        "[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"api\"\nprefix = \"/\"\nupstream = \"echo\"\nlimits = [\"shared\"]\n",
+        b.addr
+    );
+    Gateway::start(&[
+        ("gateway.toml", &gw),
+        ("ratelimit.toml", &limits),
+        ("routes.toml", &routes),
+    ])
+}
+
+fn count(gw: &Gateway, n: usize) -> (usize, usize, usize) {
+    let (mut ok, mut limited, mut unavailable) = (0, 0, 0);
+    for _ in 0..n {
+        match get_with(gw.addr, "/x", &[]).status {
+            200 => ok += 1,
+            429 => limited += 1,
+            503 => unavailable += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    (ok, limited, unavailable)
+}
+
+#[test]
+fn two_gateways_sharing_redis_admit_one_limits_worth() {
+    let redis = Redis::start();
+    let b = Backend::echo("echo");
+    let (g1, g2) = (
+        start(&b, &redis.url(), "fail-open"),
+        start(&b, &redis.url(), "fail-open"),
+    );
+    let mut ok = 0;
+    for _ in 0..8 {
+        ok += count(&g1, 1).0 + count(&g2, 1).0;
+    }
+    assert_eq!(
+        ok, 10,
+        "two replicas together must admit one burst, not two"
+    );
+    assert!(g1.metrics().contains("menwei_ratelimit_fail_open 0"));
+}
+
+#[test]
+fn redis_down_fails_open_to_local_counters_and_recovers() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let b = Backend::echo("echo");
+    let gw = start(&b, &redis.url(), "fail-open");
+    assert_eq!(count(&gw, 12), (10, 2, 0));
+    redis.stop();
+    // Local counters of this process take over: a fresh burst, still limited.
+    assert_eq!(count(&gw, 12), (10, 2, 0));
+    let m = gw.metrics();
+    assert!(m.contains("menwei_ratelimit_fail_open 1"), "{m}");
+    assert!(!m.contains("menwei_ratelimit_store_errors_total 0"), "{m}");
+    assert!(
+        gw.log().contains("ALERT rate-limit store unavailable"),
+        "{}",
+        gw.log()
+    );
+    // Redis returns (empty): decisions come from it again.
+    let _redis = Redis::start_on(port);
+    let back = wait_until(Duration::from_secs(15), || {
+        let _ = get_with(gw.addr, "/x", &[]);
+        gw.metrics().contains("menwei_ratelimit_fail_open 0")
+    });
+    assert!(back, "never recovered: {}", gw.metrics());
+}
+
+#[test]
+fn redis_down_fails_closed_when_configured() {
+    let mut redis = Redis::start();
+    let b = Backend::echo("echo");
+    let gw = start(&b, &redis.url(), "fail-closed");
+    assert_eq!(count(&gw, 2), (2, 0, 0));
+    redis.stop();
+    let r = get_with(gw.addr, "/x", &[("Accept", "application/json")]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["code"], "MW-RATE-003");
+}
+
+#[test]
+fn check_reports_an_unreachable_redis_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        format!("[[listener]]\nname = \"p\"\naddr = \"127.0.0.1:1\"\n\n[state]\nredis = \"redis://:hunter2@127.0.0.1:{port}/0\"\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("routes.toml"), "[[upstream]]\nname = \"u\"\nbackends = [\"127.0.0.1:2\"]\n[[route]]\nname = \"r\"\nprefix = \"/\"\nupstream = \"u\"\n").unwrap();
+    let out = std::process::Command::new(bin("menwei"))
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "gateway.toml:6:9: error[MW-POL-016]: cannot reach Redis at redis://***@127.0.0.1"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "password printed: {text}");
+}
