@@ -4,6 +4,7 @@
 #   admin   http://127.0.0.1:9901   (/metrics /healthz /readyz /policy)
 #   echo service      at /echo/      (backend 127.0.0.1:9001)
 #   citizen records   at /citizens/  (backend 127.0.0.1:9002)
+#   Redis             127.0.0.1:6390 (cluster rate-limit counters)
 # Ctrl-C or SIGTERM stops everything this script started.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -16,6 +17,11 @@ command -v openssl >/dev/null || { echo "demo: openssl is required for developme
 if ! command -v cmake >/dev/null; then
   echo "demo: installing cmake (needed to build Pingora's zlib)" >&2
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq cmake >/dev/null; else sudo apt-get install -y cmake; fi
+fi
+
+if ! command -v redis-server >/dev/null; then
+  echo "demo: installing redis-server (shared counters of cluster rate limits)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; else sudo apt-get install -y redis-server; fi
 fi
 
 certs/make-dev-certs.sh >/dev/null
@@ -33,6 +39,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+redis-server --port 6390 --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >&2 &
+pids+=($!)
 "$bin/menwei-demo" --echo 127.0.0.1:9001 --citizens 127.0.0.1:9002 >&2 &
 pids+=($!)
 "$bin/menwei" run --policies policies &

@@ -44,6 +44,9 @@ enum Command {
     Check {
         /// Policy directory.
         dir: PathBuf,
+        /// Validate the files only; do not connect to the cluster store (`[state] redis`).
+        #[arg(long)]
+        offline: bool,
     },
     /// Print the JSON Schema of policy files (for editor completion).
     Schema,
@@ -135,9 +138,9 @@ fn run(dir: &Path, format: LogFormat) -> ExitCode {
     }
 }
 
-fn check(dir: &Path) -> ExitCode {
+fn check(dir: &Path, offline: bool) -> ExitCode {
     match menwei_policy::load(dir) {
-        Ok(s) if state_probe::probe(&s).is_err() => {
+        Ok(s) if !offline && state_probe::probe(&s).is_err() => {
             if let Err(e) = state_probe::probe(&s) {
                 print!("{e}");
             }
@@ -178,7 +181,7 @@ fn main() -> ExitCode {
             policies,
             log_format,
         } => run(&policies, log_format),
-        Command::Check { dir } => check(&dir),
+        Command::Check { dir, offline } => check(&dir, offline),
         Command::Schema => {
             println!("{}", menwei_policy::schema::json_schema());
             ExitCode::SUCCESS
