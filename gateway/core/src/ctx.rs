@@ -3,6 +3,7 @@
 use crate::errors::Deny;
 use crate::live::Live;
 use crate::upstream::InflightGuard;
+use menwei_policy::router::RouteSpec;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,17 +69,14 @@ impl Ctx {
     }
 
     /// The route this request matched.
+    pub fn route_spec(&self) -> Option<&RouteSpec> {
+        let live = self.live.as_ref()?;
+        live.snapshot.router.routes().get(self.route?)
+    }
+
+    /// The matched route's name, `-` when none.
     pub fn route_name(&self) -> &str {
-        match (&self.live, self.route) {
-            (Some(l), Some(i)) => l
-                .snapshot
-                .router
-                .routes()
-                .get(i)
-                .map(|r| r.name.as_str())
-                .unwrap_or("-"),
-            _ => "-",
-        }
+        self.route_spec().map_or("-", |r| r.name.as_str())
     }
 }
 

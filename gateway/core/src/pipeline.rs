@@ -86,7 +86,10 @@ impl Gateway {
             return Err(plain(errors::RESERVED));
         }
         let route = match snap.router.find(&ctx.host, &ctx.path, &req.method) {
-            Match::Route(r) => r,
+            Match::Route(i, r) => {
+                ctx.route = Some(i);
+                r
+            }
             Match::NotFound => return Err(plain(errors::NO_ROUTE)),
             Match::MethodNotAllowed(m) => {
                 let allow = m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
@@ -96,11 +99,6 @@ impl Gateway {
                 ));
             }
         };
-        ctx.route = snap
-            .router
-            .routes()
-            .iter()
-            .position(|r| std::ptr::eq(r, route));
         ctx.upstream = Some(route.upstream);
         if session.is_upgrade_req() {
             if !route.websocket {
@@ -125,19 +123,6 @@ impl Gateway {
                 .and_then(|h| session.req_header().headers.get(h))
                 .map(|v| v.as_bytes().to_vec())
                 .unwrap_or_default(),
-        }
-    }
-
-    fn max_body(&self, ctx: &Ctx) -> u64 {
-        match (&ctx.live, ctx.route) {
-            (Some(l), Some(i)) => l
-                .snapshot
-                .router
-                .routes()
-                .get(i)
-                .map(|r| r.max_body_bytes)
-                .unwrap_or(0),
-            _ => 0,
         }
     }
 
@@ -171,9 +156,9 @@ impl Gateway {
     }
 }
 
-fn status_error(status: u16, ctx: &mut Ctx, d: Deny) -> Box<Error> {
+fn status_error(ctx: &mut Ctx, d: Deny) -> Box<Error> {
     ctx.deny = Some(d);
-    Error::explain(ErrorType::HTTPStatus(status), d.message)
+    Error::explain(ErrorType::HTTPStatus(d.status), d.message)
 }
 
 fn deny_for(e: &Error, ctx: &Ctx) -> Option<Deny> {
@@ -289,8 +274,8 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(b) = body {
             ctx.body_bytes += b.len() as u64;
-            if ctx.body_bytes > self.max_body(ctx) {
-                return Err(status_error(413, ctx, errors::BODY_TOO_LARGE));
+            if ctx.body_bytes > ctx.route_spec().map_or(0, |r| r.max_body_bytes) {
+                return Err(status_error(ctx, errors::BODY_TOO_LARGE));
             }
         }
         Ok(())
@@ -311,11 +296,11 @@ impl ProxyHttp for Gateway {
             .total_timeout
             .map(|t| t.saturating_sub(first.elapsed()));
         if remaining.is_some_and(|r| r.is_zero()) {
-            return Err(status_error(504, ctx, errors::UPSTREAM_TIMEOUT));
+            return Err(status_error(ctx, errors::UPSTREAM_TIMEOUT));
         }
         let key = self.hash_key(session, ctx, spec.hash_on, spec.hash_header.as_ref());
         let Some(i) = group.select(&key, &ctx.tried) else {
-            return Err(status_error(503, ctx, errors::NO_BACKEND));
+            return Err(status_error(ctx, errors::NO_BACKEND));
         };
         let backend = &group.backends[i];
         ctx.tried.push(i);
@@ -389,16 +374,17 @@ impl ProxyHttp for Gateway {
             };
             let uri: http::Uri = target
                 .parse()
-                .map_err(|_| status_error(400, ctx, errors::BAD_PATH))?;
+                .map_err(|_| status_error(ctx, errors::BAD_PATH))?;
             upstream.set_uri(uri);
         }
         let Some(peer) = ctx.peer else {
             return Err(Error::new(ErrorType::InternalError));
         };
+        // The peer is usually the client: reuse its formatted address.
         let peer_str = if ctx.client == Some(peer) {
-            ctx.client_str.clone()
+            std::borrow::Cow::Borrowed(ctx.client_str.as_str())
         } else {
-            peer.to_string()
+            std::borrow::Cow::Owned(peer.to_string())
         };
         let f = Forwarding {
             trust: &live.snapshot.trust,

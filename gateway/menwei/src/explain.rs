@@ -103,7 +103,7 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
         );
     }
     match snap.router.find(&host, &path, &method) {
-        Match::Route(r) => {
+        Match::Route(_, r) => {
             let Some(u) = snap.upstream(r.upstream) else {
                 return ExitCode::from(1);
             };

@@ -114,7 +114,8 @@ impl RouteSpec {
 /// Result of matching one request.
 #[derive(Debug)]
 pub enum Match<'a> {
-    Route(&'a RouteSpec),
+    /// The matching route and its index in `Router::routes()`.
+    Route(usize, &'a RouteSpec),
     /// Host and path matched some routes, the method none: these methods would.
     MethodNotAllowed(Vec<Method>),
     NotFound,
@@ -147,12 +148,12 @@ impl Router {
     /// `host` lower-case without port; `path` normalised.
     pub fn find(&self, host: &str, path: &str, method: &Method) -> Match<'_> {
         let mut allowed: Vec<Method> = Vec::new();
-        for r in &self.routes {
+        for (i, r) in self.routes.iter().enumerate() {
             if !r.host.matches(host) || !r.path.matches(path) {
                 continue;
             }
             if r.method_ok(method) {
-                return Match::Route(r);
+                return Match::Route(i, r);
             }
             for m in &r.methods {
                 if !allowed.contains(m) {
@@ -218,7 +219,7 @@ mod tests {
 
     fn name<'a>(m: Match<'a>) -> &'a str {
         match m {
-            Match::Route(r) => &r.name,
+            Match::Route(_, r) => &r.name,
             Match::MethodNotAllowed(_) => "405",
             Match::NotFound => "404",
         }
