@@ -11,12 +11,12 @@
 
 use crate::ctx::Ctx;
 use crate::errors::{self, Deny, Extra};
-use crate::live::Live;
+use crate::live::{Live, LiveLimit};
 use crate::metrics::Metrics;
 use menwei_policy::raw::{OnStoreError, Scope};
 use menwei_policy::router::RouteSpec;
 use menwei_policy::snapshot::{KeyPart, LimitSpec};
-use menwei_ratelimit::{ClusterCheck, Decision, LocalLimiter};
+use menwei_ratelimit::{ClusterCheck, ClusterStore, Decision, Gcra, LocalLimiter};
 use pingora::http::RequestHeader;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -43,15 +43,6 @@ fn key(spec: &LimitSpec, route: &RouteSpec, req: &RequestHeader, ctx: &Ctx) -> S
     k
 }
 
-/// FNV-1a: a short, stable tag of a limit's definition for its Redis keys, so that a changed
-/// limit starts afresh in Redis as it does locally.
-fn tag(s: &str) -> String {
-    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("{h:016x}")
-}
-
 fn refusal(d: Deny, spec: &LimitSpec, window: u64, retry_after_ns: u64) -> (Deny, Extra) {
     let secs = retry_after_ns.div_ceil(1_000_000_000).max(1);
     let name = spec.name.replace(['"', '\\'], "");
@@ -69,6 +60,21 @@ fn refusal(d: Deny, spec: &LimitSpec, window: u64, retry_after_ns: u64) -> (Deny
     (d, extra)
 }
 
+/// Counts a refusal by `spec` and builds its 429.
+fn limited(
+    metrics: &Metrics,
+    d: Deny,
+    spec: &LimitSpec,
+    gcra: &Gcra,
+    retry_after_ns: u64,
+) -> (Deny, Extra) {
+    metrics
+        .ratelimit
+        .with_label_values(&[&spec.name, "limited"])
+        .inc();
+    refusal(d, spec, gcra.window_secs(), retry_after_ns)
+}
+
 fn local_decision(
     spec: &LimitSpec,
     limiter: &LocalLimiter,
@@ -77,18 +83,13 @@ fn local_decision(
 ) -> Result<(), (Deny, Extra)> {
     match limiter.check(k) {
         Decision::Allow { .. } => Ok(()),
-        Decision::Deny { retry_after_ns } => {
-            metrics
-                .ratelimit
-                .with_label_values(&[&spec.name, "limited"])
-                .inc();
-            Err(refusal(
-                errors::RATE_LIMITED,
-                spec,
-                limiter.gcra.window_secs(),
-                retry_after_ns,
-            ))
-        }
+        Decision::Deny { retry_after_ns } => Err(limited(
+            metrics,
+            errors::RATE_LIMITED,
+            spec,
+            &limiter.gcra,
+            retry_after_ns,
+        )),
     }
 }
 
@@ -105,6 +106,13 @@ fn store_failed(metrics: &Metrics, why: &str, request_id: &str) {
     }
 }
 
+/// One limit of the route being checked, with its key built once.
+struct Applied<'a> {
+    spec: &'a LimitSpec,
+    limit: &'a LiveLimit,
+    key: String,
+}
+
 /// Checks every limit of `route`; on success the concurrency slots taken are kept in `ctx`.
 pub async fn check(
     live: &Live,
@@ -113,105 +121,97 @@ pub async fn check(
     ctx: &mut Ctx,
     metrics: &Metrics,
 ) -> Result<(), (Deny, Extra)> {
-    let mut cluster: Vec<(usize, String)> = Vec::new();
-    for &i in &route.limits {
-        let (Some(spec), Some(limiter)) = (live.snapshot.rate_limits.get(i), live.limiters.get(i))
-        else {
-            continue;
-        };
-        let k = key(spec, route, req, ctx);
-        match (spec.scope, &live.cluster) {
-            (Scope::Cluster, Some(_)) => cluster.push((i, k)),
-            _ => local_decision(spec, limiter, &k, metrics)?,
-        }
+    let applied: Vec<Applied<'_>> = route
+        .limits
+        .iter()
+        .filter_map(|&i| Some((live.snapshot.rate_limits.get(i)?, live.limiters.get(i)?)))
+        .map(|(spec, limit)| Applied {
+            spec,
+            limit,
+            key: key(spec, route, req, ctx),
+        })
+        .collect();
+    let store = live.cluster.as_ref();
+    let (cluster, local): (Vec<&Applied<'_>>, Vec<&Applied<'_>>) = applied
+        .iter()
+        .partition(|a| a.spec.scope == Scope::Cluster && store.is_some());
+    for a in &local {
+        local_decision(a.spec, &a.limit.local, &a.key, metrics)?;
     }
-    if let (false, Some(store)) = (cluster.is_empty(), &live.cluster) {
-        let checks: Vec<ClusterCheck> = cluster
-            .iter()
-            .filter_map(|(i, k)| live.snapshot.rate_limits.get(*i).map(|s| (s, k)))
-            .map(|(s, k)| ClusterCheck {
-                key: format!("menwei:rl:{}:{}:{k}", s.name, tag(&s.fingerprint())),
-                interval_us: s.rate.emission_interval_ns() / 1000,
-                burst: s.burst,
-            })
-            .collect();
-        let started = Instant::now();
-        let result = store.check(&checks).await;
-        metrics
-            .ratelimit_store_latency
-            .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(decisions) => {
-                metrics.ratelimit_fail_open.set(0);
-                for ((i, _), d) in cluster.iter().zip(decisions) {
-                    let Some(spec) = live.snapshot.rate_limits.get(*i) else {
-                        continue;
-                    };
-                    if let Decision::Deny { retry_after_ns } = d {
-                        metrics
-                            .ratelimit
-                            .with_label_values(&[&spec.name, "limited"])
-                            .inc();
-                        let window =
-                            menwei_ratelimit::Gcra::new(spec.rate, spec.burst).window_secs();
-                        return Err(refusal(errors::RATE_LIMITED, spec, window, retry_after_ns));
-                    }
-                }
-            }
-            Err(e) => {
-                store_failed(metrics, &e.0, &ctx.request_id);
-                for (i, k) in &cluster {
-                    let (Some(spec), Some(limiter)) =
-                        (live.snapshot.rate_limits.get(*i), live.limiters.get(*i))
-                    else {
-                        continue;
-                    };
-                    match spec.on_store_error {
-                        OnStoreError::FailClosed => {
-                            return Err((errors::LIMIT_STORE_DOWN, Extra::new()))
-                        }
-                        OnStoreError::FailOpen => local_decision(spec, limiter, k, metrics)?,
-                    }
-                }
-            }
-        }
+    if let (false, Some(store)) = (cluster.is_empty(), store) {
+        check_cluster(store, &cluster, &ctx.request_id, metrics).await?;
     }
-    acquire_slots(live, route, req, ctx, metrics)
-}
-
-fn acquire_slots(
-    live: &Live,
-    route: &RouteSpec,
-    req: &RequestHeader,
-    ctx: &mut Ctx,
-    metrics: &Metrics,
-) -> Result<(), (Deny, Extra)> {
-    for &i in &route.limits {
-        let (Some(spec), Some(limiter)) = (live.snapshot.rate_limits.get(i), live.limiters.get(i))
-        else {
-            continue;
-        };
-        let k = key(spec, route, req, ctx);
-        match limiter.acquire(&k) {
+    for a in &applied {
+        match a.limit.local.acquire(&a.key) {
             Ok(Some(guard)) => ctx.limit_guards.push(guard),
             Ok(None) => {}
             Err(_) => {
-                metrics
-                    .ratelimit
-                    .with_label_values(&[&spec.name, "limited"])
-                    .inc();
-                return Err(refusal(
+                return Err(limited(
+                    metrics,
                     errors::CONCURRENCY_LIMITED,
-                    spec,
-                    limiter.gcra.window_secs(),
+                    a.spec,
+                    &a.limit.local.gcra,
                     1_000_000_000,
-                ));
+                ))
             }
         }
         metrics
             .ratelimit
-            .with_label_values(&[&spec.name, "allowed"])
+            .with_label_values(&[&a.spec.name, "allowed"])
             .inc();
+    }
+    Ok(())
+}
+
+/// All cluster limits of a request in one Redis round trip; on a store failure each applies its
+/// `on_store_error`.
+async fn check_cluster(
+    store: &ClusterStore,
+    cluster: &[&Applied<'_>],
+    request_id: &str,
+    metrics: &Metrics,
+) -> Result<(), (Deny, Extra)> {
+    let checks: Vec<ClusterCheck> = cluster
+        .iter()
+        .map(|a| ClusterCheck {
+            key: format!("{}{}", a.limit.redis_prefix, a.key),
+            interval_us: a.spec.rate.emission_interval_ns() / 1000,
+            burst: a.spec.burst,
+        })
+        .collect();
+    let started = Instant::now();
+    let result = store.check(&checks).await;
+    metrics
+        .ratelimit_store_latency
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(decisions) => {
+            metrics.ratelimit_fail_open.set(0);
+            for (a, d) in cluster.iter().zip(decisions) {
+                if let Decision::Deny { retry_after_ns } = d {
+                    return Err(limited(
+                        metrics,
+                        errors::RATE_LIMITED,
+                        a.spec,
+                        &a.limit.local.gcra,
+                        retry_after_ns,
+                    ));
+                }
+            }
+        }
+        Err(e) => {
+            store_failed(metrics, &e.0, request_id);
+            for a in cluster {
+                match a.spec.on_store_error {
+                    OnStoreError::FailClosed => {
+                        return Err((errors::LIMIT_STORE_DOWN, Extra::new()))
+                    }
+                    OnStoreError::FailOpen => {
+                        local_decision(a.spec, &a.limit.local, &a.key, metrics)?
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -22,9 +22,26 @@ pub struct Live {
     /// Same order as `snapshot.upstreams`.
     pub upstreams: Vec<Arc<UpstreamGroup>>,
     /// Same order as `snapshot.rate_limits`.
-    pub limiters: Vec<Arc<LocalLimiter>>,
+    pub limiters: Vec<LiveLimit>,
     /// The Redis store of cluster limits (`[state]`), kept across reloads while unchanged.
     pub cluster: Option<Arc<ClusterStore>>,
+}
+
+/// A limit's run-time state: its local counters and the prefix of its Redis keys.
+#[derive(Clone)]
+pub struct LiveLimit {
+    pub local: Arc<LocalLimiter>,
+    /// `menwei:rl:<name>:<tag of the definition>:`, so a changed limit starts afresh in Redis as
+    /// it does locally. Computed once per reload, not per request.
+    pub redis_prefix: String,
+}
+
+/// FNV-1a of a limit's definition: a short, stable tag for its Redis keys.
+fn tag(s: &str) -> String {
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{h:016x}")
 }
 
 /// What happened to a reload request.
@@ -55,7 +72,7 @@ type Registry = HashMap<(String, SocketAddr), Arc<BackendState>>;
 /// Limiter state by limit fingerprint: a reload keeps the counters of limits it did not change.
 type Limiters = HashMap<String, Arc<LocalLimiter>>;
 
-fn build_limiters(snapshot: &Snapshot, previous: &mut Limiters) -> Vec<Arc<LocalLimiter>> {
+fn build_limiters(snapshot: &Snapshot, previous: &mut Limiters) -> Vec<LiveLimit> {
     let mut keep = Limiters::new();
     let out = snapshot
         .rate_limits
@@ -69,8 +86,12 @@ fn build_limiters(snapshot: &Snapshot, previous: &mut Limiters) -> Vec<Arc<Local
                     spec.concurrency,
                 ))
             });
+            let redis_prefix = format!("menwei:rl:{}:{}:", spec.name, tag(&fp));
             keep.insert(fp, limiter.clone());
-            limiter
+            LiveLimit {
+                local: limiter,
+                redis_prefix,
+            }
         })
         .collect();
     *previous = keep;
