@@ -22,90 +22,123 @@ pub struct Metrics {
     pub restart_required: IntGauge,
 }
 
+/// Registers `c` and hands it back, so each metric is declared once.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    c: C,
+) -> Result<C, prometheus::Error> {
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "menwei_requests_total",
-                "Requests answered, by route and status",
-            ),
-            &["route", "status"],
+        let requests = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "menwei_requests_total",
+                    "Requests answered, by route and status",
+                ),
+                &["route", "status"],
+            )?,
         )?;
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "menwei_request_duration_seconds",
-                "Time from request head to last byte, by route and status class",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0,
-            ]),
-            &["route", "class"],
+        let latency = reg(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "menwei_request_duration_seconds",
+                    "Time from request head to last byte, by route and status class",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0,
+                ]),
+                &["route", "class"],
+            )?,
         )?;
-        let upstream_healthy = IntGaugeVec::new(
-            Opts::new(
-                "menwei_upstream_backend_up",
-                "1 when a backend is available (healthy and not ejected)",
-            ),
-            &["upstream", "backend"],
+        let upstream_healthy = reg(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "menwei_upstream_backend_up",
+                    "1 when a backend is available (healthy and not ejected)",
+                ),
+                &["upstream", "backend"],
+            )?,
         )?;
-        let upstream_failures = IntCounterVec::new(
-            Opts::new(
-                "menwei_upstream_failures_total",
-                "Failed attempts to a backend (connect, timeout, reset)",
-            ),
-            &["upstream", "backend"],
+        let upstream_failures = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "menwei_upstream_failures_total",
+                    "Failed attempts to a backend (connect, timeout, reset)",
+                ),
+                &["upstream", "backend"],
+            )?,
         )?;
-        let ratelimit = IntCounterVec::new(
-            Opts::new(
-                "menwei_ratelimit_decisions_total",
-                "Rate-limit decisions by limit: allowed, limited",
-            ),
-            &["limit", "decision"],
+        let ratelimit = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "menwei_ratelimit_decisions_total",
+                    "Rate-limit decisions by limit: allowed, limited",
+                ),
+                &["limit", "decision"],
+            )?,
         )?;
-        registry.register(Box::new(ratelimit.clone()))?;
-        let ratelimit_store_errors = IntCounter::new(
-            "menwei_ratelimit_store_errors_total",
-            "Cluster rate-limit decisions Redis could not give in time",
+        let ratelimit_store_errors = reg(
+            &registry,
+            IntCounter::new(
+                "menwei_ratelimit_store_errors_total",
+                "Cluster rate-limit decisions Redis could not give in time",
+            )?,
         )?;
-        let ratelimit_fail_open = IntGauge::new(
-            "menwei_ratelimit_fail_open",
-            "1 while the last cluster decision failed and limits applied on_store_error",
+        let ratelimit_fail_open = reg(
+            &registry,
+            IntGauge::new(
+                "menwei_ratelimit_fail_open",
+                "1 while the last cluster decision failed and limits applied on_store_error",
+            )?,
         )?;
-        let ratelimit_store_latency = prometheus::Histogram::with_opts(
-            HistogramOpts::new(
-                "menwei_ratelimit_store_seconds",
-                "Redis round trip of cluster limit decisions",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-            ]),
+        let ratelimit_store_latency = reg(
+            &registry,
+            prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "menwei_ratelimit_store_seconds",
+                    "Redis round trip of cluster limit decisions",
+                )
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                ]),
+            )?,
         )?;
-        registry.register(Box::new(ratelimit_store_errors.clone()))?;
-        registry.register(Box::new(ratelimit_fail_open.clone()))?;
-        registry.register(Box::new(ratelimit_store_latency.clone()))?;
-        let policy_version = IntGauge::new(
-            "menwei_policy_version",
-            "Version of the policy being served",
+        let policy_version = reg(
+            &registry,
+            IntGauge::new(
+                "menwei_policy_version",
+                "Version of the policy being served",
+            )?,
         )?;
-        let reloads = IntCounter::new("menwei_policy_reloads_total", "Policy reloads applied")?;
-        let reload_failures = IntCounter::new(
-            "menwei_policy_reload_failures_total",
-            "Policy reloads refused (last good policy kept)",
+        let reloads = reg(
+            &registry,
+            IntCounter::new("menwei_policy_reloads_total", "Policy reloads applied")?,
         )?;
-        let restart_required = IntGauge::new(
-            "menwei_policy_restart_required",
-            "1 when a loaded policy changed settings that need a restart",
+        let reload_failures = reg(
+            &registry,
+            IntCounter::new(
+                "menwei_policy_reload_failures_total",
+                "Policy reloads refused (last good policy kept)",
+            )?,
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(latency.clone()))?;
-        registry.register(Box::new(upstream_healthy.clone()))?;
-        registry.register(Box::new(upstream_failures.clone()))?;
-        registry.register(Box::new(policy_version.clone()))?;
-        registry.register(Box::new(reloads.clone()))?;
-        registry.register(Box::new(reload_failures.clone()))?;
-        registry.register(Box::new(restart_required.clone()))?;
+        let restart_required = reg(
+            &registry,
+            IntGauge::new(
+                "menwei_policy_restart_required",
+                "1 when a loaded policy changed settings that need a restart",
+            )?,
+        )?;
         Ok(Self {
             registry,
             requests,
