@@ -2,7 +2,7 @@
 //! of a backend. Backend state is keyed by (upstream name, address) and carried across policy
 //! reloads, so that a reload neither forgets that a backend is down nor resets its counters.
 
-use menwei_policy::raw::{Balance, HashOn};
+use menwei_policy::raw::Balance;
 use menwei_policy::snapshot::UpstreamSpec;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -179,16 +179,12 @@ impl UpstreamGroup {
         }
         None
     }
-
-    /// What the consistent hash is computed on.
-    pub fn hash_on(&self) -> HashOn {
-        self.spec.hash_on
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use menwei_policy::raw::HashOn;
     use std::time::Duration;
 
     fn spec(balance: Balance, n: u16) -> UpstreamSpec {

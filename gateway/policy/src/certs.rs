@@ -2,11 +2,10 @@
 //! certificate) at load, so that a broken certificate is a policy error, never a failed handshake.
 
 use crate::compile::Ctx;
-use crate::diag::{Code, Diagnostics, Source};
+use crate::diag::{Code, Declared, Diagnostics, Source};
 use crate::raw::PolicyFile;
 use crate::snapshot::CertSpec;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 use std::sync::Arc;
 use toml::Spanned;
 
@@ -19,20 +18,13 @@ pub(crate) fn compile(
     digest: &mut Sha256,
 ) -> Vec<CertSpec> {
     let mut out: Vec<CertSpec> = Vec::new();
-    let mut names = HashSet::new();
+    let mut declared = Declared::new("certificate");
     for (src, f) in files {
         let source = &cx.sources[*src];
         for c in &f.certificate {
             let name = c.name.get_ref();
-            if !names.insert(name.clone()) {
-                diags.at(
-                    Code::Duplicate,
-                    source,
-                    c.name.span(),
-                    format!("certificate `{name}` is defined twice"),
-                    "certificate names identify them in logs and must be unique",
-                    "rename one of them".into(),
-                );
+            let why = "certificate names identify them in logs and must be unique";
+            if !declared.first(source, &c.name, why, "rename one of them", diags) {
                 continue;
             }
             let hosts = host_list(source, c, diags);

@@ -1,7 +1,7 @@
 //! Raw files -> one validated `Snapshot`. Every problem is collected before failing once, so an
 //! operator sees all of them in one `menwei check`.
 
-use crate::diag::{Code, Diagnostics, Source};
+use crate::diag::{Code, Declared, Diagnostics, Source};
 use crate::load::{read_dir, Loaded};
 use crate::raw::{self, PolicyFile};
 use crate::router::Router;
@@ -95,7 +95,6 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         version: 0,
         sha256,
         loaded_at: SystemTime::now(),
-        dir: dir.to_path_buf(),
         files: loaded.sources.iter().map(|s| s.path.clone()).collect(),
         restart: RestartSettings {
             threads,
@@ -229,31 +228,16 @@ fn compile_listeners(
     admin: SocketAddr,
     diags: &mut Diagnostics,
 ) -> Vec<ListenerSpec> {
-    let mut names: HashMap<String, String> = HashMap::new();
+    let mut declared = Declared::new("listener");
     let mut addrs: HashMap<SocketAddr, String> = HashMap::new();
     addrs.insert(admin, "the admin listener".into());
     let mut out = Vec::new();
     for (src, f) in files {
         for l in &f.listener {
             let source = &cx.sources[*src];
-            let loc = format!(
-                "{}:{}",
-                source.path.display(),
-                source.line_col(l.name.span().start).0
-            );
-            if let Some(prev) = names.insert(l.name.get_ref().clone(), loc) {
-                diags.at(
-                    Code::Duplicate,
-                    source,
-                    l.name.span(),
-                    format!(
-                        "listener `{}` is already defined at {prev}",
-                        l.name.get_ref()
-                    ),
-                    "listener names identify listeners in logs and must be unique",
-                    "rename one of them".into(),
-                );
-            }
+            // A duplicate name is reported; its address is still checked below.
+            let why = "listener names identify listeners in logs and must be unique";
+            declared.first(source, &l.name, why, "rename one of them", diags);
             let Some(addr) = parse_addr(cx, *src, &l.addr, "listen", diags) else {
                 continue;
             };

@@ -1,7 +1,7 @@
 //! `[[limit]]` tables -> `LimitSpec`s, indexed by name for routes to refer to.
 
 use crate::compile::Ctx;
-use crate::diag::{did_you_mean, Code, Diagnostics, Source};
+use crate::diag::{did_you_mean, Code, Declared, Diagnostics, Source};
 use crate::raw::{Limit, PolicyFile};
 use crate::snapshot::{KeyPart, LimitSpec};
 use std::collections::HashMap;
@@ -20,19 +20,14 @@ pub(crate) fn compile(
 ) -> (Vec<LimitSpec>, HashMap<String, usize>) {
     let mut out = Vec::new();
     let mut by_name = HashMap::new();
+    let mut declared = Declared::new("limit");
     for (src, f) in files {
         let source = &cx.sources[*src];
         for l in &f.limit {
             let name = l.name.get_ref();
-            if by_name.contains_key(name) {
-                diags.at(
-                    Code::Duplicate,
-                    source,
-                    l.name.span(),
-                    format!("limit `{name}` is defined twice"),
-                    "routes refer to limits by name, so names must be unique across all policy files",
-                    "rename one of them".into(),
-                );
+            let why =
+                "routes refer to limits by name, so names must be unique across all policy files";
+            if !declared.first(source, &l.name, why, "rename one of them", diags) {
                 continue;
             }
             match compile_one(source, l, diags) {

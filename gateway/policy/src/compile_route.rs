@@ -2,7 +2,7 @@
 //! routes that would match exactly the same requests refused (precedence must never be a coin toss).
 
 use crate::compile::Ctx;
-use crate::diag::{did_you_mean, Code, Diagnostics, Source};
+use crate::diag::{did_you_mean, Code, Declared, Diagnostics, Source};
 use crate::raw::{self, PolicyFile};
 use crate::router::{HostMatch, PathMatch, RouteSpec};
 use std::collections::HashMap;
@@ -59,7 +59,7 @@ pub(crate) fn compile(
     diags: &mut Diagnostics,
 ) -> Vec<RouteSpec> {
     let mut out: Vec<RouteSpec> = Vec::new();
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut declared = Declared::new("route");
     for (src, f) in files {
         let source = &cx.sources[*src];
         for r in &f.route {
@@ -69,15 +69,8 @@ pub(crate) fn compile(
                 source.path.display(),
                 source.line_col(r.name.span().start).0
             );
-            if let Some(prev) = seen.insert(name.clone(), here.clone()) {
-                diags.at(
-                    Code::Duplicate,
-                    source,
-                    r.name.span(),
-                    format!("route `{name}` is already defined at {prev}"),
-                    "route names appear in logs, metrics and `menwei explain` and must be unique",
-                    "rename one of them".into(),
-                );
+            let why = "route names appear in logs, metrics and `menwei explain` and must be unique";
+            if !declared.first(source, &r.name, why, "rename one of them", diags) {
                 continue;
             }
             let upstream = resolve_upstream(source, r, names.upstreams, diags);

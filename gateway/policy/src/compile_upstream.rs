@@ -1,7 +1,7 @@
 //! `[[upstream]]` tables -> `UpstreamSpec`s, indexed by name for routes to refer to.
 
 use crate::compile::Ctx;
-use crate::diag::{Code, Diagnostics};
+use crate::diag::{Code, Declared, Diagnostics};
 use crate::raw::{self, Balance, HashOn, PolicyFile};
 use crate::snapshot::{HealthSpec, UpstreamSpec};
 use std::collections::HashMap;
@@ -15,28 +15,21 @@ pub(crate) fn compile(
 ) -> (Vec<UpstreamSpec>, HashMap<String, usize>) {
     let mut out = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut where_defined: HashMap<String, String> = HashMap::new();
+    let mut declared = Declared::new("upstream");
     for (src, f) in files {
         for u in &f.upstream {
             let source = &cx.sources[*src];
             let name = u.name.get_ref().clone();
-            let here = format!(
-                "{}:{}",
-                source.path.display(),
-                source.line_col(u.name.span().start).0
-            );
-            if let Some(prev) = where_defined.get(&name) {
-                diags.at(
-                    Code::Duplicate,
-                    source,
-                    u.name.span(),
-                    format!("upstream `{name}` is already defined at {prev}"),
-                    "routes refer to upstreams by name, so names must be unique across all policy files",
-                    "rename one of them, or merge their backends into one [[upstream]]".into(),
-                );
+            let why = "routes refer to upstreams by name, so names must be unique across all policy files";
+            if !declared.first(
+                source,
+                &u.name,
+                why,
+                "rename one of them, or merge their backends into one [[upstream]]",
+                diags,
+            ) {
                 continue;
             }
-            where_defined.insert(name.clone(), here);
             if let Some(spec) = compile_one(cx, *src, u, diags) {
                 by_name.insert(name, out.len());
                 out.push(spec);

@@ -183,6 +183,55 @@ impl fmt::Display for Diagnostics {
     }
 }
 
+/// Names of one kind declared so far, with where: the one place a second declaration of a name
+/// is reported (`MW-POL-005`, pointing at the first).
+pub struct Declared {
+    kind: &'static str,
+    at: std::collections::HashMap<String, String>,
+}
+
+impl Declared {
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
+            at: std::collections::HashMap::new(),
+        }
+    }
+
+    /// True when `name` is new; otherwise records the duplicate and returns false.
+    pub fn first(
+        &mut self,
+        src: &Source,
+        name: &toml::Spanned<String>,
+        why: &str,
+        fix: &str,
+        diags: &mut Diagnostics,
+    ) -> bool {
+        if let Some(prev) = self.at.get(name.get_ref()) {
+            let what = format!(
+                "{} `{}` is already defined at {prev}",
+                self.kind,
+                name.get_ref()
+            );
+            diags.at(
+                Code::Duplicate,
+                src,
+                name.span(),
+                what,
+                why,
+                fix.to_string(),
+            );
+            return false;
+        }
+        let line = src.line_col(name.span().start).0;
+        self.at.insert(
+            name.get_ref().clone(),
+            format!("{}:{line}", src.path.display()),
+        );
+        true
+    }
+}
+
 /// `did you mean "x"?` when a close candidate exists.
 pub fn did_you_mean<'a>(
     wrong: &str,
@@ -214,6 +263,22 @@ mod tests {
             .map(|_| s.text.rfind('=').unwrap())
             .unwrap();
         assert_eq!(s.line_col(off), (2, 4));
+    }
+
+    #[test]
+    fn a_second_declaration_points_at_the_first() {
+        let text = "name = \"a\"\nname = \"a\"\n";
+        let src = Source {
+            path: "l.toml".into(),
+            text: text.into(),
+        };
+        let spanned = |start: usize| toml::Spanned::new(start..start + 3, "a".to_string());
+        let (mut d, mut diags) = (Declared::new("limit"), Diagnostics::default());
+        assert!(d.first(&src, &spanned(7), "why", "fix", &mut diags));
+        assert!(!d.first(&src, &spanned(19), "why", "fix", &mut diags));
+        assert_eq!(diags.0.len(), 1);
+        assert_eq!(diags.0[0].line, 2);
+        assert_eq!(diags.0[0].what, "limit `a` is already defined at l.toml:1");
     }
 
     #[test]

@@ -139,7 +139,6 @@ pub struct Snapshot {
     /// key files they name.
     pub sha256: String,
     pub loaded_at: SystemTime,
-    pub dir: PathBuf,
     pub files: Vec<PathBuf>,
     pub restart: RestartSettings,
     pub grace_period: Duration,

@@ -39,11 +39,6 @@ impl Rate {
     pub fn emission_interval_ns(&self) -> u64 {
         (self.per.as_nanos() / u128::from(self.count)).clamp(1, u128::from(u64::MAX)) as u64
     }
-
-    /// Requests per second, for headers and logs.
-    pub fn per_second(&self) -> f64 {
-        self.count as f64 / self.per.as_secs_f64()
-    }
 }
 
 #[cfg(test)]
