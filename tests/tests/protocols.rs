@@ -37,7 +37,8 @@ fn tls_gateway(b: &Backend, certs: &std::path::Path) -> (Gateway, u16) {
     )
 }
 
-fn served_subject(port: u16, sni: Option<&str>) -> String {
+/// What `openssl s_client` prints for a TLS connection to the gateway (no SNI when `None`).
+fn s_client(port: u16, sni: Option<&str>) -> String {
     let mut cmd = Command::new("openssl");
     cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
     match sni {
@@ -45,7 +46,11 @@ fn served_subject(port: u16, sni: Option<&str>) -> String {
         None => cmd.arg("-noservername"),
     };
     let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn served_subject(port: u16, sni: Option<&str>) -> String {
+    let text = s_client(port, sni);
     text.lines()
         .find(|l| l.starts_with("subject="))
         .unwrap_or("")
@@ -172,20 +177,12 @@ fn websocket_upgrade_passes_through() {
 }
 
 fn served_cert_pem(port: u16, sni: &str) -> String {
-    let out = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-servername",
-            sni,
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = s_client(port, Some(sni));
     let start = text.find("-----BEGIN CERTIFICATE-----").unwrap_or(0);
-    let end = text.find("-----END CERTIFICATE-----").unwrap_or(0);
+    let end = text
+        .find("-----END CERTIFICATE-----")
+        .unwrap_or(0)
+        .max(start);
     text[start..end].to_string()
 }
 

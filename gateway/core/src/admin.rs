@@ -16,14 +16,22 @@ pub struct Admin {
     pub draining: Arc<AtomicBool>,
 }
 
-fn reply(status: u16, ctype: &str, body: Vec<u8>) -> Response<Vec<u8>> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, ctype)
-        .header(http::header::CONTENT_LENGTH, body.len())
-        .header(http::header::CACHE_CONTROL, "no-store")
-        .body(body.clone())
-        .unwrap_or_else(|_| Response::new(body))
+fn reply(status: u16, ctype: &'static str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let len = body.len();
+    let mut r = Response::new(body);
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(ctype),
+    );
+    h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
 }
 
 impl Admin {
