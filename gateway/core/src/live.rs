@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::upstream::{BackendState, UpstreamGroup};
 use arc_swap::ArcSwap;
 use menwei_policy::{Diagnostics, Snapshot};
-use menwei_ratelimit::{ClusterStore, Gcra, LocalLimiter};
+use menwei_ratelimit::{ClusterStore, Gcra, LocalLimiter, RedisStore};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,8 +113,8 @@ fn build_cluster(snapshot: &Snapshot, prev: Option<&Live>) -> Option<Arc<Cluster
     if let Some(p) = prev.filter(|p| p.snapshot.state.as_ref() == Some(st)) {
         return p.cluster.clone();
     }
-    match ClusterStore::new(&st.redis_url, st.connect_timeout, st.command_timeout) {
-        Ok(c) => Some(Arc::new(c)),
+    match RedisStore::new(&st.redis_url, st.connect_timeout, st.command_timeout) {
+        Ok(c) => Some(Arc::new(ClusterStore::new(Arc::new(c)))),
         Err(e) => {
             // The URL was validated when the policy loaded; this is only a safety net.
             tracing::error!(

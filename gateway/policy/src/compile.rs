@@ -327,7 +327,7 @@ fn compile_state(
     let url = st.redis.get_ref();
     let ok_scheme = url.starts_with("redis://") || url.starts_with("rediss://");
     if !ok_scheme
-        || menwei_ratelimit::ClusterStore::new(url, Duration::from_secs(1), Duration::from_secs(1))
+        || menwei_state::RedisStore::new(url, Duration::from_secs(1), Duration::from_secs(1))
             .is_err()
     {
         diags.at(

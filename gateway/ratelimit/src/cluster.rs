@@ -6,11 +6,9 @@
 //! or fail closed).
 
 use crate::gcra::Decision;
-use arc_swap::ArcSwapOption;
-use redis::aio::ConnectionManager;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use menwei_state::redis;
+pub use menwei_state::{RedisStore, StoreError};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// KEYS[i]: state of limit i. ARGV[2i-1], ARGV[2i]: its interval (µs) and burst.
 /// Returns per limit: -1 - remaining when it admits, or the retry-after in µs (>= 1) when it
@@ -53,88 +51,28 @@ pub struct ClusterCheck {
     pub burst: u64,
 }
 
-/// The store could not decide (unreachable, timeout, error reply).
-#[derive(Debug, Clone)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A Redis connection shared by all requests of a process, connected lazily and re-connected
-/// with at most one attempt per `retry_every`.
+/// The cluster store of rate limits: the shared Redis connection and the GCRA script.
 pub struct ClusterStore {
-    client: redis::Client,
-    conn: ArcSwapOption<ConnectionManager>,
-    connecting: AtomicBool,
-    last_attempt_ms: AtomicU64,
-    connect_timeout: Duration,
-    command_timeout: Duration,
-    retry_every: Duration,
+    redis: Arc<RedisStore>,
     script: redis::Script,
 }
 
-fn now_ms() -> u64 {
-    crate::local::now_ns() / 1_000_000
-}
-
 impl ClusterStore {
-    /// Validates the URL; does not connect yet.
-    pub fn new(
-        url: &str,
-        connect_timeout: Duration,
-        command_timeout: Duration,
-    ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
-        Ok(Self {
-            client,
-            conn: ArcSwapOption::empty(),
-            connecting: AtomicBool::new(false),
-            last_attempt_ms: AtomicU64::new(0),
-            connect_timeout,
-            command_timeout,
-            retry_every: Duration::from_secs(1),
+    pub fn new(redis: Arc<RedisStore>) -> Self {
+        Self {
+            redis,
             script: redis::Script::new(GCRA_LUA),
-        })
+        }
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        if let Some(c) = self.conn.load_full() {
-            return Ok((*c).clone());
-        }
-        let now = now_ms();
-        let last = self.last_attempt_ms.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= self.retry_every.as_millis() as u64;
-        if !due || self.connecting.swap(true, Ordering::AcqRel) {
-            return Err(StoreError("Redis not connected (reconnecting)".into()));
-        }
-        self.last_attempt_ms.store(now.max(1), Ordering::Relaxed);
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
-            .set_number_of_retries(1);
-        let made = tokio::time::timeout(
-            self.connect_timeout,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await;
-        self.connecting.store(false, Ordering::Release);
-        match made {
-            Ok(Ok(c)) => {
-                self.conn.store(Some(Arc::new(c.clone())));
-                tracing::info!("connected to Redis for cluster rate limits");
-                Ok(c)
-            }
-            Ok(Err(e)) => Err(StoreError(format!("cannot connect to Redis: {e}"))),
-            Err(_) => Err(StoreError("cannot connect to Redis: timed out".into())),
-        }
+    /// The shared connection.
+    pub fn redis(&self) -> &Arc<RedisStore> {
+        &self.redis
     }
 
     /// Decides every check in one round trip; all are admitted or none is consumed.
     pub async fn check(&self, checks: &[ClusterCheck]) -> Result<Vec<Decision>, StoreError> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.redis.connection().await?;
         let mut inv = self.script.prepare_invoke();
         for c in checks {
             inv.key(&c.key)
@@ -142,7 +80,7 @@ impl ClusterStore {
                 .arg(c.burst.max(1));
         }
         let reply = tokio::time::timeout(
-            self.command_timeout,
+            self.redis.command_timeout(),
             inv.invoke_async::<Vec<i64>>(&mut conn),
         )
         .await;
@@ -171,20 +109,5 @@ impl ClusterStore {
                 }
             })
             .collect())
-    }
-
-    /// Connects now (used by `menwei check` and at start to report an unreachable URL).
-    pub async fn probe(&self) -> Result<(), StoreError> {
-        let mut conn = self.connection().await?;
-        let pong = tokio::time::timeout(
-            self.command_timeout.max(Duration::from_millis(500)),
-            redis::cmd("PING").query_async::<String>(&mut conn),
-        )
-        .await;
-        match pong {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreError(format!("Redis error: {e}"))),
-            Err(_) => Err(StoreError("Redis did not answer PING in time".into())),
-        }
     }
 }

@@ -13,7 +13,7 @@ pub mod gcra;
 pub mod local;
 pub mod rate;
 
-pub use cluster::{ClusterCheck, ClusterStore, StoreError};
+pub use cluster::{ClusterCheck, ClusterStore, RedisStore, StoreError};
 pub use gcra::{Decision, Gcra};
 pub use local::{AtLimit, ConcurrencyGuard, LocalLimiter};
 pub use rate::Rate;

@@ -1,0 +1,127 @@
+//! Shared state for a cluster of gateways: one Redis connection per process, used by cluster
+//! rate limits, sessions, replay nonces and bans. It connects lazily, reconnects with at most one
+//! attempt per second, and never blocks a request longer than the configured timeouts: callers
+//! get a [`StoreError`] and apply their own failure mode.
+
+use arc_swap::ArcSwapOption;
+pub use redis;
+use redis::aio::ConnectionManager;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The store could not answer (unreachable, timeout, error reply).
+#[derive(Debug, Clone)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+/// A Redis connection shared by all requests of a process.
+pub struct RedisStore {
+    client: redis::Client,
+    conn: ArcSwapOption<ConnectionManager>,
+    connecting: AtomicBool,
+    last_attempt_ms: AtomicU64,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    retry_every: Duration,
+}
+
+impl RedisStore {
+    /// Validates the URL; does not connect yet.
+    pub fn new(
+        url: &str,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
+        Ok(Self {
+            client,
+            conn: ArcSwapOption::empty(),
+            connecting: AtomicBool::new(false),
+            last_attempt_ms: AtomicU64::new(0),
+            connect_timeout,
+            command_timeout,
+            retry_every: Duration::from_secs(1),
+        })
+    }
+
+    /// Longest wait for one command.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// A connection (cheap clone of the shared one), connecting first if needed. While a
+    /// reconnect is under way, or less than a second after a failed one, fails at once.
+    pub async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(c) = self.conn.load_full() {
+            return Ok((*c).clone());
+        }
+        let now = now_ms();
+        let last = self.last_attempt_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= self.retry_every.as_millis() as u64;
+        if !due || self.connecting.swap(true, Ordering::AcqRel) {
+            return Err(StoreError("Redis not connected (reconnecting)".into()));
+        }
+        self.last_attempt_ms.store(now, Ordering::Relaxed);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            .set_number_of_retries(1);
+        let made = tokio::time::timeout(
+            self.connect_timeout,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await;
+        self.connecting.store(false, Ordering::Release);
+        match made {
+            Ok(Ok(c)) => {
+                self.conn.store(Some(Arc::new(c.clone())));
+                tracing::info!("connected to Redis (shared state)");
+                Ok(c)
+            }
+            Ok(Err(e)) => Err(StoreError(format!("cannot connect to Redis: {e}"))),
+            Err(_) => Err(StoreError("cannot connect to Redis: timed out".into())),
+        }
+    }
+
+    /// Runs one command or pipeline under the command timeout.
+    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.connection().await?;
+        match tokio::time::timeout(self.command_timeout, f(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError(format!("Redis error: {e}"))),
+            Err(_) => Err(StoreError("Redis command timed out".into())),
+        }
+    }
+
+    /// Connects now and sends PING (used by `menwei check` and at start).
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let mut conn = self.connection().await?;
+        let pong = tokio::time::timeout(
+            self.command_timeout.max(Duration::from_millis(500)),
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await;
+        match pong {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError(format!("Redis error: {e}"))),
+            Err(_) => Err(StoreError("Redis did not answer PING in time".into())),
+        }
+    }
+}
