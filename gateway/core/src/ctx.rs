@@ -40,6 +40,10 @@ pub struct Ctx {
     pub upgrade: Option<http::HeaderValue>,
     /// In-flight slots of concurrency limits, released when the request ends.
     pub limit_guards: Vec<menwei_ratelimit::ConcurrencyGuard>,
+    /// A `/.menwei/...` gateway endpoint.
+    pub reserved: bool,
+    /// The verified user or API client, when the route requires sign-in.
+    pub identity: Option<menwei_sso::Identity>,
 }
 
 impl Ctx {
@@ -65,6 +69,8 @@ impl Ctx {
             body_bytes: 0,
             upgrade: None,
             limit_guards: Vec::new(),
+            reserved: false,
+            identity: None,
         }
     }
 

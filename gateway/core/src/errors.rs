@@ -40,6 +40,13 @@ denies! {
     RATE_LIMITED = 429, "MW-RATE-001", "too many requests";
     CONCURRENCY_LIMITED = 429, "MW-RATE-002", "too many requests in progress";
     LIMIT_STORE_DOWN = 503, "MW-RATE-003", "service temporarily unavailable";
+    LOGIN_REQUIRED = 401, "MW-AUTH-001", "sign-in required";
+    INVALID_TOKEN = 401, "MW-AUTH-002", "invalid or expired token";
+    FORBIDDEN = 403, "MW-AUTH-003", "access denied";
+    IDP_UNAVAILABLE = 503, "MW-AUTH-004", "sign-in service temporarily unavailable";
+    BAD_CALLBACK = 400, "MW-AUTH-005", "sign-in could not be completed; please start again";
+    SESSION_STORE_DOWN = 503, "MW-AUTH-006", "service temporarily unavailable";
+    BAD_LOGOUT_TOKEN = 400, "MW-AUTH-007", "invalid logout request";
     INTERNAL = 500, "MW-INT-001", "internal error";
 }
 
@@ -88,7 +95,7 @@ pub fn render(
     let _ = h.insert_header("x-content-type-options", "nosniff");
     let _ = h.insert_header("x-request-id", request_id);
     for (name, value) in extra {
-        let _ = h.insert_header(name.clone(), value.as_str());
+        let _ = h.append_header(name.clone(), value.as_str());
     }
     Ok((h, Bytes::from(body)))
 }

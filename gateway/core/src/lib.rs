@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod auth;
 pub mod ctx;
 pub mod errors;
 pub mod health;

@@ -25,6 +25,8 @@ pub struct Live {
     pub limiters: Vec<LiveLimit>,
     /// The Redis store of cluster limits (`[state]`), kept across reloads while unchanged.
     pub cluster: Option<Arc<ClusterStore>>,
+    /// Single sign-on, when the policy configures it.
+    pub sso: Option<Arc<menwei_sso::Sso>>,
 }
 
 /// A limit's run-time state: its local counters and the prefix of its Redis keys.
@@ -105,6 +107,8 @@ pub struct Store {
     status: Mutex<Status>,
     /// Serialises reloads (SIGHUP and the file watcher may fire together).
     reloading: Mutex<()>,
+    /// Sessions in memory and providers' discovery, kept across reloads.
+    sso: menwei_sso::Shared,
     pub metrics: Metrics,
 }
 
@@ -126,14 +130,39 @@ fn build_cluster(snapshot: &Snapshot, prev: Option<&Live>) -> Option<Arc<Cluster
     }
 }
 
+fn build_sso(
+    snapshot: &Snapshot,
+    cluster: Option<&Arc<ClusterStore>>,
+    shared: &menwei_sso::Shared,
+    metrics: &Metrics,
+) -> Option<Arc<menwei_sso::Sso>> {
+    let spec = snapshot.sso.clone()?;
+    let counter = metrics.sso.clone();
+    let count: menwei_sso::Counter = Arc::new(move |event, reason| {
+        counter.with_label_values(&[event, reason]).inc();
+    });
+    let redis = cluster.map(|c| c.redis().clone());
+    match menwei_sso::Sso::build(spec, shared, redis, count) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            // Validated at load; sign-in routes then answer 500 rather than serve unchecked.
+            tracing::error!("single sign-on could not start: {e}");
+            None
+        }
+    }
+}
+
 fn build_live(
     snapshot: Snapshot,
     registry: &mut Registry,
     limiters: &mut Limiters,
     prev: Option<&Live>,
+    shared: &menwei_sso::Shared,
+    metrics: &Metrics,
 ) -> Live {
     let limiters = build_limiters(&snapshot, limiters);
     let cluster = build_cluster(&snapshot, prev);
+    let sso = build_sso(&snapshot, cluster.as_ref(), shared, metrics);
     let mut keep: Registry = HashMap::new();
     let upstreams = snapshot
         .upstreams
@@ -156,6 +185,7 @@ fn build_live(
         upstreams,
         limiters,
         cluster,
+        sso,
     }
 }
 
@@ -166,8 +196,10 @@ impl Store {
         metrics.policy_version.set(1);
         let mut registry = Registry::new();
         let mut limiters = Limiters::new();
-        let live = build_live(snapshot, &mut registry, &mut limiters, None);
+        let sso = menwei_sso::Shared::default();
+        let live = build_live(snapshot, &mut registry, &mut limiters, None, &sso, &metrics);
         Self {
+            sso,
             live: ArcSwap::from_pointee(live),
             dir,
             backends: Mutex::new((registry, limiters)),
@@ -212,13 +244,22 @@ impl Store {
                 let live = match self.backends.lock() {
                     Ok(mut reg) => {
                         let (backends, limiters) = &mut *reg;
-                        build_live(s, backends, limiters, Some(&current))
+                        build_live(
+                            s,
+                            backends,
+                            limiters,
+                            Some(&current),
+                            &self.sso,
+                            &self.metrics,
+                        )
                     }
                     Err(_) => build_live(
                         s,
                         &mut Registry::new(),
                         &mut Limiters::new(),
                         Some(&current),
+                        &self.sso,
+                        &self.metrics,
                     ),
                 };
                 self.live.store(Arc::new(live));

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub upstream_failures: IntCounterVec,
     pub ratelimit: IntCounterVec,
     pub ratelimit_store_errors: IntCounter,
+    pub sso: IntCounterVec,
     pub ratelimit_fail_open: IntGauge,
     pub ratelimit_store_latency: prometheus::Histogram,
     pub policy_version: IntGauge,
@@ -88,6 +89,16 @@ impl Metrics {
                 &["limit", "decision"],
             )?,
         )?;
+        let sso = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "menwei_sso_events_total",
+                    "Sign-in events: login, login_failure, refresh, refresh_failure, logout, backchannel_logout, bearer_failure, by reason",
+                ),
+                &["event", "reason"],
+            )?,
+        )?;
         let ratelimit_store_errors = reg(
             &registry,
             IntCounter::new(
@@ -147,6 +158,7 @@ impl Metrics {
             upstream_failures,
             ratelimit,
             ratelimit_store_errors,
+            sso,
             ratelimit_fail_open,
             ratelimit_store_latency,
             policy_version,

@@ -7,10 +7,13 @@
 //! | request_filter          | framing -> size limits -> host -> path normalisation -> reserved     |
 //! |                         | paths -> route match -> WebSocket permission -> declared body size   |
 //! |                         | -> rate and concurrency limits (local, then one Redis round trip)    |
-//! |                         | (later: ban list, WAF, authentication, identity limits, authz)      |
+//! |                         | -> authentication (session / bearer) and claim requirements         |
+//! |                         | (reserved `/.menwei/` paths: SSO endpoints, answered here)           |
+//! |                         | (later: ban list, WAF, identity limits)                             |
 //! | request_body_filter     | body size under the route's cap                                      |
 //! | upstream_peer           | pick an available backend of the route's upstream; timeouts          |
-//! | upstream_request_filter | the ONLY place identity/forwarding headers are written               |
+//! | upstream_request_filter | the ONLY place identity/forwarding headers are written: strip, then  |
+//! |                         | identity headers + signed assertion                                 |
 //! | response_filter         | request id on the response; passive health success                  |
 //! | logging                 | metrics; access log                                                  |
 //! | fail_to_connect / error_while_proxy | passive ejection; retry decision                         |
@@ -83,7 +86,10 @@ impl Gateway {
         ctx.path =
             menwei_policy::path::normalize(req.uri.path()).map_err(|_| plain(errors::BAD_PATH))?;
         if request::is_reserved(&ctx.path) {
-            return Err(plain(errors::RESERVED));
+            // Gateway endpoints (sign-in callback, logout, keys): answered in request_filter,
+            // never routed or forwarded.
+            ctx.reserved = true;
+            return Ok(());
         }
         let route = match snap.router.find(&ctx.host, &ctx.path, &req.method) {
             Match::Route(i, r) => {
@@ -107,6 +113,28 @@ impl Gateway {
             ctx.upgrade = req.headers.get(http::header::UPGRADE).cloned();
         }
         request::check_declared_body(req, route.max_body_bytes).map_err(plain)
+    }
+
+    /// Writes what an auth step decided, if it ends the request.
+    async fn finish(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        step: crate::auth::Step,
+    ) -> Result<bool> {
+        match step {
+            crate::auth::Step::Continue => Ok(false),
+            crate::auth::Step::Deny(d, extra) => self.deny(session, ctx, d, &extra).await,
+            crate::auth::Step::Respond(head, body) => {
+                let head_only =
+                    session.req_header().method == http::Method::HEAD || body.is_empty();
+                session.write_response_header(head, head_only).await?;
+                if !head_only {
+                    session.write_response_body(Some(body), true).await?;
+                }
+                Ok(true)
+            }
+        }
     }
 
     fn hash_key(
@@ -247,22 +275,29 @@ impl ProxyHttp for Gateway {
             }
             return self.deny(session, ctx, d, &extra).await;
         }
-        // The route's rate limits (pre-authentication: address, route and header keys).
-        let (Some(live), Some(i)) = (ctx.live.clone(), ctx.route) else {
+        let Some(live) = ctx.live.clone() else {
             return Ok(false);
         };
-        let Some(route) = live.snapshot.router.routes().get(i) else {
+        if ctx.reserved {
+            let step = crate::auth::reserved(live.sso.as_deref(), session, ctx).await?;
+            return self.finish(session, ctx, step).await;
+        }
+        let Some(route) = ctx.route.and_then(|i| live.snapshot.router.routes().get(i)) else {
             return Ok(false);
         };
-        if route.limits.is_empty() {
-            return Ok(false);
+        // The route's rate limits (pre-authentication: address, route and header keys), so a
+        // flood cannot cost provider round trips or signature checks.
+        if !route.limits.is_empty() {
+            if let Err((d, extra)) =
+                crate::limits::check(&live, route, session.req_header(), ctx, &self.store.metrics)
+                    .await
+            {
+                return self.deny(session, ctx, d, &extra).await;
+            }
         }
-        match crate::limits::check(&live, route, session.req_header(), ctx, &self.store.metrics)
-            .await
-        {
-            Ok(()) => Ok(false),
-            Err((d, extra)) => self.deny(session, ctx, d, &extra).await,
-        }
+        // Authentication and claim requirements.
+        let step = crate::auth::check(live.sso.as_deref(), &route.auth, session, ctx).await?;
+        self.finish(session, ctx, step).await
     }
 
     async fn request_body_filter(
@@ -397,6 +432,21 @@ impl ProxyHttp for Gateway {
             upgrade: ctx.upgrade.clone(),
         };
         hygiene::clean_upstream_request(upstream, &f);
+        // Identity, written after every client-sent identity header is gone.
+        if let (Some(id), Some(sso)) = (&ctx.identity, live.sso.as_deref()) {
+            for (h, v) in sso.headers(id) {
+                let _ = upstream.insert_header(h, v);
+            }
+            if let Some(a) = sso.assertion(id, ctx.route_name(), &ctx.request_id) {
+                let _ = upstream.insert_header("x-menwei-assertion", a);
+            }
+            let forward = sso
+                .provider_spec(id.provider)
+                .is_some_and(|p| p.forward_access_token);
+            if let (true, Some(t)) = (forward, &id.access_token) {
+                let _ = upstream.insert_header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+        }
         Ok(())
     }
 

@@ -50,7 +50,22 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     let listeners = compile_listeners(&cx, &loaded.files, admin, diags);
     let mut cert_digest = Sha256::new();
     let certificates = crate::certs::compile(&cx, &loaded.files, diags, &mut cert_digest);
-    let sha256 = if certificates.is_empty() {
+    let trust = compile_trust(
+        singles
+            .trust
+            .map(|(_, t)| t.get_ref().clone())
+            .unwrap_or_default(),
+    );
+    let (sso, providers) = crate::compile_sso::compile(
+        &cx,
+        &loaded.files,
+        singles.sso,
+        singles.state.is_some(),
+        &trust.identity_prefixes,
+        diags,
+        &mut cert_digest,
+    );
+    let sha256 = if certificates.is_empty() && sso.is_none() {
         loaded.sha256.clone()
     } else {
         let mut h = Sha256::new();
@@ -59,12 +74,6 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         hex::encode(h.finalize())
     };
     check_tls(&cx, &listeners, !certificates.is_empty(), diags);
-    let trust = compile_trust(
-        singles
-            .trust
-            .map(|(_, t)| t.get_ref().clone())
-            .unwrap_or_default(),
-    );
     let limits = compile_limits(
         singles
             .limits
@@ -79,6 +88,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     let names = crate::compile_route::Names {
         upstreams: &by_name,
         limits: &limits_by_name,
+        providers: &providers,
     };
     let routes =
         crate::compile_route::compile(&cx, &loaded.files, &names, limits.max_body_bytes, diags);
@@ -110,6 +120,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         upstreams,
         rate_limits,
         state,
+        sso,
         router: Router::new(routes),
     })
 }
@@ -136,6 +147,7 @@ struct Singles<'a> {
     limits: Option<(usize, &'a Spanned<raw::Limits>)>,
     access_log: Option<(usize, &'a Spanned<raw::AccessLog>)>,
     state: Option<(usize, &'a Spanned<raw::State>)>,
+    sso: Option<(usize, &'a Spanned<raw::Sso>)>,
 }
 
 fn single<'a, T>(
@@ -173,6 +185,7 @@ impl<'a> Singles<'a> {
             limits: single(cx, "limits", files, |f| f.limits.as_ref(), diags),
             access_log: single(cx, "access_log", files, |f| f.access_log.as_ref(), diags),
             state: single(cx, "state", files, |f| f.state.as_ref(), diags),
+            sso: single(cx, "sso", files, |f| f.sso.as_ref(), diags),
         }
     }
 }

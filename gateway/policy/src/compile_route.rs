@@ -49,6 +49,7 @@ fn method(m: raw::Method) -> http::Method {
 pub(crate) struct Names<'a> {
     pub upstreams: &'a HashMap<String, usize>,
     pub limits: &'a HashMap<String, usize>,
+    pub providers: &'a crate::compile_sso::Providers,
 }
 
 pub(crate) fn compile(
@@ -77,8 +78,9 @@ pub(crate) fn compile(
             let limits = resolve_limits(source, r, names.limits, diags);
             let host = compile_host(source, r, diags);
             let path = compile_path(source, r, diags);
-            let (Some(upstream), Some(host), Some(path), Some(limits)) =
-                (upstream, host, path, limits)
+            let auth = crate::compile_sso::route_auth(source, r, names.providers, diags);
+            let (Some(upstream), Some(host), Some(path), Some(limits), Some(auth)) =
+                (upstream, host, path, limits, auth)
             else {
                 continue;
             };
@@ -91,6 +93,7 @@ pub(crate) fn compile(
                 websocket: r.websocket.unwrap_or(true),
                 max_body_bytes: r.max_body_bytes.map(|b| b.0).unwrap_or(default_body),
                 limits,
+                auth,
                 origin: here,
                 order: out.len(),
             };

@@ -41,6 +41,8 @@ pub enum Code {
     Empty,
     /// A host pattern is malformed.
     Host,
+    /// A key or secret file is missing, malformed or readable by others.
+    KeyFile,
 }
 
 impl Code {
@@ -63,6 +65,7 @@ impl Code {
             Code::Requires => "MW-POL-013",
             Code::Empty => "MW-POL-014",
             Code::Host => "MW-POL-015",
+            Code::KeyFile => "MW-POL-017",
         }
     }
 }

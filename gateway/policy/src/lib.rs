@@ -9,6 +9,7 @@ pub mod certs;
 pub mod compile;
 pub mod compile_limit;
 pub mod compile_route;
+pub mod compile_sso;
 pub mod compile_upstream;
 pub mod diag;
 pub mod load;

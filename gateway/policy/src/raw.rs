@@ -45,6 +45,143 @@ pub struct PolicyFile {
     /// Shared state for a cluster of gateways (Redis).
     #[schemars(with = "Option<State>")]
     pub state: Option<Spanned<State>>,
+    /// Single sign-on: sessions, the identity assertion, headers to backends.
+    #[schemars(with = "Option<Sso>")]
+    pub sso: Option<Spanned<Sso>>,
+    /// OpenID providers that routes sign users in with.
+    #[serde(default)]
+    pub provider: Vec<Provider>,
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionStore {
+    /// In this gateway process (lost on restart; not shared between replicas).
+    #[default]
+    Memory,
+    /// In Redis (`[state] redis`): a session made on one replica is valid on every other.
+    Redis,
+}
+
+/// `[sso]`: sessions and the identity passed to backends.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sso {
+    /// File holding the 32-byte key (64 hex characters) that seals session cookies
+    /// (AES-256-GCM). Must not be readable by group or others.
+    #[schemars(with = "String")]
+    pub session_key_file: Spanned<String>,
+    /// PEM PKCS#8 P-256 private key that signs the identity assertion to backends (ES256).
+    /// Must not be readable by group or others.
+    #[schemars(with = "String")]
+    pub assertion_key_file: Spanned<String>,
+    /// Session cookie name (default `menwei_session`; `__Host-` is prepended over TLS).
+    #[schemars(with = "Option<String>")]
+    pub cookie_name: Option<Spanned<String>>,
+    /// A session unused this long ends (default `30m`).
+    pub idle_timeout: Option<Duration>,
+    /// A session ends this long after login, used or not (default `8h`).
+    pub absolute_timeout: Option<Duration>,
+    /// Time a user has to finish logging in at the provider (default `10m`).
+    pub login_timeout: Option<Duration>,
+    /// `memory` (default) or `redis` (needs `[state] redis`).
+    #[serde(default)]
+    pub store: SessionStore,
+    /// Lifetime of the identity assertion sent to backends (default `60s`).
+    pub assertion_ttl: Option<Duration>,
+    /// Headers written to backends, header name = claim (default `X-User-Id = "sub"`,
+    /// `X-User-Name = "name"`, `X-User-Roles = "roles"`, `X-User-Department = "department"`).
+    /// Names must start with one of `[trust] identity_header_prefixes`, so clients cannot forge them.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
+    pub headers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+}
+
+/// Where a provider puts the claims access rules use (dotted paths into the token's claims).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimPaths {
+    /// Default `roles` (Keycloak: `realm_access.roles`).
+    pub roles: Option<String>,
+    /// Default `groups`.
+    pub groups: Option<String>,
+    /// Default `department`.
+    pub department: Option<String>,
+    /// Display name, default `name`.
+    pub name: Option<String>,
+}
+
+/// `[[provider]]`: an OpenID provider (discovery at `<issuer>/.well-known/openid-configuration`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// Name routes refer to.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Issuer URL, exactly as the provider states it. `https://` (plain `http://` only on loopback).
+    #[schemars(with = "String")]
+    pub issuer: Spanned<String>,
+    /// This gateway's client id at the provider.
+    pub client_id: String,
+    /// File holding the client secret (confidential client, `client_secret_basic`).
+    #[schemars(with = "String")]
+    pub client_secret_file: Spanned<String>,
+    /// Scopes asked for at login (default `["openid", "profile"]`; `openid` is always sent).
+    pub scopes: Option<Vec<String>>,
+    /// Accepted signature algorithms: any of `RS256`, `ES256`, `EdDSA` (default: all three).
+    /// `none` and HMAC are never accepted.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub algorithms: Option<Spanned<Vec<String>>>,
+    /// `aud` values accepted in bearer access tokens (default: the client id).
+    pub audience: Option<Vec<String>>,
+    /// `resource` indicator sent at login and refresh (RFC 8707), for providers that issue JWT
+    /// access tokens per resource.
+    pub resource: Option<String>,
+    /// Where claims sit in this provider's tokens.
+    #[serde(default)]
+    pub claims: ClaimPaths,
+    /// Refresh the access token this long before it expires (default `60s`).
+    pub refresh_before: Option<Duration>,
+    /// Clock leeway for `exp`, `nbf`, `iat` (default `30s`, at most `5m`).
+    pub leeway: Option<Duration>,
+    /// On a token signed with an unknown key id, fetch the provider's keys again at most this
+    /// often (default `60s`).
+    pub jwks_refetch_interval: Option<Duration>,
+    /// Time allowed for each call to the provider (default `5s`).
+    pub timeout: Option<Duration>,
+    /// Same-origin path the provider sends the browser to after logout (default `/`).
+    pub post_logout_redirect: Option<String>,
+    /// Send the user's access token to backends as `Authorization: Bearer` (default false).
+    #[serde(default)]
+    pub forward_access_token: bool,
+}
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Auth {
+    /// Anyone (default).
+    #[default]
+    Public,
+    /// A signed-in user: a session cookie (browsers are sent to log in; API clients get 401),
+    /// or a valid bearer token.
+    Login,
+    /// API clients with a valid `Authorization: Bearer` JWT only.
+    Bearer,
+}
+
+/// `[[route.require]]`: a condition on the user's claims; every one listed must hold.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Require {
+    /// `roles`, `groups`, `department` (where the provider's `claims` table says), or any claim
+    /// by name or dotted path (`realm_access.roles`).
+    #[schemars(with = "String")]
+    pub claim: Spanned<String>,
+    /// The claim holds (or contains) at least one of these.
+    pub any: Option<Vec<String>>,
+    /// The claim contains all of these.
+    pub all: Option<Vec<String>>,
 }
 
 /// `[state]`: where cluster-wide state lives.
@@ -343,4 +480,13 @@ pub struct Route {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub limits: Vec<Spanned<String>>,
+    /// `public` (default), `login` or `bearer`.
+    #[schemars(with = "Option<Auth>")]
+    pub auth: Option<Spanned<Auth>>,
+    /// The `[[provider]]` to sign in with (default: the only one).
+    #[schemars(with = "Option<String>")]
+    pub provider: Option<Spanned<String>>,
+    /// Conditions on the user's claims (403 when one fails).
+    #[serde(default)]
+    pub require: Vec<Require>,
 }

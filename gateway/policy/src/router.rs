@@ -88,6 +88,8 @@ pub struct RouteSpec {
     pub max_body_bytes: u64,
     /// Indexes into `Snapshot::rate_limits`, in the order the route lists them.
     pub limits: Vec<usize>,
+    /// Authentication and claim requirements.
+    pub auth: crate::snapshot::RouteAuth,
     /// Where it was declared, for `explain`.
     pub origin: String,
     /// Position in declaration order.
@@ -212,6 +214,7 @@ mod tests {
             websocket: true,
             max_body_bytes: 0,
             limits: Vec::new(),
+            auth: Default::default(),
             origin: String::new(),
             order,
         }

@@ -150,6 +150,8 @@ pub struct Snapshot {
     /// Named rate limits (`[[limit]]`); routes refer to them by index.
     pub rate_limits: Vec<LimitSpec>,
     pub state: Option<StateSpec>,
+    /// Single sign-on, when any `[sso]` or `[[provider]]` is configured.
+    pub sso: Option<Arc<SsoSpec>>,
     pub router: Router,
 }
 
@@ -158,4 +160,113 @@ impl Snapshot {
     pub fn upstream(&self, index: usize) -> Option<&UpstreamSpec> {
         self.upstreams.get(index)
     }
+}
+
+/// Secret bytes or text: never printed (Debug shows `[redacted]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(pub T);
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Token signature algorithms the gateway accepts (never `none`, never HMAC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl TokenAlg {
+    pub const ALL: [TokenAlg; 3] = [TokenAlg::RS256, TokenAlg::ES256, TokenAlg::EdDSA];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAlg::RS256 => "RS256",
+            TokenAlg::ES256 => "ES256",
+            TokenAlg::EdDSA => "EdDSA",
+        }
+    }
+}
+
+/// Where a provider's tokens hold the claims that access rules and headers use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPathSpec {
+    pub roles: String,
+    pub groups: String,
+    pub department: String,
+    pub name: String,
+}
+
+impl ClaimPathSpec {
+    /// The dotted path of a claim as a rule or header names it: `roles`, `groups`,
+    /// `department` and `name` go where the provider keeps them; anything else is a path as written.
+    pub fn resolve<'a>(&'a self, claim: &'a str) -> &'a str {
+        match claim {
+            "roles" => &self.roles,
+            "groups" => &self.groups,
+            "department" => &self.department,
+            "name" => &self.name,
+            other => other,
+        }
+    }
+}
+
+/// A compiled `[[provider]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSpec {
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    pub scopes: Vec<String>,
+    pub algorithms: Vec<TokenAlg>,
+    pub audience: Vec<String>,
+    pub resource: Option<String>,
+    pub claims: ClaimPathSpec,
+    pub refresh_before: Duration,
+    pub leeway: Duration,
+    pub jwks_refetch_interval: Duration,
+    pub timeout: Duration,
+    pub post_logout_redirect: String,
+    pub forward_access_token: bool,
+}
+
+/// `[sso]` compiled, with the providers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoSpec {
+    pub cookie_name: String,
+    pub session_key: Secret<[u8; 32]>,
+    /// PKCS#8 DER of the P-256 key signing identity assertions.
+    pub assertion_key: Secret<Vec<u8>>,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    pub login_timeout: Duration,
+    pub assertion_ttl: Duration,
+    pub store: crate::raw::SessionStore,
+    /// Header to backends and the claim it carries.
+    pub headers: Vec<(http::HeaderName, String)>,
+    pub providers: Vec<ProviderSpec>,
+}
+
+/// Who may use a route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteAuth {
+    pub kind: crate::raw::Auth,
+    /// Index into `SsoSpec::providers` (set whenever `kind` is not public).
+    pub provider: Option<usize>,
+    pub require: Vec<Requirement>,
+}
+
+/// One `[[route.require]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// As written (`roles`, `department`, or a dotted path); resolved per provider.
+    pub claim: String,
+    pub values: Vec<String>,
+    /// All values must be present (else at least one).
+    pub all: bool,
 }

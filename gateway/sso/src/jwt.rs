@@ -1,0 +1,147 @@
+//! JWT checks for bearer access tokens and back-channel logout tokens, against a provider's
+//! JWKS: the algorithm is pinned by policy (never `none`, never HMAC: a token whose header says
+//! HS256 is refused before any key is touched, so a public key can never be used as an HMAC
+//! secret), the key is found by `kid`, and `iss`, `aud`, `exp`, `nbf` are checked with leeway.
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use menwei_policy::snapshot::TokenAlg;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// Longest token looked at (a JWT from a real provider is a few KiB).
+pub const MAX_TOKEN: usize = 16 * 1024;
+
+/// Why a token was refused. The text goes to logs, never to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not a JWT, too long, bad base64 or JSON.
+    Malformed(String),
+    /// `alg` not among the pinned ones (includes `none` and HS*).
+    Algorithm(String),
+    /// No key with this `kid` (the caller may refetch the provider's keys once).
+    UnknownKey(String),
+    /// Signature, issuer, audience, expiry or another claim check failed.
+    Invalid(String),
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Malformed(s) => write!(f, "malformed token: {s}"),
+            TokenError::Algorithm(s) => write!(f, "algorithm not allowed: {s}"),
+            TokenError::UnknownKey(s) => write!(f, "unknown signing key: {s}"),
+            TokenError::Invalid(s) => write!(f, "invalid token: {s}"),
+        }
+    }
+}
+
+fn alg_of(a: TokenAlg) -> Algorithm {
+    match a {
+        TokenAlg::RS256 => Algorithm::RS256,
+        TokenAlg::ES256 => Algorithm::ES256,
+        TokenAlg::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+/// Whether a key can verify this algorithm at all (RSA for RS256, P-256 for ES256, OKP for EdDSA).
+fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
+    matches!(
+        (&jwk.algorithm, alg),
+        (AlgorithmParameters::RSA(_), Algorithm::RS256)
+            | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+            | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+    )
+}
+
+/// What a token must satisfy besides its signature.
+pub struct Expect<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a [String],
+    pub algorithms: &'a [TokenAlg],
+    pub leeway: Duration,
+    /// Claims that must be present (`exp` for access tokens; `iat`, `jti` for logout tokens).
+    pub required: &'a [&'a str],
+    /// Check `exp` (logout tokens may lack it).
+    pub check_exp: bool,
+}
+
+/// Verifies a compact JWS and returns its claims.
+pub fn verify(
+    token: &str,
+    keys: &JwkSet,
+    want: &Expect<'_>,
+) -> Result<Map<String, Value>, TokenError> {
+    if token.len() > MAX_TOKEN {
+        return Err(TokenError::Malformed(format!("{} bytes", token.len())));
+    }
+    if token.split('.').count() != 3 {
+        return Err(TokenError::Malformed(
+            "not three dot-separated parts".into(),
+        ));
+    }
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| TokenError::Algorithm(e.to_string()))?;
+    let alg = header.alg;
+    if !want.algorithms.iter().any(|a| alg_of(*a) == alg) {
+        return Err(TokenError::Algorithm(format!("{alg:?}")));
+    }
+    let jwk = match &header.kid {
+        Some(kid) => keys
+            .keys
+            .iter()
+            .find(|k| k.common.key_id.as_deref() == Some(kid.as_str()) && key_fits(k, alg))
+            .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?,
+        None => {
+            let mut fitting = keys.keys.iter().filter(|k| key_fits(k, alg));
+            match (fitting.next(), fitting.next()) {
+                (Some(k), None) => k,
+                _ => {
+                    return Err(TokenError::UnknownKey(
+                        "no kid and no single fitting key".into(),
+                    ))
+                }
+            }
+        }
+    };
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| TokenError::Invalid(format!("key: {e}")))?;
+    let mut v = Validation::new(alg);
+    v.algorithms = vec![alg];
+    v.leeway = want.leeway.as_secs();
+    v.set_issuer(&[want.issuer]);
+    v.set_audience(want.audience);
+    v.validate_exp = want.check_exp;
+    v.validate_nbf = true;
+    v.set_required_spec_claims(want.required);
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
+        .map_err(|e| TokenError::Invalid(e.to_string()))?;
+    let claims = data.claims;
+    if let Some(iat) = claims.get("iat").and_then(Value::as_u64) {
+        let now = crate::now_secs();
+        if iat > now + want.leeway.as_secs() {
+            return Err(TokenError::Invalid("issued in the future".into()));
+        }
+    }
+    Ok(claims)
+}
+
+/// The unverified `iss` of a token: only to choose which provider's keys to verify it with.
+pub fn peek_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    v.get("iss")?.as_str().map(str::to_string)
+}
+
+/// The claims of a token whose signature was already checked (by openidconnect, for ID tokens).
+pub fn payload(token: &str) -> Option<Map<String, Value>> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&raw).ok()
+}
