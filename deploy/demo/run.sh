@@ -4,7 +4,8 @@
 #   admin   http://127.0.0.1:9901   (/metrics /healthz /readyz /policy)
 #   echo service      at /echo/      (backend 127.0.0.1:9001)
 #   citizen records   at /citizens/  (backend 127.0.0.1:9002)
-#   Redis             127.0.0.1:6390 (cluster rate-limit counters)
+#   Redis             127.0.0.1:6390 (cluster rate-limit counters, SSO sessions)
+#   OpenID provider   http://127.0.0.1:9000 (deploy/idp; users alice, bob, carol; DEMO ONLY)
 # Ctrl-C or SIGTERM stops everything this script started.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -24,6 +25,12 @@ if ! command -v redis-server >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; else sudo apt-get install -y redis-server; fi
 fi
 
+if ! command -v node >/dev/null; then
+  echo "demo: installing Node.js (runs the demo OpenID provider)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get install -y nodejs npm; fi
+fi
+[ -d deploy/idp/node_modules/oidc-provider ] || npm ci --prefix deploy/idp --no-audit --no-fund --silent
+
 certs/make-dev-certs.sh >/dev/null
 echo "demo: building menwei and the demo backends ($profile profile)..." >&2
 cargo build --profile "$profile" -p menwei -p menwei-demo --quiet
@@ -41,6 +48,8 @@ trap 'exit 143' TERM
 
 redis-server --port 6390 --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >&2 &
 pids+=($!)
+node deploy/idp/server.mjs deploy/idp/demo.json >&2 &
+pids+=($!)
 "$bin/menwei-demo" --echo 127.0.0.1:9001 --citizens 127.0.0.1:9002 >&2 &
 pids+=($!)
 "$bin/menwei" run --policies policies &
@@ -54,7 +63,11 @@ cat >&2 <<'MSG'
 
 menwei demo is running (Ctrl-C to stop). Try:
   curl -s http://127.0.0.1:8080/echo/hello -H 'X-User-Id: forged'      # the forged header never reaches the backend
-  curl -s 'http://127.0.0.1:8080/citizens/?count=3'                     # fake citizens (masking comes later)
+  open http://127.0.0.1:8080/citizens/?count=3 in a browser: sign in as alice / alice-pw
+      (bob / bob-pw: staff; carol / carol-pw: auditor; demo-only passwords), then /staff/ and
+      http://127.0.0.1:8080/.menwei/logout
+  curl -si http://127.0.0.1:8080/citizens/                              # API client without a session: 401
+  curl -s http://127.0.0.1:8080/.menwei/jwks.json                       # keys backends verify X-Menwei-Assertion with
   curl -sk --http2 https://localhost:8443/echo/tls                      # HTTPS + HTTP/2 (dev certificates)
   curl -s http://127.0.0.1:8080/nowhere                                 # 404 with a stable code and request id
   curl -s http://127.0.0.1:9901/policy                                  # served policy version, hash, backends

@@ -183,6 +183,39 @@ pub fn clean_upstream_request(req: &mut RequestHeader, f: &Forwarding<'_>) {
     write_forwarding(req, f);
 }
 
+/// Removes the gateway's own cookies (the session handle) from what a backend receives, so that
+/// no department backend can replay a user's session against another department's routes.
+pub fn strip_own_cookies(req: &mut RequestHeader, is_own: impl Fn(&str) -> bool) {
+    let values: Vec<String> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let mut any_own = false;
+    let kept: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .filter(|c| {
+            let own = is_own(c.split_once('=').map_or(*c, |(n, _)| n.trim()));
+            any_own |= own;
+            !own
+        })
+        .collect();
+    if !any_own {
+        return;
+    }
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        let _ = req.insert_header(http::header::COOKIE, kept.join("; "));
+    }
+}
+
 fn write_forwarding(req: &mut RequestHeader, f: &Forwarding<'_>) {
     let xff = match req
         .headers
@@ -220,6 +253,28 @@ mod tests {
             identity_prefixes: vec!["x-auth-".into(), "x-user-".into(), "x-menwei-".into()],
             request_id_header: http::HeaderName::from_static("x-request-id"),
         }
+    }
+
+    #[test]
+    fn own_cookies_never_reach_backends() {
+        let own = |n: &str| n == "menwei_session" || n == "__Host-menwei_session";
+        let mut r = req(&[
+            ("cookie", "a=1; menwei_session=SECRET; b=2"),
+            ("cookie", "__Host-menwei_session=SECRET2"),
+        ]);
+        strip_own_cookies(&mut r, own);
+        let all: Vec<_> = r.headers.get_all("cookie").iter().collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0], "a=1; b=2");
+        let mut only = req(&[("cookie", "menwei_session=S")]);
+        strip_own_cookies(&mut only, own);
+        assert!(only.headers.get("cookie").is_none());
+        let mut none = req(&[("cookie", "x=1;y=2")]);
+        strip_own_cookies(&mut none, own);
+        assert_eq!(
+            none.headers["cookie"], "x=1;y=2",
+            "untouched when nothing is ours"
+        );
     }
 
     fn req(headers: &[(&str, &str)]) -> RequestHeader {

@@ -432,6 +432,9 @@ impl ProxyHttp for Gateway {
             upgrade: ctx.upgrade.clone(),
         };
         hygiene::clean_upstream_request(upstream, &f);
+        if let Some(sso) = live.sso.as_deref() {
+            hygiene::strip_own_cookies(upstream, |n| sso.is_own_cookie(n));
+        }
         // Identity, written after every client-sent identity header is gone.
         if let (Some(id), Some(sso)) = (&ctx.identity, live.sso.as_deref()) {
             for (h, v) in sso.headers(id) {

@@ -254,6 +254,13 @@ impl Sso {
         }
     }
 
+    /// Whether a cookie name is one the gateway sets (never forwarded to backends).
+    pub fn is_own_cookie(&self, name: &str) -> bool {
+        let base = name.strip_prefix("__Host-").unwrap_or(name);
+        let base = base.strip_suffix("_login").unwrap_or(base);
+        base == self.spec.cookie_name
+    }
+
     fn set_cookie(&self, name: &str, value: &str, tls: bool, max_age: Option<u64>) -> String {
         let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
         if tls {
