@@ -5,7 +5,8 @@
 //
 // plan: { "steps": [ { "goto": URL } | { "login": [USER, PASSWORD] } | { "cookies": true }
 //                    | { "fetch": URL } ], "timeout_ms": 15000 }
-// Each step's result: { url, status, text } (page steps), { cookies: [...] }.
+// Each step's result: { url, status, text } (page steps), { cookies: [...] }; `navigations` lists
+// every main-frame request URL in order.
 import { chromium } from 'playwright-core';
 
 const plan = JSON.parse(process.argv[2]);
@@ -21,6 +22,11 @@ try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   context.setDefaultTimeout(timeout);
   const page = await context.newPage();
+  // Every main-frame navigation, redirects included (tests replay some of them).
+  const navigations = [];
+  page.on('request', (r) => {
+    if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations.push(r.url());
+  });
   const seen = async (resp) => ({
     url: page.url(),
     status: resp ? resp.status() : null,
@@ -47,7 +53,7 @@ try {
       results.push(await seen(null));
     }
   }
-  process.stdout.write(JSON.stringify({ ok: true, results }));
+  process.stdout.write(JSON.stringify({ ok: true, results, navigations }));
 } catch (e) {
   process.stdout.write(JSON.stringify({ ok: false, error: String(e), results }));
 } finally {

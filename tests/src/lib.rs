@@ -2,6 +2,8 @@
 //! ephemeral ports, speaks raw HTTP/1.1 over TCP (so that malformed requests can be sent as
 //! they are), and reads the admin endpoints. Every wait is a bounded loop.
 
+pub mod sso;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -118,9 +120,13 @@ impl Gateway {
     /// Writes `files` into a fresh policy directory and starts menwei on it. `{port}` and `{admin}`
     /// in file contents are replaced by the chosen ports.
     pub fn start(files: &[(&str, &str)]) -> Gateway {
+        Self::start_at(files, free_port(), free_port())
+    }
+
+    /// As `start`, on ports chosen beforehand (an OpenID provider must know them first).
+    pub fn start_at(files: &[(&str, &str)], port: u16, admin: u16) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("policies")).unwrap();
-        let (port, admin) = (free_port(), free_port());
         for (name, text) in files {
             let text = text
                 .replace("{port}", &port.to_string())

@@ -164,8 +164,15 @@ fn algorithms(source: &Source, p: &raw::Provider, diags: &mut Diagnostics) -> Ve
     out
 }
 
-fn same_origin_path(p: &str) -> bool {
-    p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.contains("://")
+/// Whether `p` can only ever mean a path on this site when used as a redirect `Location`:
+/// one leading `/`, never `//` or a backslash (browsers read `/\evil` as `//evil`), and no
+/// whitespace or control characters (browsers drop tabs and newlines, turning `/\t/evil` into
+/// `//evil`).
+pub fn same_origin_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.contains('\\')
+        && !p.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 fn compile_provider(
@@ -576,4 +583,28 @@ pub(crate) fn route_auth(
         provider: Some(provider),
         require,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin_path;
+
+    #[test]
+    fn only_paths_on_this_site() {
+        for ok in ["/", "/app/x?next=https://evil.example/", "/a%2F%2Fb"] {
+            assert!(same_origin_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil",
+            "https://evil.example/",
+            "evil",
+            "/a b",
+        ] {
+            assert!(!same_origin_path(bad), "{bad:?}");
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub mod provider;
 pub mod seal;
 pub mod store;
 
+use menwei_policy::compile_sso::same_origin_path;
 use menwei_policy::raw::{Auth, SessionStore};
 use menwei_policy::snapshot::{RouteAuth, SsoSpec};
 use menwei_state::RedisStore;
@@ -187,10 +188,6 @@ fn deny(d: Denial) -> Outcome {
         www_authenticate: None,
         cookies: Vec::new(),
     }
-}
-
-fn same_origin_path(p: &str) -> bool {
-    p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.contains("://")
 }
 
 /// The SSO runtime for one policy snapshot.
@@ -806,7 +803,17 @@ impl Sso {
         if sid.is_none() && sub.is_none() {
             return bad("neither sid nor sub");
         }
-        let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
+        // jsonwebtoken only enforces the presence of exp/nbf/aud/iss/sub: check the rest here.
+        let Some(jti) = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .filter(|j| !j.is_empty())
+        else {
+            return bad("no jti");
+        };
+        if !claims.get("iat").is_some_and(Value::is_u64) {
+            return bad("no iat");
+        }
         match self
             .store
             .first_use(&format!("{}|{jti}", p.spec.name), Duration::from_secs(600))

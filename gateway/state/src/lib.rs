@@ -6,7 +6,7 @@
 use arc_swap::ArcSwapOption;
 pub use redis;
 use redis::aio::ConnectionManager;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,9 @@ fn now_ms() -> u64 {
 pub struct RedisStore {
     client: redis::Client,
     conn: ArcSwapOption<ConnectionManager>,
-    connecting: AtomicBool,
+    /// Held while connecting: requests arriving meanwhile wait for that attempt (bounded by the
+    /// connect timeout) instead of failing.
+    connecting: tokio::sync::Mutex<()>,
     last_attempt_ms: AtomicU64,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -49,7 +51,7 @@ impl RedisStore {
         Ok(Self {
             client,
             conn: ArcSwapOption::empty(),
-            connecting: AtomicBool::new(false),
+            connecting: tokio::sync::Mutex::new(()),
             last_attempt_ms: AtomicU64::new(0),
             connect_timeout,
             command_timeout,
@@ -62,17 +64,25 @@ impl RedisStore {
         self.command_timeout
     }
 
-    /// A connection (cheap clone of the shared one), connecting first if needed. While a
-    /// reconnect is under way, or less than a second after a failed one, fails at once.
+    /// A connection (cheap clone of the shared one), connecting first if needed. Requests that
+    /// arrive while a connection is being made wait for it (at most the connect timeout); less
+    /// than a second after a failed attempt, they fail at once.
     pub async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(c) = self.conn.load_full() {
+            return Ok((*c).clone());
+        }
+        let not_connected = || StoreError("Redis not connected (reconnecting)".into());
+        let _one = tokio::time::timeout(self.connect_timeout, self.connecting.lock())
+            .await
+            .map_err(|_| not_connected())?;
         if let Some(c) = self.conn.load_full() {
             return Ok((*c).clone());
         }
         let now = now_ms();
         let last = self.last_attempt_ms.load(Ordering::Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= self.retry_every.as_millis() as u64;
-        if !due || self.connecting.swap(true, Ordering::AcqRel) {
-            return Err(StoreError("Redis not connected (reconnecting)".into()));
+        if !due {
+            return Err(not_connected());
         }
         self.last_attempt_ms.store(now, Ordering::Relaxed);
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -84,7 +94,6 @@ impl RedisStore {
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await;
-        self.connecting.store(false, Ordering::Release);
         match made {
             Ok(Ok(c)) => {
                 self.conn.store(Some(Arc::new(c.clone())));

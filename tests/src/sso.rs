@@ -1,0 +1,267 @@
+//! Sign-in test parts: the demo OpenID provider (deploy/idp, panva's oidc-provider on Node) on
+//! an ephemeral port with its own keys, the gateway's SSO secrets, headless Chromium driven by
+//! tests/browser/browse.mjs, and the provider's private keys as PEM for forging tokens.
+
+use crate::{free_port, repo, wait_until};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running demo OpenID provider.
+pub struct Idp {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub issuer: String,
+}
+
+pub const CLIENT_ID: &str = "menwei-test";
+pub const CLIENT_SECRET: &str = "test-client-secret";
+pub const API_AUDIENCE: &str = "urn:menwei:api";
+
+/// Installs the Node packages of the provider and the browser driver when missing.
+fn npm_ci(dir: &str) {
+    let d = repo().join(dir);
+    if d.join("node_modules").exists() {
+        return;
+    }
+    let ok = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--silent"])
+        .current_dir(&d)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "npm ci in {dir} failed");
+}
+
+impl Idp {
+    /// Starts the provider for gateways on `gateway_ports` (redirect and logout URIs), with
+    /// access tokens living `access_ttl` seconds. Back-channel logout goes to the first gateway.
+    pub fn start(gateway_ports: &[u16], access_ttl: u64) -> Idp {
+        npm_ci("deploy/idp");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let issuer = format!("http://127.0.0.1:{port}");
+        let origin = |p: &u16| format!("http://127.0.0.1:{p}");
+        let config = json!({
+            "port": port,
+            "issuer": issuer,
+            "users": repo().join("deploy/idp/users.json"),
+            "keys": dir.path().join("jwks.json"),
+            "api_audience": API_AUDIENCE,
+            "allow_loopback_fetch": true,
+            "ttl": {"AccessToken": access_ttl, "IdToken": 600, "RefreshToken": 3600, "Session": 3600},
+            "clients": [{
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": gateway_ports.iter().map(|p| format!("{}/.menwei/callback", origin(p))).collect::<Vec<_>>(),
+                "post_logout_redirect_uris": gateway_ports.iter().map(|p| format!("{}/echo/bye", origin(p))).collect::<Vec<_>>(),
+                "backchannel_logout_uri": format!("{}/.menwei/backchannel-logout", origin(&gateway_ports[0])),
+            }],
+        });
+        let cfg = dir.path().join("config.json");
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let log = std::fs::File::create(dir.path().join("idp.log")).unwrap();
+        let child = Command::new("node")
+            .arg(repo().join("deploy/idp/server.mjs"))
+            .arg(&cfg)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let idp = Idp {
+            child,
+            dir,
+            port,
+            issuer,
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let up = wait_until(Duration::from_secs(20), || {
+            crate::try_request(addr, "GET", "/.well-known/openid-configuration", &[], None)
+                .is_ok_and(|r| r.status == 200)
+        });
+        assert!(up, "provider did not start:\n{}", idp.log());
+        idp
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("idp.log")).unwrap_or_default()
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The provider's signing keys: (kid, alg, private key PEM, public key PEM).
+    pub fn keys(&self) -> Vec<(String, String, String, String)> {
+        let script = r#"
+const { createPrivateKey, createPublicKey } = require('node:crypto');
+const jwks = JSON.parse(require('node:fs').readFileSync(process.argv[1], 'utf8'));
+console.log(JSON.stringify(jwks.keys.map((k) => {
+  const priv = createPrivateKey({ key: k, format: 'jwk' });
+  return [k.kid, k.alg, priv.export({ type: 'pkcs8', format: 'pem' }),
+    createPublicKey(priv).export({ type: 'spki', format: 'pem' })];
+})));"#;
+        let out = Command::new("node")
+            .args(["-e", script])
+            .arg(self.dir.path().join("jwks.json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A real JWT access token for the API audience (client credentials grant).
+    pub fn client_credentials_token(&self) -> String {
+        let auth = base64_basic(&format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+        let body = format!(
+            "grant_type=client_credentials&scope=api&resource={}",
+            "urn%3Amenwei%3Aapi"
+        );
+        let r = crate::request(
+            self.addr(),
+            "POST",
+            "/token",
+            &[
+                ("Authorization", &format!("Basic {auth}")),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Standard base64 (for a Basic authorization header).
+pub fn base64_basic(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The gateway's SSO secrets in a private directory, and the `[sso]` + `[[provider]]` policy.
+pub struct Secrets {
+    pub dir: tempfile::TempDir,
+}
+
+impl Secrets {
+    pub fn new() -> Secrets {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        put("session.key", &"ab".repeat(32));
+        put("client-secret", CLIENT_SECRET);
+        let key = Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(key.status.success());
+        put("assertion.key", &String::from_utf8(key.stdout).unwrap());
+        Secrets { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `[sso]` and one provider; `extra_sso` and `extra_provider` are added to each table.
+    pub fn policy(&self, idp_issuer: &str, extra_sso: &str, extra_provider: &str) -> String {
+        format!(
+            r#"
+[sso]
+session_key_file = "{sk}"
+assertion_key_file = "{ak}"
+{extra_sso}
+
+[[provider]]
+name = "idp"
+issuer = "{idp_issuer}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "{cs}"
+scopes = ["openid", "profile", "api"]
+resource = "{API_AUDIENCE}"
+audience = ["{API_AUDIENCE}"]
+post_logout_redirect = "/echo/bye"
+{extra_provider}
+"#,
+            sk = self.path("session.key").display(),
+            ak = self.path("assertion.key").display(),
+            cs = self.path("client-secret").display(),
+        )
+    }
+}
+
+impl Default for Secrets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs a browser plan (see tests/browser/browse.mjs) in headless Chromium.
+pub fn browse(plan: Value) -> Value {
+    npm_ci("tests/browser");
+    let out = Command::new("node")
+        .arg(repo().join("tests/browser/browse.mjs"))
+        .arg(plan.to_string())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "browser driver failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["ok"], true, "browser plan failed: {v:#}");
+    v
+}
+
+/// The `name=value` of a cookie in a browser's cookie list.
+pub fn cookie(cookies: &Value, name: &str) -> Option<String> {
+    cookies
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)
+        .map(|c| format!("{name}={}", c["value"].as_str().unwrap_or("")))
+}
