@@ -588,6 +588,73 @@ pub(crate) fn route_auth(
 #[cfg(test)]
 mod tests {
     use super::same_origin_path;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A policy with [sso] whose key files are written with `mode`.
+    fn load_with_mode(mode: u32) -> Result<crate::Snapshot, crate::Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str, text: &str, mode: u32| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        put("session.key", &"0f".repeat(32), mode);
+        put("secret", "s3cret", 0o600);
+        let ec = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .output()
+            .unwrap()
+            .stdout;
+        let ec = String::from_utf8(ec).unwrap();
+        put("assertion.key", &ec, 0o600);
+        put(
+            "p.toml",
+            r#"
+[[listener]]
+name = "l"
+addr = "127.0.0.1:18080"
+[[upstream]]
+name = "u"
+backends = ["127.0.0.1:19001"]
+[[route]]
+name = "r"
+prefix = "/"
+upstream = "u"
+auth = "login"
+[sso]
+session_key_file = "session.key"
+assertion_key_file = "assertion.key"
+[[provider]]
+name = "idp"
+issuer = "https://idp.example.cn"
+client_id = "c"
+client_secret_file = "secret"
+"#,
+            0o644,
+        );
+        crate::load(dir.path())
+    }
+
+    #[test]
+    fn key_files_readable_by_others_are_refused() {
+        let s = load_with_mode(0o600).unwrap();
+        let sso = s.sso.as_ref().unwrap();
+        assert_eq!(sso.session_key.0, [0x0f; 32]);
+        assert_eq!(format!("{:?}", sso.session_key), "[redacted]");
+        assert_eq!(s.router.routes()[0].auth.provider, Some(0));
+        let err = load_with_mode(0o644).unwrap_err().to_string();
+        assert!(
+            err.contains("MW-POL-017") && err.contains("chmod 600"),
+            "{err}"
+        );
+        assert!(!err.contains("0f0f"), "key material never printed");
+    }
 
     #[test]
     fn only_paths_on_this_site() {
