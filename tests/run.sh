@@ -9,13 +9,22 @@ need=()
 command -v cmake >/dev/null || need+=(cmake)          # Pingora's zlib-ng build
 command -v openssl >/dev/null || need+=(openssl)      # development certificates, TLS tests
 command -v curl >/dev/null || need+=(curl)            # HTTP/2 tests
-command -v redis-server >/dev/null || need+=(redis-server)  # cluster rate-limit tests (each test starts its own)
+command -v redis-server >/dev/null || need+=(redis-server)  # cluster limits and sessions (each test starts its own)
+command -v node >/dev/null || need+=(nodejs)          # the demo OpenID provider, the browser driver
+command -v npm >/dev/null || need+=(npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)          # sign-in tests in a real browser (never a downloaded one)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests: installing ${need[*]}" >&2
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+echo "== node packages" >&2
+# Exactly the locked versions: panva's oidc-provider (demo provider) and playwright-core.
+for d in deploy/idp tests/browser; do
+  npm ci --prefix "$d" --no-audit --no-fund --silent
+done
 
 echo "== format" >&2
 cargo fmt --all -- --check
