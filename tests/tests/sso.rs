@@ -53,6 +53,32 @@ auth = "bearer"
 name = "echo"
 prefix = "/echo/"
 upstream = "echo"
+
+# Hierarchical quota: a department's total, each app's share inside it, each user's inside that.
+[[route]]
+name = "quota"
+prefix = "/quota/"
+upstream = "echo"
+auth = "bearer"
+limits = ["dept-app-user", "dept-app", "dept-total"]
+
+[[limit]]
+name = "dept-total"
+key = ["department"]
+rate = "1/h"
+burst = 4
+
+[[limit]]
+name = "dept-app"
+key = ["department", "app"]
+rate = "1/h"
+burst = 3
+
+[[limit]]
+name = "dept-app-user"
+key = ["department", "app", "user"]
+rate = "1/h"
+burst = 2
 "#,
         echo = echo.addr
     )
@@ -740,4 +766,53 @@ fn callbacks_and_redirects_cannot_be_abused() {
     let r = get_with(fresh.addr, "/app/z", &[("Accept", "text/html")]);
     assert_eq!(r.status, 503);
     assert!(String::from_utf8_lossy(&r.body).contains("MW-AUTH-004"));
+}
+
+#[test]
+fn identity_limits_share_a_department_quota_between_apps_and_users() {
+    let echo = Backend::echo("e");
+    let (p, ad) = (free_port(), free_port());
+    let idp = Idp::start(&[p], 600);
+    let secrets = Secrets::new();
+    let gw = start_gateway(p, ad, &secrets, &idp.issuer, &echo, None, "", "");
+    let keys = idp.keys();
+    let call = |dept: &str, app: &str, user: &str| {
+        let claims = json!({"iss": idp.issuer, "aud": API_AUDIENCE, "sub": user, "azp": app,
+                            "department": dept, "exp": now() + 300, "iat": now()});
+        let t = sign(&keys, "ES256", &claims);
+        get_with(
+            gw.addr,
+            "/quota/x",
+            &[("Authorization", &format!("Bearer {t}"))],
+        )
+    };
+    let limited_by = |r: &Resp| {
+        assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
+        r.header("ratelimit-policy")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    // u1 uses its share of 2.
+    assert_eq!(call("tax", "a1", "u1").status, 200);
+    assert_eq!(call("tax", "a1", "u1").status, 200);
+    assert_eq!(limited_by(&call("tax", "a1", "u1")), "\"dept-app-user\"");
+    // u2 in the same app gets one more: the app's share (3) is used up.
+    assert_eq!(call("tax", "a1", "u2").status, 200);
+    assert_eq!(limited_by(&call("tax", "a1", "u2")), "\"dept-app\"");
+    // Another app of the department gets the last of the department's 4.
+    assert_eq!(call("tax", "a2", "u3").status, 200);
+    assert_eq!(limited_by(&call("tax", "a2", "u3")), "\"dept-total\"");
+    // Refused requests consumed nothing: u4 of app a2 is refused by the department total, not
+    // by its own (unused) shares.
+    assert_eq!(limited_by(&call("tax", "a2", "u4")), "\"dept-total\"");
+    // Another department is not affected.
+    assert_eq!(call("health", "a1", "u1").status, 200);
+    let m = gw.metrics();
+    assert!(
+        m.contains("menwei_ratelimit_decisions_total{decision=\"limited\",limit=\"dept-total\"} 2"),
+        "{m}"
+    );
 }

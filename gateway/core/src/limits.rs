@@ -24,7 +24,34 @@ use std::time::Instant;
 /// Separates key parts (a byte that cannot appear in an address, route name or header value).
 const SEP: char = '\u{1f}';
 
-fn key(spec: &LimitSpec, route: &RouteSpec, req: &RequestHeader, ctx: &Ctx) -> String {
+/// The text of an identity key part: the user, the client application, or a claim (a missing
+/// claim counts under the empty value, so callers without it share one bucket).
+fn identity_part(part: &KeyPart, live: &Live, ctx: &Ctx, k: &mut String) {
+    let Some(id) = &ctx.identity else { return };
+    match part {
+        KeyPart::User => k.push_str(&id.sub),
+        KeyPart::App => {
+            let app = ["azp", "client_id"]
+                .iter()
+                .find_map(|c| id.claims.get(*c).and_then(|v| v.as_str()));
+            k.push_str(app.unwrap_or(""));
+        }
+        KeyPart::Claim(c) => {
+            let paths = live
+                .sso
+                .as_ref()
+                .and_then(|s| s.provider_spec(id.provider))
+                .map(|p| p.claims.resolve(c).to_string());
+            let path = paths.as_deref().unwrap_or(c);
+            if let Some(v) = menwei_sso::claims::lookup(&id.claims, path) {
+                k.push_str(&menwei_sso::claims::strings(v).join(","));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn key(spec: &LimitSpec, route: &RouteSpec, req: &RequestHeader, live: &Live, ctx: &Ctx) -> String {
     let mut k = String::with_capacity(48);
     for (i, part) in spec.key.iter().enumerate() {
         if i > 0 {
@@ -38,6 +65,7 @@ fn key(spec: &LimitSpec, route: &RouteSpec, req: &RequestHeader, ctx: &Ctx) -> S
                     k.push_str(&String::from_utf8_lossy(v.as_bytes()));
                 }
             }
+            p => identity_part(p, live, ctx, &mut k),
         }
     }
     k
@@ -113,46 +141,85 @@ struct Applied<'a> {
     key: String,
 }
 
-/// Checks every limit of `route`; on success the concurrency slots taken are kept in `ctx`.
+/// When a limit is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Keyed on the address, route or headers: before authentication, so a flood costs no
+    /// provider round trip or signature check.
+    BeforeAuth,
+    /// Keyed on who the caller is (user, app, claims): after authentication.
+    AfterAuth,
+}
+
+/// Whether `route` has limits to decide in `phase`.
+pub fn has(live: &Live, route: &RouteSpec, phase: Phase) -> bool {
+    route.limits.iter().any(|&i| {
+        live.snapshot
+            .rate_limits
+            .get(i)
+            .is_some_and(|s| s.needs_identity() == (phase == Phase::AfterAuth))
+    })
+}
+
+/// Checks the limits of `route` that belong to `phase`; on success the concurrency slots taken
+/// are kept in `ctx`. All of them must pass (cluster ones are decided all or nothing).
 pub async fn check(
     live: &Live,
     route: &RouteSpec,
     req: &RequestHeader,
     ctx: &mut Ctx,
     metrics: &Metrics,
+    phase: Phase,
 ) -> Result<(), (Deny, Extra)> {
     let applied: Vec<Applied<'_>> = route
         .limits
         .iter()
         .filter_map(|&i| Some((live.snapshot.rate_limits.get(i)?, live.limiters.get(i)?)))
+        .filter(|(spec, _)| spec.needs_identity() == (phase == Phase::AfterAuth))
         .map(|(spec, limit)| Applied {
             spec,
             limit,
-            key: key(spec, route, req, ctx),
+            key: key(spec, route, req, live, ctx),
         })
         .collect();
     let store = live.cluster.as_ref();
     let (cluster, local): (Vec<&Applied<'_>>, Vec<&Applied<'_>>) = applied
         .iter()
         .partition(|a| a.spec.scope == Scope::Cluster && store.is_some());
+    // All or nothing: when one limit refuses, the local ones that admitted give it back (the
+    // cluster script already consumes nothing unless all its limits admit).
+    let refund = |admitted: &[&Applied<'_>]| {
+        for a in admitted {
+            a.limit.local.refund(&a.key);
+        }
+    };
+    let mut admitted: Vec<&Applied<'_>> = Vec::with_capacity(local.len());
     for a in &local {
-        local_decision(a.spec, &a.limit.local, &a.key, metrics)?;
+        if let Err(e) = local_decision(a.spec, &a.limit.local, &a.key, metrics) {
+            refund(&admitted);
+            return Err(e);
+        }
+        admitted.push(a);
     }
     if let (false, Some(store)) = (cluster.is_empty(), store) {
-        check_cluster(store, &cluster, &ctx.request_id, metrics).await?;
+        if let Err(e) = check_cluster(store, &cluster, &ctx.request_id, metrics).await {
+            refund(&admitted);
+            return Err(e);
+        }
     }
     for a in &applied {
         match a.limit.local.acquire(&a.key) {
             Ok(Some(guard)) => ctx.limit_guards.push(guard),
             Ok(None) => {}
             Err(_) => {
+                refund(&admitted);
                 return Err(limited(
                     metrics,
                     errors::CONCURRENCY_LIMITED,
                     a.spec,
                     &a.limit.local.gcra,
                     1_000_000_000,
-                ))
+                ));
             }
         }
         metrics

@@ -8,6 +8,7 @@
 //! |                         | paths -> route match -> WebSocket permission -> declared body size   |
 //! |                         | -> rate and concurrency limits (local, then one Redis round trip)    |
 //! |                         | -> authentication (session / bearer) and claim requirements         |
+//! |                         | -> limits keyed on the identity (user, app, department, claims)     |
 //! |                         | (reserved `/.menwei/` paths: SSO endpoints, answered here)           |
 //! |                         | (later: ban list, WAF, identity limits)                             |
 //! | request_body_filter     | body size under the route's cap                                      |
@@ -287,17 +288,31 @@ impl ProxyHttp for Gateway {
         };
         // The route's rate limits (pre-authentication: address, route and header keys), so a
         // flood cannot cost provider round trips or signature checks.
-        if !route.limits.is_empty() {
+        use crate::limits::{self, Phase};
+        let metrics = &self.store.metrics;
+        if limits::has(&live, route, Phase::BeforeAuth) {
+            let req = session.req_header();
             if let Err((d, extra)) =
-                crate::limits::check(&live, route, session.req_header(), ctx, &self.store.metrics)
-                    .await
+                limits::check(&live, route, req, ctx, metrics, Phase::BeforeAuth).await
             {
                 return self.deny(session, ctx, d, &extra).await;
             }
         }
         // Authentication and claim requirements.
         let step = crate::auth::check(live.sso.as_deref(), &route.auth, session, ctx).await?;
-        self.finish(session, ctx, step).await
+        if self.finish(session, ctx, step).await? {
+            return Ok(true);
+        }
+        // Limits and quotas keyed on who the caller is (user, app, department, any claim).
+        if limits::has(&live, route, Phase::AfterAuth) {
+            let req = session.req_header();
+            if let Err((d, extra)) =
+                limits::check(&live, route, req, ctx, metrics, Phase::AfterAuth).await
+            {
+                return self.deny(session, ctx, d, &extra).await;
+            }
+        }
+        Ok(false)
     }
 
     async fn request_body_filter(

@@ -136,6 +136,26 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
                     "refused"
                 }
             );
+            println!("access:    {}", describe_auth(&snap, r));
+            let rate: Vec<String> = r
+                .limits
+                .iter()
+                .filter_map(|&i| snap.rate_limits.get(i))
+                .map(|l| {
+                    let when = if l.needs_identity() {
+                        "after sign-in"
+                    } else {
+                        "before sign-in"
+                    };
+                    format!(
+                        "`{}` {:?} burst {} per {:?} ({when}, {:?})",
+                        l.name, l.rate, l.burst, l.key, l.scope
+                    )
+                })
+                .collect();
+            if !rate.is_empty() {
+                println!("rate:      {}", rate.join("; "));
+            }
             println!(
                 "headers:   client headers starting with {} are removed; forwarding headers are believed only from {}",
                 snap.trust.identity_prefixes.join(", "),
@@ -156,5 +176,41 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
             println!("result:    no route: 404 MW-ROUTE-001");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Who may use the route, in words.
+fn describe_auth(snap: &menwei_policy::Snapshot, r: &menwei_policy::router::RouteSpec) -> String {
+    use menwei_policy::raw::Auth;
+    let provider = r
+        .auth
+        .provider
+        .and_then(|i| snap.sso.as_ref()?.providers.get(i))
+        .map(|p| format!("provider `{}` ({})", p.name, p.issuer))
+        .unwrap_or_default();
+    let require: Vec<String> = r
+        .auth
+        .require
+        .iter()
+        .map(|q| {
+            format!(
+                "{} {} of [{}]",
+                q.claim,
+                if q.all { "all" } else { "any" },
+                q.values.join(", ")
+            )
+        })
+        .collect();
+    let require = if require.is_empty() {
+        String::new()
+    } else {
+        format!("; requires {}", require.join(" and "))
+    };
+    match r.auth.kind {
+        Auth::Public => "public: anyone, no identity".into(),
+        Auth::Login => format!(
+            "sign-in with {provider}: session cookie or bearer token; browsers without one are sent to sign in, API clients get 401{require}"
+        ),
+        Auth::Bearer => format!("bearer token of {provider} (401 without){require}"),
     }
 }

@@ -88,6 +88,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     let names = crate::compile_route::Names {
         upstreams: &by_name,
         limits: &limits_by_name,
+        limit_specs: &rate_limits,
         providers: &providers,
     };
     let routes =

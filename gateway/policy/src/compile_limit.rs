@@ -9,9 +9,7 @@ use toml::Spanned;
 
 /// Index recorded for a limit that is declared but did not compile.
 pub(crate) const INVALID: usize = usize::MAX;
-const KEY_KINDS: &str = "client-ip, route, header:<Name>";
-/// Key kinds that need an authenticated identity, which later features provide.
-const IDENTITY_KINDS: [&str; 4] = ["user", "app", "department", "claim"];
+const KEY_KINDS: &str = "client-ip, route, header:<Name>, user, app, department, claim:<name>";
 
 pub(crate) fn compile(
     cx: &Ctx,
@@ -67,7 +65,25 @@ fn key_part(
     match raw {
         "client-ip" => return Some(KeyPart::ClientIp),
         "route" => return Some(KeyPart::Route),
+        "user" => return Some(KeyPart::User),
+        "app" => return Some(KeyPart::App),
+        "department" => return Some(KeyPart::Claim("department".into())),
         _ => {}
+    }
+    if let Some(c) = raw.strip_prefix("claim:") {
+        let c = c.trim();
+        if !c.is_empty() && !c.starts_with('.') && !c.ends_with('.') {
+            return Some(KeyPart::Claim(c.to_string()));
+        }
+        invalid(
+            source,
+            p.span(),
+            format!("limit `{limit}` keys on `{raw}`, which names no claim"),
+            why,
+            "write e.g. `claim:department` or `claim:realm_access.roles`".into(),
+            diags,
+        );
+        return None;
     }
     if let Some(h) = raw.strip_prefix("header:") {
         return match http::HeaderName::from_bytes(h.trim().as_bytes()) {
@@ -85,19 +101,7 @@ fn key_part(
             }
         };
     }
-    let kind = raw.split(':').next().unwrap_or(raw);
-    if IDENTITY_KINDS.contains(&kind) {
-        invalid(
-            source,
-            p.span(),
-            format!("limit `{limit}` keys on `{raw}`, which needs an authenticated identity"),
-            "identity keys (user, app, department, claim) come with single sign-on and SM2 request signatures, which this version does not have yet",
-            format!("key on one of: {KEY_KINDS}"),
-            diags,
-        );
-        return None;
-    }
-    let fix = match did_you_mean(raw, ["client-ip", "route"]) {
+    let fix = match did_you_mean(raw, ["client-ip", "route", "user", "app", "department"]) {
         Some(s) => format!("did you mean `{s}`?"),
         None => format!("use one of: {KEY_KINDS}"),
     };

@@ -49,6 +49,7 @@ fn method(m: raw::Method) -> http::Method {
 pub(crate) struct Names<'a> {
     pub upstreams: &'a HashMap<String, usize>,
     pub limits: &'a HashMap<String, usize>,
+    pub limit_specs: &'a [crate::snapshot::LimitSpec],
     pub providers: &'a crate::compile_sso::Providers,
 }
 
@@ -84,6 +85,23 @@ pub(crate) fn compile(
             else {
                 continue;
             };
+            if auth.kind == raw::Auth::Public {
+                let who = limits
+                    .iter()
+                    .filter_map(|&i| names.limit_specs.get(i))
+                    .find(|l| l.needs_identity());
+                if let Some(l) = who {
+                    diags.at(
+                        Code::Requires,
+                        source,
+                        r.name.span(),
+                        format!("route `{name}` applies limit `{}`, keyed on who the caller is, but the route is public", l.name),
+                        "user, app, department and claim keys come from a signed-in user or a bearer token",
+                        "set auth = \"login\" or \"bearer\" on the route, or key the limit on client-ip".into(),
+                    );
+                    continue;
+                }
+            }
             let spec = RouteSpec {
                 name: name.clone(),
                 host,

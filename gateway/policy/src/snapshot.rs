@@ -95,6 +95,19 @@ pub enum KeyPart {
     ClientIp,
     Route,
     Header(http::HeaderName),
+    /// The signed-in user or API client (`sub`).
+    User,
+    /// The client application (`azp`, else `client_id`, of the token or session).
+    App,
+    /// Any claim by name or dotted path (`department`, `roles` resolve per provider).
+    Claim(String),
+}
+
+impl KeyPart {
+    /// Needs an authenticated identity (checked after sign-in, not before).
+    pub fn is_identity(&self) -> bool {
+        matches!(self, KeyPart::User | KeyPart::App | KeyPart::Claim(_))
+    }
 }
 
 /// A compiled `[[limit]]`.
@@ -111,6 +124,11 @@ pub struct LimitSpec {
 }
 
 impl LimitSpec {
+    /// Keyed on who the caller is: decided after authentication.
+    pub fn needs_identity(&self) -> bool {
+        self.key.iter().any(KeyPart::is_identity)
+    }
+
     /// Two specs with the same fingerprint can share counters across a reload.
     pub fn fingerprint(&self) -> String {
         format!(

@@ -66,6 +66,14 @@ impl Gcra {
         }
     }
 
+    /// Gives back one admission (another limit of the same request refused it), so that the
+    /// limits of one request are all or nothing in process as they are in Redis.
+    pub fn refund(&self, tat: &AtomicU64) {
+        let _ = tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+            Some(t.saturating_sub(self.interval_ns))
+        });
+    }
+
     /// Seconds for the whole burst to refill (the `w` of `RateLimit-Policy`).
     pub fn window_secs(&self) -> u64 {
         self.tolerance().div_ceil(1_000_000_000).max(1)
@@ -101,6 +109,23 @@ mod tests {
             g.check(&tat, t0 + 10 * S),
             Decision::Allow { remaining: 4 }
         ));
+    }
+
+    #[test]
+    fn refund_gives_one_admission_back() {
+        let g = Gcra::new(Rate::parse("1/s").unwrap(), 2);
+        let tat = AtomicU64::new(0);
+        let t0 = 100 * S;
+        assert!(matches!(g.check(&tat, t0), Decision::Allow { .. }));
+        assert!(matches!(g.check(&tat, t0), Decision::Allow { .. }));
+        assert!(matches!(g.check(&tat, t0), Decision::Deny { .. }));
+        g.refund(&tat);
+        assert!(matches!(g.check(&tat, t0), Decision::Allow { .. }));
+        assert!(matches!(g.check(&tat, t0), Decision::Deny { .. }));
+        // Never below zero.
+        let fresh = AtomicU64::new(0);
+        g.refund(&fresh);
+        assert_eq!(fresh.load(Ordering::Relaxed), 0);
     }
 
     proptest! {

@@ -77,6 +77,13 @@ impl LocalLimiter {
         self.gcra.check(&tat, now)
     }
 
+    /// Gives back one admission of `key` (see `Gcra::refund`).
+    pub fn refund(&self, key: &str) {
+        if let Some(tat) = self.tats.get(key) {
+            self.gcra.refund(&tat);
+        }
+    }
+
     /// Takes an in-flight slot for `key` (`Ok(None)` when the limit has no concurrency cap);
     /// `Err(AtLimit)` when the key already has `concurrency` requests in flight.
     pub fn acquire(&self, key: &str) -> Result<Option<ConcurrencyGuard>, AtLimit> {

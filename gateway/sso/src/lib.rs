@@ -843,3 +843,133 @@ impl Sso {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use menwei_policy::snapshot::{ClaimPathSpec, ProviderSpec, Secret, TokenAlg};
+
+    fn sso() -> Sso {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let spec = SsoSpec {
+            cookie_name: "menwei_session".into(),
+            session_key: Secret([9u8; 32]),
+            assertion_key: Secret(pkcs8.as_ref().to_vec()),
+            idle_timeout: Duration::from_secs(60),
+            absolute_timeout: Duration::from_secs(3600),
+            login_timeout: Duration::from_secs(60),
+            assertion_ttl: Duration::from_secs(60),
+            store: SessionStore::Memory,
+            headers: vec![(http::HeaderName::from_static("x-user-id"), "sub".into())],
+            providers: vec![ProviderSpec {
+                name: "idp".into(),
+                issuer: "https://idp.example.cn".into(),
+                client_id: "c".into(),
+                client_secret: Secret("s".into()),
+                scopes: vec!["openid".into()],
+                algorithms: TokenAlg::ALL.to_vec(),
+                audience: vec!["c".into()],
+                resource: None,
+                claims: ClaimPathSpec {
+                    roles: "roles".into(),
+                    groups: "groups".into(),
+                    department: "department".into(),
+                    name: "name".into(),
+                },
+                refresh_before: Duration::from_secs(60),
+                leeway: Duration::from_secs(30),
+                jwks_refetch_interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(5),
+                post_logout_redirect: "/".into(),
+                forward_access_token: false,
+            }],
+        };
+        Sso::build(
+            Arc::new(spec),
+            &Shared::default(),
+            None,
+            Arc::new(|_, _| {}),
+        )
+        .unwrap()
+    }
+
+    fn req<'a>(headers: &'a http::HeaderMap, tls: bool) -> Req<'a> {
+        Req {
+            method: &http::Method::GET,
+            path: "/x",
+            query: None,
+            headers,
+            tls,
+            authority: "gov.example.cn",
+            request_id: "r",
+            form: None,
+        }
+    }
+
+    #[test]
+    fn cookies_follow_the_rules() {
+        let s = sso();
+        assert_eq!(s.cookie_name(false), "menwei_session");
+        assert_eq!(s.cookie_name(true), "__Host-menwei_session");
+        let c = s.set_cookie(&s.cookie_name(true), "v", true, None);
+        assert_eq!(
+            c,
+            "__Host-menwei_session=v; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert!(!c.contains("Domain"), "__Host- cookies carry no Domain");
+        assert!(s.is_own_cookie("menwei_session"));
+        assert!(s.is_own_cookie("__Host-menwei_session_login"));
+        assert!(!s.is_own_cookie("_session"));
+        // A value sealed for the plain-HTTP cookie does not open under the TLS name.
+        let sealed = s.sealer.seal(b"menwei_session", b"id-1").unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            format!("a=b; menwei_session={sealed}").parse().unwrap(),
+        );
+        assert_eq!(s.session_id(&req(&h, false)).as_deref(), Some("id-1"));
+        let mut h2 = http::HeaderMap::new();
+        h2.insert(
+            http::header::COOKIE,
+            format!("__Host-menwei_session={sealed}").parse().unwrap(),
+        );
+        assert_eq!(s.session_id(&req(&h2, true)), None);
+    }
+
+    #[test]
+    fn assertion_verifies_with_the_published_key() {
+        let s = sso();
+        let id = Identity {
+            provider: 0,
+            sub: "alice".into(),
+            claims: serde_json::json!({"sub": "alice", "roles": ["citizen"], "department": "x"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            access_token: None,
+        };
+        let a = s.assertion(&id, "portal", "rid-7").unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(s.signer.jwks()).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        v.set_audience(&["menwei-backends"]);
+        v.set_issuer(&["menwei"]);
+        let c = jsonwebtoken::decode::<Value>(&a, &key, &v).unwrap().claims;
+        assert_eq!(c["sub"], "alice");
+        assert_eq!(c["rid"], "rid-7");
+        assert_eq!(c["route"], "portal");
+        assert_eq!(c["roles"], serde_json::json!(["citizen"]));
+        assert_eq!(
+            s.headers(&id),
+            vec![(
+                http::HeaderName::from_static("x-user-id"),
+                "alice".to_string()
+            )]
+        );
+    }
+}
