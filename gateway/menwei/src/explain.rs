@@ -147,9 +147,14 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
                     } else {
                         "before sign-in"
                     };
+                    let key: Vec<String> = l.key.iter().map(describe_key).collect();
                     format!(
-                        "`{}` {:?} burst {} per {:?} ({when}, {:?})",
-                        l.name, l.rate, l.burst, l.key, l.scope
+                        "`{}` {} burst {} per {} ({when}, {:?})",
+                        l.name,
+                        l.rate,
+                        l.burst,
+                        key.join("+"),
+                        l.scope
                     )
                 })
                 .collect();
@@ -212,5 +217,17 @@ fn describe_auth(snap: &menwei_policy::Snapshot, r: &menwei_policy::router::Rout
             "sign-in with {provider}: session cookie or bearer token; browsers without one are sent to sign in, API clients get 401{require}"
         ),
         Auth::Bearer => format!("bearer token of {provider} (401 without){require}"),
+    }
+}
+
+fn describe_key(k: &menwei_policy::snapshot::KeyPart) -> String {
+    use menwei_policy::snapshot::KeyPart;
+    match k {
+        KeyPart::ClientIp => "client-ip".into(),
+        KeyPart::Route => "route".into(),
+        KeyPart::Header(h) => format!("header:{h}"),
+        KeyPart::User => "user".into(),
+        KeyPart::App => "app".into(),
+        KeyPart::Claim(c) => format!("claim:{c}"),
     }
 }

@@ -9,6 +9,19 @@ pub struct Rate {
     pub per: Duration,
 }
 
+impl std::fmt::Display for Rate {
+    /// As written in policies: `20/s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "m",
+            3600 => "h",
+            _ => "d",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
 impl Rate {
     /// Parses `<count>/<unit>` with unit `s`, `m`, `h` or `d`; the count is at least 1.
     pub fn parse(s: &str) -> Result<Self, String> {
