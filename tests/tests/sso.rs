@@ -810,6 +810,19 @@ fn identity_limits_share_a_department_quota_between_apps_and_users() {
     assert_eq!(limited_by(&call("tax", "a2", "u4")), "\"dept-total\"");
     // Another department is not affected.
     assert_eq!(call("health", "a1", "u1").status, 200);
+    // A banned user is refused once known (after sign-in), before any quota is counted.
+    let r = request(
+        gw.admin,
+        "POST",
+        "/bans",
+        &[("Content-Type", "application/json")],
+        Some(br#"{"key": "user:mallory", "ttl_secs": 60, "reason": "test"}"#),
+    );
+    assert_eq!(r.status, 201);
+    let banned = call("health", "a9", "mallory");
+    assert_eq!(banned.status, 403);
+    assert!(String::from_utf8_lossy(&banned.body).contains("MW-BAN-001"));
+    assert_eq!(call("health", "a9", "someone").status, 200);
     let m = gw.metrics();
     assert!(
         m.contains("menwei_ratelimit_decisions_total{decision=\"limited\",limit=\"dept-total\"} 2"),

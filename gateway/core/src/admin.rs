@@ -1,5 +1,6 @@
 //! The admin listener (default `127.0.0.1:9901`, never public by default): `/metrics`,
-//! `/healthz`, `/readyz`, `/policy`. Read-only; it changes nothing.
+//! `/healthz`, `/readyz`, `/policy` (read-only), and `/bans` (temporary bans: list, add, lift;
+//! the security team's tools and the attack detectors use it).
 
 use crate::live::Store;
 use async_trait::async_trait;
@@ -34,7 +35,122 @@ fn reply(status: u16, ctype: &'static str, body: Vec<u8>) -> Response<Vec<u8>> {
     r
 }
 
+/// Largest admin request body read.
+const MAX_BODY: usize = 16 * 1024;
+
+async fn read_body(session: &mut ServerSession) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    for _ in 0..256 {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    return None;
+                }
+            }
+            Ok(None) => return Some(body),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn json_reply(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
+    let mut body = serde_json::to_vec_pretty(&v).unwrap_or_default();
+    body.push(b'\n');
+    reply(status, "application/json", body)
+}
+
+fn bad(why: impl Into<String>) -> Response<Vec<u8>> {
+    json_reply(400, serde_json::json!({"error": why.into()}))
+}
+
+/// `POST /bans` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBan {
+    /// `ip:<address>` or `user:<id>`.
+    key: String,
+    /// Seconds (at most 30 days).
+    ttl_secs: u64,
+    #[serde(default)]
+    reason: String,
+}
+
 impl Admin {
+    fn bans(&self) -> Response<Vec<u8>> {
+        let list: Vec<_> = self
+            .store
+            .bans
+            .list()
+            .into_iter()
+            .map(|(k, b)| {
+                serde_json::json!({"key": k, "until_unix_ms": b.until_ms,
+                                   "retry_after_secs": b.retry_after_secs(), "reason": b.reason})
+            })
+            .collect();
+        json_reply(
+            200,
+            serde_json::json!({"shared": self.store.bans.shared(), "bans": list}),
+        )
+    }
+
+    async fn add_ban(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let Some(body) = read_body(session).await else {
+            return bad(format!("body unreadable or over {MAX_BODY} bytes"));
+        };
+        let req: NewBan = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return bad(format!(
+                    "expected {{\"key\": \"ip:203.0.113.7\", \"ttl_secs\": 600, \"reason\": \"...\"}}: {e}"
+                ))
+            }
+        };
+        let key = match menwei_ratelimit::bans::parse_key(&req.key) {
+            Ok(k) => k,
+            Err(why) => return bad(why),
+        };
+        let max = menwei_ratelimit::bans::MAX_TTL.as_secs();
+        if req.ttl_secs == 0 || req.ttl_secs > max {
+            return bad(format!("ttl_secs must be 1 to {max}"));
+        }
+        let ttl = std::time::Duration::from_secs(req.ttl_secs);
+        match self.store.bans.add(&key, ttl, &req.reason).await {
+            Ok(b) => {
+                tracing::warn!(key = %key, ttl_secs = req.ttl_secs, reason = %b.reason, "ALERT ban added");
+                json_reply(
+                    201,
+                    serde_json::json!({"key": key, "until_unix_ms": b.until_ms, "shared": self.store.bans.shared()}),
+                )
+            }
+            Err(e) => {
+                tracing::error!(key = %key, error = %e, "ban applies on this replica only: the shared store failed");
+                json_reply(
+                    202,
+                    serde_json::json!({"key": key, "shared": false, "error": e.to_string()}),
+                )
+            }
+        }
+    }
+
+    async fn lift_ban(&self, raw: &str) -> Response<Vec<u8>> {
+        // Keys hold `:` (and IPv6 addresses), often percent-encoded by clients.
+        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+        let key = match menwei_ratelimit::bans::parse_key(&decoded) {
+            Ok(k) => k,
+            Err(why) => return bad(why),
+        };
+        match self.store.bans.lift(&key).await {
+            Ok(true) => {
+                tracing::warn!(key = %key, "ban lifted");
+                json_reply(200, serde_json::json!({"key": key, "lifted": true}))
+            }
+            Ok(false) => json_reply(404, serde_json::json!({"key": key, "lifted": false})),
+            Err(e) => json_reply(503, serde_json::json!({"key": key, "error": e.to_string()})),
+        }
+    }
+
     fn policy(&self) -> serde_json::Value {
         let live = self.store.current();
         let s = &live.snapshot;
@@ -73,7 +189,21 @@ impl Admin {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        match session.req_header().uri.path() {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        if path == "/bans" || path.starts_with("/bans/") {
+            return match (method, path.strip_prefix("/bans/")) {
+                (http::Method::GET, None) => self.bans(),
+                (http::Method::POST, None) => self.add_ban(session).await,
+                (http::Method::DELETE, Some(key)) => self.lift_ban(key).await,
+                _ => reply(
+                    405,
+                    "text/plain",
+                    b"GET /bans, POST /bans, DELETE /bans/<key>\n".to_vec(),
+                ),
+            };
+        }
+        match path.as_str() {
             "/metrics" => {
                 crate::health::publish(&self.store);
                 reply(
@@ -94,7 +224,7 @@ impl ServeHttp for Admin {
             _ => reply(
                 404,
                 "text/plain",
-                b"not found: try /metrics /healthz /readyz /policy\n".to_vec(),
+                b"not found: try /metrics /healthz /readyz /policy /bans\n".to_vec(),
             ),
         }
     }

@@ -47,6 +47,7 @@ denies! {
     BAD_CALLBACK = 400, "MW-AUTH-005", "sign-in could not be completed; please start again";
     SESSION_STORE_DOWN = 503, "MW-AUTH-006", "service temporarily unavailable";
     BAD_LOGOUT_TOKEN = 400, "MW-AUTH-007", "invalid logout request";
+    BANNED = 403, "MW-BAN-001", "temporarily blocked";
     INTERNAL = 500, "MW-INT-001", "internal error";
 }
 

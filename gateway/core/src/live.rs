@@ -109,6 +109,8 @@ pub struct Store {
     reloading: Mutex<()>,
     /// Sessions in memory and providers' discovery, kept across reloads.
     sso: menwei_sso::Shared,
+    /// Temporary bans, kept across reloads; shared through `[state]` Redis when configured.
+    pub bans: Arc<menwei_ratelimit::BanList>,
     pub metrics: Metrics,
 }
 
@@ -198,8 +200,11 @@ impl Store {
         let mut limiters = Limiters::new();
         let sso = menwei_sso::Shared::default();
         let live = build_live(snapshot, &mut registry, &mut limiters, None, &sso, &metrics);
+        let bans = Arc::new(menwei_ratelimit::BanList::default());
+        bans.set_redis(live.cluster.as_ref().map(|c| c.redis().clone()));
         Self {
             sso,
+            bans,
             live: ArcSwap::from_pointee(live),
             dir,
             backends: Mutex::new((registry, limiters)),
@@ -262,6 +267,8 @@ impl Store {
                         &self.metrics,
                     ),
                 };
+                self.bans
+                    .set_redis(live.cluster.as_ref().map(|c| c.redis().clone()));
                 self.live.store(Arc::new(live));
                 self.metrics.reloads.inc();
                 self.metrics.policy_version.set((version + 1) as i64);

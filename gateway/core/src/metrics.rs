@@ -15,6 +15,8 @@ pub struct Metrics {
     pub ratelimit: IntCounterVec,
     pub ratelimit_store_errors: IntCounter,
     pub sso: IntCounterVec,
+    pub bans_active: IntGauge,
+    pub banned: IntCounterVec,
     pub ratelimit_fail_open: IntGauge,
     pub ratelimit_store_latency: prometheus::Histogram,
     pub policy_version: IntGauge,
@@ -89,6 +91,23 @@ impl Metrics {
                 &["limit", "decision"],
             )?,
         )?;
+        let bans_active = reg(
+            &registry,
+            IntGauge::new(
+                "menwei_bans_active",
+                "Active temporary bans (addresses and users)",
+            )?,
+        )?;
+        let banned = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "menwei_banned_requests_total",
+                    "Requests refused by a temporary ban, by kind (ip, user)",
+                ),
+                &["kind"],
+            )?,
+        )?;
         let sso = reg(
             &registry,
             IntCounterVec::new(
@@ -159,6 +178,8 @@ impl Metrics {
             ratelimit,
             ratelimit_store_errors,
             sso,
+            bans_active,
+            banned,
             ratelimit_fail_open,
             ratelimit_store_latency,
             policy_version,

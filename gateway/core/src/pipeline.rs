@@ -4,13 +4,15 @@
 //! | phase                   | steps                                                               |
 //! |-------------------------|---------------------------------------------------------------------|
 //! | early_request_filter    | pin the policy snapshot; peer trust; client address; request id      |
-//! | request_filter          | framing -> size limits -> host -> path normalisation -> reserved     |
-//! |                         | paths -> route match -> WebSocket permission -> declared body size   |
+//! | request_filter          | ban list (address) -> framing -> size limits -> host -> path         |
+//! |                         | normalisation -> reserved paths -> route match -> WebSocket          |
+//! |                         | permission -> declared body size                                     |
 //! |                         | -> rate and concurrency limits (local, then one Redis round trip)    |
 //! |                         | -> authentication (session / bearer) and claim requirements         |
-//! |                         | -> limits keyed on the identity (user, app, department, claims)     |
+//! |                         | -> ban list (user) -> limits keyed on the identity (user, app,      |
+//! |                         | department, claims)                                                 |
 //! |                         | (reserved `/.menwei/` paths: SSO endpoints, answered here)           |
-//! |                         | (later: ban list, WAF, identity limits)                             |
+//! |                         | (later: WAF)                                                         |
 //! | request_body_filter     | body size under the route's cap                                      |
 //! | upstream_peer           | pick an available backend of the route's upstream; timeouts          |
 //! | upstream_request_filter | the ONLY place identity/forwarding headers are written: strip, then  |
@@ -114,6 +116,23 @@ impl Gateway {
             ctx.upgrade = req.headers.get(http::header::UPGRADE).cloned();
         }
         request::check_declared_body(req, route.max_body_bytes).map_err(plain)
+    }
+
+    /// Refuses a banned address or user (403 with `Retry-After`).
+    async fn banned(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        kind: &'static str,
+        ban: menwei_ratelimit::Ban,
+    ) -> Result<bool> {
+        self.store.metrics.banned.with_label_values(&[kind]).inc();
+        tracing::info!(request_id = %ctx.request_id, kind, reason = %ban.reason, "refused: temporarily banned");
+        let retry = vec![(
+            http::header::RETRY_AFTER,
+            ban.retry_after_secs().to_string(),
+        )];
+        self.deny(session, ctx, errors::BANNED, &retry).await
     }
 
     /// Writes what an auth step decided, if it ends the request.
@@ -270,6 +289,12 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // Banned addresses first: nothing else is spent on them.
+        if let (false, Some(c)) = (self.store.bans.is_empty(), ctx.client) {
+            if let Some(ban) = self.store.bans.get(&format!("ip:{c}")) {
+                return self.banned(session, ctx, "ip", ban).await;
+            }
+        }
         if let Err((d, extra)) = self.admit(session, ctx) {
             if d == errors::BAD_FRAMING {
                 session.set_keepalive(None);
@@ -302,6 +327,12 @@ impl ProxyHttp for Gateway {
         let step = crate::auth::check(live.sso.as_deref(), &route.auth, session, ctx).await?;
         if self.finish(session, ctx, step).await? {
             return Ok(true);
+        }
+        // Banned users, once known.
+        if let (false, Some(id)) = (self.store.bans.is_empty(), &ctx.identity) {
+            if let Some(ban) = self.store.bans.get(&format!("user:{}", id.sub)) {
+                return self.banned(session, ctx, "user", ban).await;
+            }
         }
         // Limits and quotas keyed on who the caller is (user, app, department, any claim).
         if limits::has(&live, route, Phase::AfterAuth) {

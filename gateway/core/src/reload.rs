@@ -92,3 +92,36 @@ impl BackgroundService for HealthChecks {
         crate::health::run(self.store.clone(), shutdown).await;
     }
 }
+
+/// Re-reads the shared ban list once a second (bans added or lifted on other replicas) and
+/// publishes the number of active bans.
+pub struct BanSync {
+    pub store: Arc<Store>,
+}
+
+#[async_trait]
+impl BackgroundService for BanSync {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut warned = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.store.bans.sync().await {
+                Ok(n) => {
+                    warned = false;
+                    self.store.metrics.bans_active.set(n as i64);
+                }
+                Err(e) if !warned => {
+                    warned = true;
+                    tracing::warn!(
+                        "cannot read the shared ban list ({e}); bans known here still apply"
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}

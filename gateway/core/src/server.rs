@@ -100,6 +100,12 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
         },
     ));
     server.add_service(background_service(
+        "ban list",
+        crate::reload::BanSync {
+            store: store.clone(),
+        },
+    ));
+    server.add_service(background_service(
         "policy reload",
         Reloader {
             store: store.clone(),

@@ -8,11 +8,13 @@
 //! Lua step in Redis later. Guarantee: over any interval of length `e`, at most
 //! `burst + rate * e` requests of one key are admitted.
 
+pub mod bans;
 pub mod cluster;
 pub mod gcra;
 pub mod local;
 pub mod rate;
 
+pub use bans::{Ban, BanList};
 pub use cluster::{ClusterCheck, ClusterStore, RedisStore, StoreError};
 pub use gcra::{Decision, Gcra};
 pub use local::{AtLimit, ConcurrencyGuard, LocalLimiter};
