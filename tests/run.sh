@@ -13,6 +13,7 @@ command -v redis-server >/dev/null || need+=(redis-server)  # cluster limits and
 command -v node >/dev/null || need+=(nodejs)          # the demo OpenID provider, the browser driver
 command -v npm >/dev/null || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)          # sign-in tests in a real browser (never a downloaded one)
+command -v python3 >/dev/null || need+=(python3 python3-pip)  # PyPI gmssl, an independent SM2 signer
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests: installing ${need[*]}" >&2
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
@@ -21,10 +22,15 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "== node packages" >&2
-# Exactly the locked versions: panva's oidc-provider (demo provider) and playwright-core.
-for d in deploy/idp tests/browser; do
+# Exactly the locked versions: panva's oidc-provider (demo provider), playwright-core, and
+# sm-crypto (the SM2 library of front ends, an interop counterpart).
+for d in deploy/idp tests/browser tests/interop; do
   npm ci --prefix "$d" --no-audit --no-fund --silent
 done
+echo "== python packages" >&2
+# PyPI gmssl: another independent SM2 implementation (interop tests only, never production).
+python3 -c 'import gmssl' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'gmssl==3.2.2' \
+  || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'gmssl==3.2.2'
 
 echo "== format" >&2
 cargo fmt --all -- --check

@@ -44,6 +44,8 @@ pub struct Ctx {
     pub reserved: bool,
     /// The verified user or API client, when the route requires sign-in.
     pub identity: Option<menwei_sso::Identity>,
+    /// The app that signed the request (`auth = "gm-signature"`).
+    pub app_id: Option<String>,
 }
 
 impl Ctx {
@@ -71,6 +73,7 @@ impl Ctx {
             limit_guards: Vec::new(),
             reserved: false,
             identity: None,
+            app_id: None,
         }
     }
 

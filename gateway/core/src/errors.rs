@@ -48,6 +48,11 @@ denies! {
     SESSION_STORE_DOWN = 503, "MW-AUTH-006", "service temporarily unavailable";
     BAD_LOGOUT_TOKEN = 400, "MW-AUTH-007", "invalid logout request";
     BANNED = 403, "MW-BAN-001", "temporarily blocked";
+    SIG_MISSING = 401, "MW-SIG-001", "signed request required";
+    SIG_INVALID = 401, "MW-SIG-002", "invalid request signature";
+    SIG_STALE = 401, "MW-SIG-003", "request timestamp outside the allowed window";
+    SIG_REPLAY = 401, "MW-SIG-004", "request already seen";
+    SIG_APP_FORBIDDEN = 403, "MW-SIG-005", "this app may not use this service";
     INTERNAL = 500, "MW-INT-001", "internal error";
 }
 

@@ -111,6 +111,8 @@ pub struct Store {
     sso: menwei_sso::Shared,
     /// Temporary bans, kept across reloads; shared through `[state]` Redis when configured.
     pub bans: Arc<menwei_ratelimit::BanList>,
+    /// Nonces of signed requests seen (memory; Redis when `[gm] nonce_store = "redis"`).
+    pub nonces: menwei_state::Seen,
     pub metrics: Metrics,
 }
 
@@ -205,6 +207,11 @@ impl Store {
         Self {
             sso,
             bans,
+            nonces: menwei_state::Seen::new(
+                "menwei:nonce:",
+                std::time::Duration::from_secs(3600),
+                2_000_000,
+            ),
             live: ArcSwap::from_pointee(live),
             dir,
             backends: Mutex::new((registry, limiters)),

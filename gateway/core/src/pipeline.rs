@@ -324,7 +324,19 @@ impl ProxyHttp for Gateway {
             }
         }
         // Authentication and claim requirements.
-        let step = crate::auth::check(live.sso.as_deref(), &route.auth, session, ctx).await?;
+        let step = if route.auth.kind == menwei_policy::raw::Auth::GmSignature {
+            crate::auth::check_signature(
+                &live,
+                &self.store.nonces,
+                &route.auth,
+                route.max_body_bytes,
+                session,
+                ctx,
+            )
+            .await?
+        } else {
+            crate::auth::check(live.sso.as_deref(), &route.auth, session, ctx).await?
+        };
         if self.finish(session, ctx, step).await? {
             return Ok(true);
         }
@@ -482,6 +494,10 @@ impl ProxyHttp for Gateway {
             hygiene::strip_own_cookies(upstream, |n| sso.is_own_cookie(n));
         }
         // Identity, written after every client-sent identity header is gone.
+        if let Some(app) = &ctx.app_id {
+            let _ = upstream.insert_header("x-menwei-app-id", app.as_str());
+            let _ = upstream.insert_header("x-menwei-auth", "gm-signature");
+        }
         if let (Some(id), Some(sso)) = (&ctx.identity, live.sso.as_deref()) {
             for (h, v) in sso.headers(id) {
                 let _ = upstream.insert_header(h, v);

@@ -217,6 +217,27 @@ fn describe_auth(snap: &menwei_policy::Snapshot, r: &menwei_policy::router::Rout
             "sign-in with {provider}: session cookie or bearer token; browsers without one are sent to sign in, API clients get 401{require}"
         ),
         Auth::Bearer => format!("bearer token of {provider} (401 without){require}"),
+        Auth::GmSignature => {
+            let apps: Vec<&str> = snap
+                .gm
+                .as_ref()
+                .map(|g| {
+                    if r.auth.apps.is_empty() {
+                        g.apps.iter().map(|a| a.id.as_str()).collect()
+                    } else {
+                        r.auth
+                            .apps
+                            .iter()
+                            .filter_map(|&i| g.apps.get(i).map(|a| a.id.as_str()))
+                            .collect()
+                    }
+                })
+                .unwrap_or_default();
+            format!(
+                "requests signed (MENWEI-SM2 / MENWEI-HMAC-SM3) by app {}; body up to 64 KiB checked before forwarding{require}",
+                apps.join(", ")
+            )
+        }
     }
 }
 

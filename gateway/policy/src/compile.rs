@@ -65,7 +65,15 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         diags,
         &mut cert_digest,
     );
-    let sha256 = if certificates.is_empty() && sso.is_none() {
+    let (gm, apps_by_id) = crate::compile_gm::compile(
+        &cx,
+        &loaded.files,
+        singles.gm,
+        singles.state.is_some(),
+        diags,
+        &mut cert_digest,
+    );
+    let sha256 = if certificates.is_empty() && sso.is_none() && gm.is_none() {
         loaded.sha256.clone()
     } else {
         let mut h = Sha256::new();
@@ -90,6 +98,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         limits: &limits_by_name,
         limit_specs: &rate_limits,
         providers: &providers,
+        apps: &apps_by_id,
     };
     let routes =
         crate::compile_route::compile(&cx, &loaded.files, &names, limits.max_body_bytes, diags);
@@ -122,6 +131,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         rate_limits,
         state,
         sso,
+        gm,
         router: Router::new(routes),
     })
 }
@@ -149,6 +159,7 @@ struct Singles<'a> {
     access_log: Option<(usize, &'a Spanned<raw::AccessLog>)>,
     state: Option<(usize, &'a Spanned<raw::State>)>,
     sso: Option<(usize, &'a Spanned<raw::Sso>)>,
+    gm: Option<(usize, &'a Spanned<raw::Gm>)>,
 }
 
 fn single<'a, T>(
@@ -187,6 +198,7 @@ impl<'a> Singles<'a> {
             access_log: single(cx, "access_log", files, |f| f.access_log.as_ref(), diags),
             state: single(cx, "state", files, |f| f.state.as_ref(), diags),
             sso: single(cx, "sso", files, |f| f.sso.as_ref(), diags),
+            gm: single(cx, "gm", files, |f| f.gm.as_ref(), diags),
         }
     }
 }

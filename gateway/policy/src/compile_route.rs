@@ -51,6 +51,7 @@ pub(crate) struct Names<'a> {
     pub limits: &'a HashMap<String, usize>,
     pub limit_specs: &'a [crate::snapshot::LimitSpec],
     pub providers: &'a crate::compile_sso::Providers,
+    pub apps: &'a HashMap<String, usize>,
 }
 
 pub(crate) fn compile(
@@ -79,7 +80,8 @@ pub(crate) fn compile(
             let limits = resolve_limits(source, r, names.limits, diags);
             let host = compile_host(source, r, diags);
             let path = compile_path(source, r, diags);
-            let auth = crate::compile_sso::route_auth(source, r, names.providers, diags);
+            let auth =
+                crate::compile_sso::route_auth(source, r, names.providers, names.apps, diags);
             let (Some(upstream), Some(host), Some(path), Some(limits), Some(auth)) =
                 (upstream, host, path, limits, auth)
             else {

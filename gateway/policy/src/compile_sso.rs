@@ -22,7 +22,7 @@ const DEFAULT_HEADERS: [(&str, &str); 4] = [
 ];
 
 /// Reads a key or secret file named in a policy; refuses one that others can read.
-fn read_secret(
+pub(crate) fn read_secret(
     cx: &Ctx,
     source: &Source,
     path: &Spanned<String>,
@@ -476,6 +476,7 @@ pub(crate) fn route_auth(
     source: &Source,
     r: &raw::Route,
     providers: &Providers,
+    apps: &HashMap<String, usize>,
     diags: &mut Diagnostics,
 ) -> Option<RouteAuth> {
     let name = r.name.get_ref();
@@ -503,6 +504,66 @@ pub(crate) fn route_auth(
             claim: q.claim.get_ref().clone(),
             values,
             all,
+        });
+    }
+    if kind != Auth::GmSignature {
+        if let Some(a) = r.apps.first() {
+            diags.at(
+                Code::Requires,
+                source,
+                a.span(),
+                format!("route `{name}` lists apps but its auth is not gm-signature"),
+                "apps sign their requests; only auth = \"gm-signature\" checks those signatures",
+                "set auth = \"gm-signature\" or remove `apps`".into(),
+            );
+            return None;
+        }
+    }
+    if kind == Auth::GmSignature {
+        if apps.is_empty() {
+            let span = r.auth.as_ref().map_or(r.name.span(), |a| a.span());
+            diags.at(
+                Code::Requires,
+                source,
+                span,
+                format!("route `{name}` checks request signatures but no [[app]] is configured"),
+                "a signed request is checked against the key of the app that signed it",
+                "add an [[app]] with id and public_key_file (see docs/gm-signature.md)".into(),
+            );
+            return None;
+        }
+        let mut idx = Vec::new();
+        for a in &r.apps {
+            match apps.get(a.get_ref()) {
+                Some(&usize::MAX) => ok = false,
+                Some(i) => idx.push(*i),
+                None => {
+                    ok = false;
+                    let mut known: Vec<&str> = apps.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    let fix = match did_you_mean(a.get_ref(), known.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("use one of the defined apps: {}", known.join(", ")),
+                    };
+                    diags.at(
+                        Code::Dangling,
+                        source,
+                        a.span(),
+                        format!(
+                            "route `{name}` allows app `{}`, which is not defined",
+                            a.get_ref()
+                        ),
+                        "a route's apps name [[app]] tables of any policy file",
+                        fix,
+                    );
+                }
+            }
+        }
+        return ok.then_some(RouteAuth {
+            kind,
+            provider: None,
+            require,
+            apps: idx,
         });
     }
     if kind == Auth::Public {
@@ -582,6 +643,7 @@ pub(crate) fn route_auth(
         kind,
         provider: Some(provider),
         require,
+        apps: Vec::new(),
     })
 }
 

@@ -51,6 +51,57 @@ pub struct PolicyFile {
     /// OpenID providers that routes sign users in with.
     #[serde(default)]
     pub provider: Vec<Provider>,
+    /// National-cryptography settings (SM2 request signatures).
+    #[schemars(with = "Option<Gm>")]
+    pub gm: Option<Spanned<Gm>>,
+    /// Applications that sign their requests (SM2 or HMAC-SM3).
+    #[serde(default)]
+    pub app: Vec<App>,
+}
+
+/// `[gm]`: request-signature settings.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gm {
+    /// Largest difference between a request's timestamp and the gateway's clock (default `300s`).
+    pub max_skew: Option<Duration>,
+    /// Where seen nonces are kept: `memory` (default) or `redis` (needs `[state]`; replays are
+    /// then refused across replicas).
+    #[serde(default)]
+    pub nonce_store: SessionStore,
+}
+
+/// How an app's SM2 signatures are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigEncoding {
+    /// ASN.1 DER (OpenSSL, BouncyCastle, sm-crypto with `der: true`).
+    #[default]
+    Der,
+    /// 64 bytes r||s (sm-crypto's default).
+    Raw,
+}
+
+/// `[[app]]`: a client application that signs its requests.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// The app id clients send (`app="..."`); passed to backends in `X-Menwei-App-Id`.
+    #[schemars(with = "String")]
+    pub id: Spanned<String>,
+    /// SM2 public key: PEM (SPKI), DER, or hex (`04||x||y` or `x||y`). Give this or `hmac_secret_file`.
+    #[schemars(with = "Option<String>")]
+    pub public_key_file: Option<Spanned<String>>,
+    /// The app's SM2 distinguishing id (default `1234567812345678`).
+    pub distid: Option<String>,
+    /// `der` (default) or `raw` (r||s).
+    #[serde(default)]
+    pub signature_encoding: SigEncoding,
+    /// Shared secret for HMAC-SM3 signatures (file, `chmod 600`).
+    #[schemars(with = "Option<String>")]
+    pub hmac_secret_file: Option<Spanned<String>>,
+    /// The department the app belongs to (a claim for limits and the assertion).
+    pub department: Option<String>,
 }
 
 /// Where sessions live.
@@ -168,6 +219,8 @@ pub enum Auth {
     Login,
     /// API clients with a valid `Authorization: Bearer` JWT only.
     Bearer,
+    /// Requests signed by a registered `[[app]]` with SM2 (SM3withSM2) or HMAC-SM3.
+    GmSignature,
 }
 
 /// `[[route.require]]`: a condition on the user's claims; every one listed must hold.
@@ -489,4 +542,8 @@ pub struct Route {
     /// Conditions on the user's claims (403 when one fails).
     #[serde(default)]
     pub require: Vec<Require>,
+    /// With `auth = "gm-signature"`: the `[[app]]` ids allowed here (default: every app).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub apps: Vec<Spanned<String>>,
 }

@@ -170,6 +170,8 @@ pub struct Snapshot {
     pub state: Option<StateSpec>,
     /// Single sign-on, when any `[sso]` or `[[provider]]` is configured.
     pub sso: Option<Arc<SsoSpec>>,
+    /// Request signatures, when any `[[app]]` is configured.
+    pub gm: Option<Arc<GmSpec>>,
     pub router: Router,
 }
 
@@ -274,9 +276,40 @@ pub struct SsoSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteAuth {
     pub kind: crate::raw::Auth,
-    /// Index into `SsoSpec::providers` (set whenever `kind` is not public).
+    /// Index into `SsoSpec::providers` (set for `login` and `bearer`).
     pub provider: Option<usize>,
     pub require: Vec<Requirement>,
+    /// For `gm-signature`: indexes into `GmSpec::apps` allowed (empty: all).
+    pub apps: Vec<usize>,
+}
+
+/// How an app proves a request is its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppKey {
+    /// SM2 public key as `04||x||y` hex, with its distinguishing id and signature encoding.
+    Sm2 {
+        public_hex: String,
+        distid: String,
+        encoding: crate::raw::SigEncoding,
+    },
+    /// HMAC-SM3 shared secret.
+    Hmac(Secret<Vec<u8>>),
+}
+
+/// A compiled `[[app]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    pub id: String,
+    pub key: AppKey,
+    pub department: Option<String>,
+}
+
+/// `[gm]` and the apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GmSpec {
+    pub max_skew: Duration,
+    pub nonce_store: crate::raw::SessionStore,
+    pub apps: Vec<AppSpec>,
 }
 
 /// One `[[route.require]]`.

@@ -134,3 +134,58 @@ impl RedisStore {
         }
     }
 }
+
+/// Values seen before (replay protection: request nonces, token ids). In process memory
+/// (bounded, entries expire) or, when given a Redis store, in Redis (`SET NX EX`) so that a value
+/// used on one replica is refused on every other.
+pub struct Seen {
+    memory: moka::sync::Cache<String, ()>,
+    prefix: &'static str,
+}
+
+impl Seen {
+    /// `prefix` separates uses in Redis (`menwei:nonce:`); `ttl` bounds memory entries and
+    /// should be at least the window in which a value could be replayed.
+    pub fn new(prefix: &'static str, ttl: Duration, capacity: u64) -> Self {
+        Self {
+            memory: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            prefix,
+        }
+    }
+
+    /// Records `value`; `Ok(false)` when it was seen before (within `ttl`).
+    pub async fn first_use(
+        &self,
+        value: &str,
+        ttl: Duration,
+        redis: Option<&RedisStore>,
+    ) -> Result<bool, StoreError> {
+        match redis {
+            None => Ok(self
+                .memory
+                .entry(value.to_string())
+                .or_insert(())
+                .is_fresh()),
+            Some(r) => {
+                let key = format!("{}{value}", self.prefix);
+                let secs = ttl.as_secs().max(1);
+                let got: Option<String> = r
+                    .run(|mut c| async move {
+                        redis::cmd("SET")
+                            .arg(&key)
+                            .arg(1)
+                            .arg("NX")
+                            .arg("EX")
+                            .arg(secs)
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                Ok(got.is_some())
+            }
+        }
+    }
+}

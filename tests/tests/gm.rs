@@ -1,0 +1,565 @@
+//! SM2 request signatures end to end through the real gateway, signed by independent
+//! implementations: the OpenSSL 3 CLI, npm `sm-crypto` (front ends) and PyPI `gmssl`; plus the
+//! HMAC-SM3 variant. Every tampering, replay, stale timestamp, wrong id, wrong key and
+//! `hash: false` signature is refused with a stable code.
+
+use menwei_gm::signature::{self, Scheme, SignedBy};
+use menwei_tests::*;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn npm_ci_interop() {
+    let d = repo().join("tests/interop");
+    if !d.join("node_modules").exists() {
+        assert!(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&d)
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+fn sm_crypto(args: &[&str]) -> String {
+    npm_ci_interop();
+    let out = Command::new("node")
+        .arg(repo().join("tests/interop/sm_crypto.mjs"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A key pair from sm-crypto whose public X does not start with hex `0` or `4` (gmssl strips
+/// those characters with `lstrip("04")`, see shared NOTES), so gmssl can use it too.
+fn keypair() -> (String, String) {
+    for _ in 0..50 {
+        let k: Value = serde_json::from_str(&sm_crypto(&["keygen"])).unwrap();
+        let public = k["public"].as_str().unwrap().to_string();
+        if !matches!(public.as_bytes()[2], b'0' | b'4') {
+            return (k["private"].as_str().unwrap().to_string(), public);
+        }
+    }
+    panic!("no usable key pair in 50 tries");
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One request to sign.
+struct Req {
+    method: &'static str,
+    path: String,
+    query: Option<String>,
+    body: Vec<u8>,
+    content_type: String,
+}
+
+impl Req {
+    fn new() -> Req {
+        Req {
+            method: "POST",
+            path: "/api/submit".into(),
+            query: Some("b=2&a=%E4%B8%AD".into()),
+            body: json!({"name": "张三", "amount": 100})
+                .to_string()
+                .into_bytes(),
+            content_type: "application/json".into(),
+        }
+    }
+
+    fn canonical(&self, by: &SignedBy) -> String {
+        let digest = hex_of(&menwei_gm::sm3(&self.body));
+        signature::canonical(
+            by,
+            &signature::Request {
+                method: self.method,
+                path: &self.path,
+                query: self.query.as_deref(),
+                header_values: std::slice::from_ref(&self.content_type),
+                body_sm3_hex: &digest,
+            },
+        )
+    }
+
+    fn send(&self, gw: &Gateway, auth: &str) -> Resp {
+        let target = match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        };
+        request(
+            gw.addr,
+            self.method,
+            &target,
+            &[
+                ("Content-Type", &self.content_type),
+                ("Authorization", auth),
+            ],
+            Some(&self.body),
+        )
+    }
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn nonce() -> String {
+    format!("n{:031x}", rand_u128())
+}
+
+fn rand_u128() -> u128 {
+    let mut b = [0u8; 16];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    u128::from_le_bytes(b)
+}
+
+fn by(scheme: Scheme, app: &str, ts: u64) -> SignedBy {
+    SignedBy {
+        scheme,
+        app: app.into(),
+        ts,
+        nonce: nonce(),
+        headers: vec!["content-type".into()],
+        sig: Vec::new(),
+    }
+}
+
+fn header(b: &SignedBy, sig_text: &str) -> String {
+    let scheme = match b.scheme {
+        Scheme::Sm2 => signature::SCHEME_SM2,
+        Scheme::HmacSm3 => signature::SCHEME_HMAC,
+    };
+    format!(
+        r#"{scheme} app="{}", ts="{}", nonce="{}", headers="{}", sig="{sig_text}""#,
+        b.app,
+        b.ts,
+        b.nonce,
+        b.headers.join(";")
+    )
+}
+
+struct Setup {
+    _echo: Backend,
+    gw: Gateway,
+    dir: tempfile::TempDir,
+    js: (String, String),
+}
+
+fn setup() -> Setup {
+    let echo = Backend::echo("tax-backend");
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    // OpenSSL: an SM2 key in PEM; the policy gets its SPKI PEM.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:SM2",
+        "-out",
+        &p("ossl.key"),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        &p("ossl.key"),
+        "-pubout",
+        "-out",
+        &p("ossl.pub"),
+    ]);
+    // sm-crypto / gmssl: one key pair, public key as hex in the policy.
+    let js = keypair();
+    std::fs::write(p("js.pub"), &js.1).unwrap();
+    let secret = p("hmac.secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let policy = format!(
+        r#"
+[gm]
+max_skew = "60s"
+
+[[app]]
+id = "ossl"
+public_key_file = "{ossl}"
+department = "tax"
+
+[[app]]
+id = "js-raw"
+public_key_file = "{js}"
+signature_encoding = "raw"
+
+[[app]]
+id = "js-der"
+public_key_file = "{js}"
+
+[[app]]
+id = "js-other-id"
+public_key_file = "{js}"
+distid = "menwei-test-id"
+signature_encoding = "raw"
+
+[[app]]
+id = "hmac"
+hmac_secret_file = "{secret}"
+
+[[upstream]]
+name = "echo"
+backends = ["{echo}"]
+
+[[route]]
+name = "api"
+prefix = "/api/"
+upstream = "echo"
+auth = "gm-signature"
+
+[[route]]
+name = "ossl-only"
+prefix = "/ossl/"
+upstream = "echo"
+auth = "gm-signature"
+apps = ["ossl"]
+"#,
+        ossl = p("ossl.pub"),
+        js = p("js.pub"),
+        echo = echo.addr,
+    );
+    let gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("gm.toml", &policy)]);
+    Setup {
+        _echo: echo,
+        gw,
+        dir,
+        js,
+    }
+}
+
+fn openssl_sign(s: &Setup, msg: &str, distid: &str) -> Vec<u8> {
+    let p = |n: &str| s.dir.path().join(n).display().to_string();
+    std::fs::write(p("msg"), msg).unwrap();
+    let _ = std::fs::remove_file(p("sig"));
+    openssl(&[
+        "pkeyutl",
+        "-sign",
+        "-rawin",
+        "-digest",
+        "sm3",
+        "-pkeyopt",
+        &format!("distid:{distid}"),
+        "-inkey",
+        &p("ossl.key"),
+        "-in",
+        &p("msg"),
+        "-out",
+        &p("sig"),
+    ]);
+    std::fs::read(p("sig")).unwrap()
+}
+
+fn sm_crypto_sign(s: &Setup, msg: &str, der: bool, hash: bool, user_id: Option<&str>) -> String {
+    let mut a = json!({"private": s.js.0, "public": s.js.1, "msg": msg, "der": der, "hash": hash});
+    if let Some(u) = user_id {
+        a["userId"] = json!(u);
+    }
+    sm_crypto(&["sign", &a.to_string()])
+}
+
+fn gmssl_sign(s: &Setup, msg: &str) -> String {
+    let script = r#"
+import sys
+from gmssl import sm2, func
+priv, pub, msg = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+c = sm2.CryptSM2(private_key=priv, public_key=pub[2:])
+sys.stdout.write(c.sign_with_sm3(msg, func.random_hex(c.para_len)))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &s.js.0, &s.js.1, msg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gmssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn code(r: &Resp) -> String {
+    r.json()["code"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn requests_signed_by_independent_implementations_are_accepted() {
+    let s = setup();
+    let req = Req::new();
+
+    // OpenSSL 3 CLI, DER signature, base64 on the wire.
+    let b = by(Scheme::Sm2, "ossl", now());
+    let sig = openssl_sign(&s, &req.canonical(&b), menwei_gm::DEFAULT_ID);
+    let r = req.send(&s.gw, &header(&b, &base64_std(&sig)));
+    assert_eq!(
+        r.status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&r.body),
+        s.gw.log()
+    );
+    assert_eq!(r.seen("x-menwei-app-id").as_deref(), Some("ossl"));
+    assert_eq!(r.seen("x-menwei-auth").as_deref(), Some("gm-signature"));
+    // The body reached the backend intact.
+    assert_eq!(r.json()["body"].as_str().unwrap().as_bytes(), &req.body[..]);
+
+    // sm-crypto: raw r||s hex (its default) and DER hex.
+    let b = by(Scheme::Sm2, "js-raw", now());
+    let sig = sm_crypto_sign(&s, &req.canonical(&b), false, true, None);
+    assert_eq!(req.send(&s.gw, &header(&b, &sig)).status, 200);
+    let b = by(Scheme::Sm2, "js-der", now());
+    let sig = sm_crypto_sign(&s, &req.canonical(&b), true, true, None);
+    assert_eq!(req.send(&s.gw, &header(&b, &sig)).status, 200);
+    // sm-crypto with the app's own distinguishing id.
+    let b = by(Scheme::Sm2, "js-other-id", now());
+    let sig = sm_crypto_sign(&s, &req.canonical(&b), false, true, Some("menwei-test-id"));
+    assert_eq!(req.send(&s.gw, &header(&b, &sig)).status, 200);
+
+    // PyPI gmssl, sign_with_sm3 (raw hex).
+    let b = by(Scheme::Sm2, "js-raw", now());
+    let sig = gmssl_sign(&s, &req.canonical(&b));
+    assert_eq!(req.send(&s.gw, &header(&b, &sig)).status, 200, "gmssl");
+
+    // HMAC-SM3 with the shared secret.
+    let b = by(Scheme::HmacSm3, "hmac", now());
+    let tag = menwei_gm::hmac_sm3(
+        b"0123456789abcdef0123456789abcdef",
+        req.canonical(&b).as_bytes(),
+    );
+    assert_eq!(req.send(&s.gw, &header(&b, &hex_of(&tag))).status, 200);
+
+    // A GET without body, query or extra headers.
+    let get_req = Req {
+        method: "GET",
+        path: "/api/records/7".into(),
+        query: None,
+        body: Vec::new(),
+        content_type: String::new(),
+    };
+    let mut b = by(Scheme::Sm2, "ossl", now());
+    b.headers.clear();
+    let digest = hex_of(&menwei_gm::sm3(b""));
+    let canon = signature::canonical(
+        &b,
+        &signature::Request {
+            method: "GET",
+            path: "/api/records/7",
+            query: None,
+            header_values: &[],
+            body_sm3_hex: &digest,
+        },
+    );
+    let sig = openssl_sign(&s, &canon, menwei_gm::DEFAULT_ID);
+    let r = request(
+        s.gw.addr,
+        "GET",
+        &get_req.path,
+        &[("Authorization", &header(&b, &hex_of(&sig)))],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn tampering_replay_and_wrong_keys_are_refused() {
+    let s = setup();
+    let req = Req::new();
+    let signed = |b: &SignedBy, r: &Req| sm_crypto_sign(&s, &r.canonical(b), false, true, None);
+
+    // A good request, then the very same again: a replay.
+    let b = by(Scheme::Sm2, "js-raw", now());
+    let h = header(&b, &signed(&b, &req));
+    assert_eq!(req.send(&s.gw, &h).status, 200);
+    let again = req.send(&s.gw, &h);
+    assert_eq!((again.status, code(&again).as_str()), (401, "MW-SIG-004"));
+
+    let refused = |what: &str, r: Resp, want: &str| {
+        assert_eq!(
+            r.status,
+            if want == "MW-SIG-005" { 403 } else { 401 },
+            "{what}"
+        );
+        assert_eq!(
+            code(&r),
+            want,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if r.status == 401 {
+            assert!(
+                r.header("www-authenticate")
+                    .unwrap()
+                    .starts_with("MENWEI-SM2"),
+                "{what}"
+            );
+        }
+    };
+    // One changed byte of the body, path, query; a changed timestamp or header value.
+    for (what, change) in [
+        ("body", 0usize),
+        ("path", 1),
+        ("query", 2),
+        ("content-type", 3),
+        ("timestamp", 4),
+    ] {
+        let mut b = by(Scheme::Sm2, "js-raw", now());
+        let sig = signed(&b, &req);
+        let mut r2 = Req::new();
+        match change {
+            0 => r2.body[5] ^= 1,
+            1 => r2.path = "/api/submiT".into(),
+            2 => r2.query = Some("b=3&a=%E4%B8%AD".into()),
+            3 => r2.content_type = "text/plain".into(),
+            _ => b.ts += 1,
+        }
+        refused(what, r2.send(&s.gw, &header(&b, &sig)), "MW-SIG-002");
+    }
+    // An old timestamp, properly signed.
+    let b = by(Scheme::Sm2, "js-raw", now() - 600);
+    refused(
+        "old timestamp",
+        req.send(&s.gw, &header(&b, &signed(&b, &req))),
+        "MW-SIG-003",
+    );
+    // Signed with another distinguishing id than the app's (default) one.
+    let b = by(Scheme::Sm2, "js-raw", now());
+    let sig = sm_crypto_sign(&s, &req.canonical(&b), false, true, Some("another-id"));
+    refused(
+        "wrong distid",
+        req.send(&s.gw, &header(&b, &sig)),
+        "MW-SIG-002",
+    );
+    // OpenSSL's default empty id is not the app's id either.
+    let b = by(Scheme::Sm2, "ossl", now());
+    let sig = openssl_sign(&s, &req.canonical(&b), "");
+    refused(
+        "empty distid",
+        req.send(&s.gw, &header(&b, &hex_of(&sig))),
+        "MW-SIG-002",
+    );
+    // Signed by another key (the OpenSSL key) but claiming to be js-der.
+    let b = by(Scheme::Sm2, "js-der", now());
+    let sig = openssl_sign(&s, &req.canonical(&b), menwei_gm::DEFAULT_ID);
+    refused(
+        "other key",
+        req.send(&s.gw, &header(&b, &hex_of(&sig))),
+        "MW-SIG-002",
+    );
+    // sm-crypto's `hash: false`: a signature over the message without Z_A, not SM3withSM2.
+    let b = by(Scheme::Sm2, "js-raw", now());
+    let sig = sm_crypto_sign(&s, &req.canonical(&b), false, false, None);
+    refused(
+        "hash:false",
+        req.send(&s.gw, &header(&b, &sig)),
+        "MW-SIG-002",
+    );
+    // DER signature to a raw app, raw to a DER app.
+    let b = by(Scheme::Sm2, "js-raw", now());
+    let sig = sm_crypto_sign(&s, &req.canonical(&b), true, true, None);
+    refused(
+        "DER to raw app",
+        req.send(&s.gw, &header(&b, &sig)),
+        "MW-SIG-002",
+    );
+    // HMAC with the wrong secret; an SM2 app using the HMAC scheme.
+    let b = by(Scheme::HmacSm3, "hmac", now());
+    let tag = menwei_gm::hmac_sm3(b"not the secret", req.canonical(&b).as_bytes());
+    refused(
+        "wrong HMAC secret",
+        req.send(&s.gw, &header(&b, &hex_of(&tag))),
+        "MW-SIG-002",
+    );
+    let b = by(Scheme::HmacSm3, "js-raw", now());
+    refused(
+        "scheme mismatch",
+        req.send(&s.gw, &header(&b, "00")),
+        "MW-SIG-002",
+    );
+    // Unknown app; an app not allowed on a route; no signature at all; garbage.
+    let b = by(Scheme::Sm2, "nobody", now());
+    refused(
+        "unknown app",
+        req.send(&s.gw, &header(&b, "00")),
+        "MW-SIG-002",
+    );
+    let mut r3 = Req::new();
+    r3.path = "/ossl/submit".into();
+    let b = by(Scheme::Sm2, "js-raw", now());
+    refused(
+        "app not allowed",
+        r3.send(&s.gw, &header(&b, &signed(&b, &r3))),
+        "MW-SIG-005",
+    );
+    refused("no signature", req.send(&s.gw, "Bearer abc"), "MW-SIG-001");
+    for junk in [
+        "MENWEI-SM2 app=\"js-raw\"",
+        "MENWEI-SM2 app=\"js-raw\", ts=\"1\", nonce=\"short\", sig=\"00\"",
+        &format!("MENWEI-SM2 {}", "x".repeat(5000)),
+    ] {
+        refused("garbage", req.send(&s.gw, junk), "MW-SIG-002");
+    }
+    // Forged identity headers never pass with a signed request either.
+    let b = by(Scheme::Sm2, "js-raw", now());
+    let sig = signed(&b, &req);
+    let r = request(
+        s.gw.addr,
+        "POST",
+        "/api/submit?b=2&a=%E4%B8%AD",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &header(&b, &sig)),
+            ("X-Menwei-App-Id", "ossl"),
+        ],
+        Some(&req.body),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.seen("x-menwei-app-id").as_deref(), Some("js-raw"));
+    assert_eq!(get(s.gw.admin, "/healthz").status, 200);
+}
+
+fn base64_std(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
