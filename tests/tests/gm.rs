@@ -563,3 +563,106 @@ fn base64_std(b: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn audit_log_chains_security_decisions_and_verify_finds_tampering() {
+    let echo = Backend::echo("e");
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    // A key made by `menwei keygen sm2`, used by OpenSSL to sign.
+    let kg = Command::new(bin("menwei"))
+        .args(["keygen", "sm2", "--out", &p("app.key")])
+        .output()
+        .unwrap();
+    assert!(
+        kg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kg.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p("app.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let audit = p("audit.log");
+    let policy = format!(
+        "[audit]\nfile = \"{audit}\"\nfsync_interval = \"100ms\"\n\n[[app]]\nid = \"kg\"\npublic_key_file = \"{}\"\n\n[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"api\"\nprefix = \"/api/\"\nupstream = \"echo\"\nauth = \"gm-signature\"\n",
+        p("app.key.pub"),
+        echo.addr
+    );
+    let gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("gm.toml", &policy)]);
+    // Signed by OpenSSL with the keygen key: accepted (and not an audit event).
+    let req = Req::new();
+    let b = by(Scheme::Sm2, "kg", now());
+    std::fs::write(p("msg"), req.canonical(&b)).unwrap();
+    openssl(&[
+        "pkeyutl",
+        "-sign",
+        "-rawin",
+        "-digest",
+        "sm3",
+        "-pkeyopt",
+        "distid:1234567812345678",
+        "-inkey",
+        &p("app.key"),
+        "-in",
+        &p("msg"),
+        "-out",
+        &p("sig"),
+    ]);
+    let sig = std::fs::read(p("sig")).unwrap();
+    assert_eq!(
+        req.send(&gw, &header(&b, &hex_of(&sig))).status,
+        200,
+        "{}",
+        gw.log()
+    );
+    // Security decisions: a forged signature, a ban, a policy reload.
+    assert_eq!(req.send(&gw, &header(&b, "00")).status, 401);
+    let r = request(
+        gw.admin,
+        "POST",
+        "/bans",
+        &[],
+        Some(br#"{"key":"ip:203.0.113.9","ttl_secs":60}"#),
+    );
+    assert_eq!(r.status, 201);
+    gw.write("extra.toml", "# touched\n");
+    assert!(gw.wait_version(2));
+    let lines = || std::fs::read_to_string(&audit).unwrap_or_default();
+    assert!(wait_until(std::time::Duration::from_secs(5), || lines()
+        .lines()
+        .count()
+        >= 3));
+    let text = lines();
+    assert!(
+        text.contains("\"event\":\"denied\"") && text.contains("MW-SIG-002"),
+        "{text}"
+    );
+    assert!(text.contains("\"event\":\"ban_added\""), "{text}");
+    assert!(text.contains("\"event\":\"policy_reload\""), "{text}");
+    drop(gw);
+
+    let verify = |file: &str| {
+        Command::new(bin("menwei"))
+            .args(["audit", "verify", file])
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&audit);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact: 3 record(s)"));
+    // One changed character in the first record: the second record's chain breaks.
+    let tampered = text.replacen("MW-SIG-002", "MW-SIG-003", 1);
+    std::fs::write(p("tampered.log"), tampered).unwrap();
+    let bad = verify(&p("tampered.log"));
+    assert_eq!(bad.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.contains("tampered.log:2: broken chain"), "{out}");
+}

@@ -119,6 +119,10 @@ impl Admin {
         match self.store.bans.add(&key, ttl, &req.reason).await {
             Ok(b) => {
                 tracing::warn!(key = %key, ttl_secs = req.ttl_secs, reason = %b.reason, "ALERT ban added");
+                self.store.audit(
+                    "ban_added",
+                    serde_json::json!({"key": key, "ttl_secs": req.ttl_secs, "reason": b.reason}),
+                );
                 json_reply(
                     201,
                     serde_json::json!({"key": key, "until_unix_ms": b.until_ms, "shared": self.store.bans.shared()}),
@@ -144,6 +148,8 @@ impl Admin {
         match self.store.bans.lift(&key).await {
             Ok(true) => {
                 tracing::warn!(key = %key, "ban lifted");
+                self.store
+                    .audit("ban_lifted", serde_json::json!({"key": key}));
                 json_reply(200, serde_json::json!({"key": key, "lifted": true}))
             }
             Ok(false) => json_reply(404, serde_json::json!({"key": key, "lifted": false})),

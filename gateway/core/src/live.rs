@@ -111,6 +111,8 @@ pub struct Store {
     sso: menwei_sso::Shared,
     /// Temporary bans, kept across reloads; shared through `[state]` Redis when configured.
     pub bans: Arc<menwei_ratelimit::BanList>,
+    /// The SM3-chained audit log (`[audit]`).
+    pub audit: AuditSlot,
     /// Nonces of signed requests seen (memory; Redis when `[gm] nonce_store = "redis"`).
     pub nonces: menwei_state::Seen,
     pub metrics: Metrics,
@@ -134,16 +136,30 @@ fn build_cluster(snapshot: &Snapshot, prev: Option<&Live>) -> Option<Arc<Cluster
     }
 }
 
+/// The audit log in use, shared with the SSO event hook.
+pub type AuditSlot = Arc<arc_swap::ArcSwapOption<menwei_gm::audit::AuditLog>>;
+
 fn build_sso(
     snapshot: &Snapshot,
     cluster: Option<&Arc<ClusterStore>>,
     shared: &menwei_sso::Shared,
     metrics: &Metrics,
+    audit: &AuditSlot,
 ) -> Option<Arc<menwei_sso::Sso>> {
     let spec = snapshot.sso.clone()?;
     let counter = metrics.sso.clone();
-    let count: menwei_sso::Counter = Arc::new(move |event, reason| {
-        counter.with_label_values(&[event, reason]).inc();
+    let audit = audit.clone();
+    let count: menwei_sso::Counter = Arc::new(move |e: &menwei_sso::Event<'_>| {
+        counter.with_label_values(&[e.event, e.reason]).inc();
+        if let Some(log) = audit.load_full() {
+            let mut d = serde_json::Map::new();
+            d.insert("reason".into(), e.reason.into());
+            d.insert("request_id".into(), e.request_id.into());
+            if let Some(sub) = e.sub {
+                d.insert("sub".into(), sub.into());
+            }
+            log.record(e.event, d);
+        }
     });
     let redis = cluster.map(|c| c.redis().clone());
     match menwei_sso::Sso::build(spec, shared, redis, count) {
@@ -156,6 +172,27 @@ fn build_sso(
     }
 }
 
+/// Opens the audit log when `[audit]` appears or names another file; closes it when removed.
+fn open_audit(snapshot: &Snapshot, prev: Option<&Live>, audit: &AuditSlot) {
+    let same = prev.is_some_and(|p| p.snapshot.audit == snapshot.audit);
+    if same && (snapshot.audit.is_none() || audit.load().is_some()) {
+        return;
+    }
+    match &snapshot.audit {
+        None => audit.store(None),
+        Some(spec) => match menwei_gm::audit::AuditLog::open(&spec.file, spec.fsync_interval) {
+            Ok(log) => {
+                tracing::info!(file = %spec.file.display(), "audit log open (SM3-chained)");
+                audit.store(Some(Arc::new(log)));
+            }
+            Err(e) => {
+                tracing::error!(file = %spec.file.display(), "ALERT cannot open the audit log: {e}");
+                audit.store(None);
+            }
+        },
+    }
+}
+
 fn build_live(
     snapshot: Snapshot,
     registry: &mut Registry,
@@ -163,10 +200,12 @@ fn build_live(
     prev: Option<&Live>,
     shared: &menwei_sso::Shared,
     metrics: &Metrics,
+    audit: &AuditSlot,
 ) -> Live {
     let limiters = build_limiters(&snapshot, limiters);
     let cluster = build_cluster(&snapshot, prev);
-    let sso = build_sso(&snapshot, cluster.as_ref(), shared, metrics);
+    open_audit(&snapshot, prev, audit);
+    let sso = build_sso(&snapshot, cluster.as_ref(), shared, metrics, audit);
     let mut keep: Registry = HashMap::new();
     let upstreams = snapshot
         .upstreams
@@ -201,11 +240,21 @@ impl Store {
         let mut registry = Registry::new();
         let mut limiters = Limiters::new();
         let sso = menwei_sso::Shared::default();
-        let live = build_live(snapshot, &mut registry, &mut limiters, None, &sso, &metrics);
+        let audit: AuditSlot = Arc::new(arc_swap::ArcSwapOption::empty());
+        let live = build_live(
+            snapshot,
+            &mut registry,
+            &mut limiters,
+            None,
+            &sso,
+            &metrics,
+            &audit,
+        );
         let bans = Arc::new(menwei_ratelimit::BanList::default());
         bans.set_redis(live.cluster.as_ref().map(|c| c.redis().clone()));
         Self {
             sso,
+            audit,
             bans,
             nonces: menwei_state::Seen::new(
                 "menwei:nonce:",
@@ -222,6 +271,13 @@ impl Store {
     }
 
     /// The policy to serve one request with, pinned for its whole life.
+    /// Writes an audit record when `[audit]` is configured.
+    pub fn audit(&self, event: &str, data: serde_json::Value) {
+        if let (Some(log), serde_json::Value::Object(map)) = (self.audit.load_full(), data) {
+            log.record(event, map);
+        }
+    }
+
     pub fn current(&self) -> Arc<Live> {
         self.live.load_full()
     }
@@ -238,6 +294,10 @@ impl Store {
         match menwei_policy::load(&self.dir) {
             Err(diagnostics) => {
                 self.metrics.reload_failures.inc();
+                self.audit(
+                    "policy_reload_rejected",
+                    serde_json::json!({"serving_version": version, "problems": diagnostics.len()}),
+                );
                 if let Ok(mut st) = self.status.lock() {
                     st.last_error = Some(format!(
                         "{diagnostics}still serving policy version {version}\n"
@@ -263,6 +323,7 @@ impl Store {
                             Some(&current),
                             &self.sso,
                             &self.metrics,
+                            &self.audit,
                         )
                     }
                     Err(_) => build_live(
@@ -272,10 +333,15 @@ impl Store {
                         Some(&current),
                         &self.sso,
                         &self.metrics,
+                        &self.audit,
                     ),
                 };
                 self.bans
                     .set_redis(live.cluster.as_ref().map(|c| c.redis().clone()));
+                self.audit(
+                    "policy_reload",
+                    serde_json::json!({"version": version + 1, "sha256": live.snapshot.sha256}),
+                );
                 self.live.store(Arc::new(live));
                 self.metrics.reloads.inc();
                 self.metrics.policy_version.set((version + 1) as i64);

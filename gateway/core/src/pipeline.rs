@@ -554,6 +554,23 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        // Security refusals go to the audit log (rate-limit 429s are in metrics, not here:
+        // a flood must not flood the audit trail).
+        if let Some(d) = ctx.deny {
+            if ["MW-AUTH-", "MW-SIG-", "MW-BAN-"]
+                .iter()
+                .any(|p| d.code.starts_with(p))
+            {
+                self.store.audit(
+                    "denied",
+                    serde_json::json!({
+                        "code": d.code, "status": d.status, "request_id": ctx.request_id,
+                        "route": ctx.route_name(), "client": ctx.client_str,
+                        "path": ctx.path, "sub": ctx.identity.as_ref().map(|i| i.sub.as_str()),
+                    }),
+                );
+            }
+        }
         crate::access_log::record(&self.store, session, ctx);
         ctx.inflight = None;
     }

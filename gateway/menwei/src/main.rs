@@ -63,6 +63,105 @@ enum Command {
         #[arg(short = 'H', long = "header")]
         headers: Vec<String>,
     },
+    /// The SM3-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// Make keys.
+    Keygen {
+        #[command(subcommand)]
+        kind: KeyKind,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check every record's chain; print the first broken or missing record; exit 1 if any.
+    Verify {
+        /// The audit log file.
+        file: PathBuf,
+        /// SM3 (hex) of the last record of the previous file, when this one continues a rotated log.
+        #[arg(long)]
+        first_prev: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyKind {
+    /// An SM2 key pair: private key as PKCS#8 PEM (mode 0600), public key as SPKI PEM.
+    Sm2 {
+        /// Private key file to write (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+        /// Public key file to write (default: `<out>.pub`).
+        #[arg(long)]
+        public_out: Option<PathBuf>,
+    },
+}
+
+fn audit_verify(file: &Path, first_prev: Option<&str>) -> ExitCode {
+    match menwei_gm::audit::verify(file, first_prev) {
+        Ok(menwei_gm::audit::Verdict::Intact { records, head }) => {
+            println!(
+                "{}: intact: {records} record(s); last record SM3 {head}",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(menwei_gm::audit::Verdict::Broken { line, why }) => {
+            println!("{}:{line}: broken chain: {why}", file.display());
+            println!("records before line {line} are intact; from there on they cannot be trusted");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("menwei: cannot read {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn keygen_sm2(out: &Path, public_out: Option<&Path>) -> ExitCode {
+    let public_path = public_out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("{}.pub", out.display())));
+    let key = match menwei_gm::Sm2Private::generate(menwei_gm::DEFAULT_ID) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("menwei: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (Ok(private_pem), Ok(public_pem)) = (key.to_pem(), key.public().to_pem()) else {
+        eprintln!("menwei: cannot encode the key");
+        return ExitCode::from(1);
+    };
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut f| f.write_all(private_pem.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "menwei: cannot write {} (it must not exist yet): {e}",
+            out.display()
+        );
+        return ExitCode::from(1);
+    }
+    if let Err(e) = std::fs::write(&public_path, public_pem) {
+        eprintln!("menwei: cannot write {}: {e}", public_path.display());
+        return ExitCode::from(1);
+    }
+    println!(
+        "SM2 private key: {} (PKCS#8 PEM, mode 0600)\nSM2 public key:  {} (SPKI PEM)\npublic key hex:  {}",
+        out.display(),
+        public_path.display(),
+        key.public().to_hex()
+    );
+    ExitCode::SUCCESS
 }
 
 fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
@@ -192,5 +291,11 @@ fn main() -> ExitCode {
             url,
             headers,
         } => explain::explain(&policies, &method, &url, &headers),
+        Command::Audit {
+            action: AuditAction::Verify { file, first_prev },
+        } => audit_verify(&file, first_prev.as_deref()),
+        Command::Keygen {
+            kind: KeyKind::Sm2 { out, public_out },
+        } => keygen_sm2(&out, public_out.as_deref()),
     }
 }

@@ -132,6 +132,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         state,
         sso,
         gm,
+        audit: compile_audit(&cx, singles.audit, diags),
         router: Router::new(routes),
     })
 }
@@ -160,6 +161,7 @@ struct Singles<'a> {
     state: Option<(usize, &'a Spanned<raw::State>)>,
     sso: Option<(usize, &'a Spanned<raw::Sso>)>,
     gm: Option<(usize, &'a Spanned<raw::Gm>)>,
+    audit: Option<(usize, &'a Spanned<raw::Audit>)>,
 }
 
 fn single<'a, T>(
@@ -199,6 +201,7 @@ impl<'a> Singles<'a> {
             state: single(cx, "state", files, |f| f.state.as_ref(), diags),
             sso: single(cx, "sso", files, |f| f.sso.as_ref(), diags),
             gm: single(cx, "gm", files, |f| f.gm.as_ref(), diags),
+            audit: single(cx, "audit", files, |f| f.audit.as_ref(), diags),
         }
     }
 }
@@ -402,4 +405,35 @@ fn check_cluster_limits(
             );
         }
     }
+}
+
+fn compile_audit(
+    cx: &Ctx,
+    audit: Option<(usize, &Spanned<raw::Audit>)>,
+    diags: &mut Diagnostics,
+) -> Option<crate::snapshot::AuditSpec> {
+    let (src, a) = audit?;
+    let a = a.get_ref();
+    let file = cx.dir.join(a.file.get_ref());
+    let parent_ok = file
+        .parent()
+        .is_some_and(|p| p.as_os_str().is_empty() || p.is_dir());
+    if !parent_ok || file.is_dir() {
+        diags.at(
+            Code::InvalidValue,
+            &cx.sources[src],
+            a.file.span(),
+            format!("audit file `{}` cannot be created there", file.display()),
+            "the audit log is appended to a file in an existing directory",
+            "create the directory (writable by the gateway's user only) or correct the path".into(),
+        );
+        return None;
+    }
+    Some(crate::snapshot::AuditSpec {
+        file,
+        fsync_interval: a
+            .fsync_interval
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(1)),
+    })
 }

@@ -57,6 +57,20 @@ pub struct PolicyFile {
     /// Applications that sign their requests (SM2 or HMAC-SM3).
     #[serde(default)]
     pub app: Vec<App>,
+    /// The tamper-evident (SM3-chained) audit log of security decisions.
+    #[schemars(with = "Option<Audit>")]
+    pub audit: Option<Spanned<Audit>>,
+}
+
+/// `[audit]`: where security decisions are recorded, each record chained to the previous one by SM3.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// The log file (created with mode 0600; appended to; relative to the policy directory).
+    #[schemars(with = "String")]
+    pub file: Spanned<String>,
+    /// Time between fsyncs of new records (default `1s`).
+    pub fsync_interval: Option<Duration>,
 }
 
 /// `[gm]`: request-signature settings.

@@ -172,6 +172,8 @@ pub struct Snapshot {
     pub sso: Option<Arc<SsoSpec>>,
     /// Request signatures, when any `[[app]]` is configured.
     pub gm: Option<Arc<GmSpec>>,
+    /// The audit log, when `[audit]` is configured.
+    pub audit: Option<AuditSpec>,
     pub router: Router,
 }
 
@@ -320,4 +322,11 @@ pub struct Requirement {
     pub values: Vec<String>,
     /// All values must be present (else at least one).
     pub all: bool,
+}
+
+/// `[audit]` compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSpec {
+    pub file: PathBuf,
+    pub fsync_interval: Duration,
 }

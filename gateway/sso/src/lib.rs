@@ -49,9 +49,20 @@ pub fn mono_ms() -> u64 {
         + 1
 }
 
-/// Counts an event (`login`, `login_failure`, `refresh`, `refresh_failure`, `logout`,
-/// `backchannel_logout`, `bearer_failure`) with a reason.
-pub type Counter = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
+/// A sign-in event, for metrics and the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    /// `login`, `login_failure`, `refresh`, `refresh_failure`, `logout`, `backchannel_logout`,
+    /// `bearer_failure`.
+    pub event: &'static str,
+    pub reason: &'static str,
+    /// The user, when known.
+    pub sub: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+/// Receives every sign-in event (the core counts them and writes the audit log).
+pub type Counter = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 
 /// State that outlives a policy reload: the in-memory sessions and the providers' discovery.
 #[derive(Default)]
@@ -251,6 +262,15 @@ impl Sso {
         }
     }
 
+    fn emit(&self, event: &'static str, reason: &'static str, sub: Option<&str>, request_id: &str) {
+        (self.count)(&Event {
+            event,
+            reason,
+            sub,
+            request_id,
+        });
+    }
+
     /// Whether a cookie name is one the gateway sets (never forwarded to backends).
     pub fn is_own_cookie(&self, name: &str) -> bool {
         let base = name.strip_prefix("__Host-").unwrap_or(name);
@@ -404,7 +424,7 @@ impl Sso {
                 access_token: Some(token.to_string()),
             }),
             Err(e) => {
-                (self.count)("bearer_failure", "invalid_token");
+                self.emit("bearer_failure", "invalid_token", None, req.request_id);
                 tracing::info!(request_id = req.request_id, error = %e, "bearer token refused");
                 Err(Outcome::Deny {
                     denial: Denial::InvalidToken,
@@ -506,7 +526,7 @@ impl Sso {
         };
         let out = match p.refresh(&rt).await {
             Ok(t) => {
-                (self.count)("refresh", "ok");
+                self.emit("refresh", "ok", Some(&s.sub), req.request_id);
                 let mut n = (*s).clone();
                 n.access_token = Some(t.access_token);
                 n.access_expires = t.expires_in.map_or(0, |d| now_secs() + d.as_secs());
@@ -526,7 +546,12 @@ impl Sso {
             }
             Err(ProviderError::Unavailable(why)) => {
                 // Provider down: the session keeps working until it expires.
-                (self.count)("refresh_failure", "unavailable");
+                self.emit(
+                    "refresh_failure",
+                    "unavailable",
+                    Some(&s.sub),
+                    req.request_id,
+                );
                 tracing::warn!(
                     request_id = req.request_id,
                     why,
@@ -535,7 +560,7 @@ impl Sso {
                 Some(s)
             }
             Err(e) => {
-                (self.count)("refresh_failure", "refused");
+                self.emit("refresh_failure", "refused", Some(&s.sub), req.request_id);
                 tracing::info!(request_id = req.request_id, error = %e, "refresh refused; session ended");
                 let _ = self.store.delete_session(id).await;
                 None
@@ -550,7 +575,12 @@ impl Sso {
         let a = match p.authorize(&redirect_uri).await {
             Ok(a) => a,
             Err(e) => {
-                (self.count)("login_failure", "provider_unavailable");
+                self.emit(
+                    "login_failure",
+                    "provider_unavailable",
+                    None,
+                    req.request_id,
+                );
                 tracing::warn!(request_id = req.request_id, error = %e, "cannot start login");
                 return deny(Denial::ProviderUnavailable);
             }
@@ -599,12 +629,12 @@ impl Sso {
 
     async fn callback(&self, req: &Req<'_>) -> Outcome {
         let fail = |why: &str| {
-            (self.count)("login_failure", "bad_callback");
+            self.emit("login_failure", "bad_callback", None, req.request_id);
             tracing::info!(request_id = req.request_id, why, "login callback refused");
             deny(Denial::BadCallback)
         };
         if let Some(err) = req.query_param("error") {
-            (self.count)("login_failure", "provider_error");
+            self.emit("login_failure", "provider_error", None, req.request_id);
             tracing::info!(request_id = req.request_id, error = %err.chars().take(64).collect::<String>(), "provider returned an error to the callback");
             return deny(Denial::BadCallback);
         }
@@ -654,7 +684,12 @@ impl Sso {
         {
             Ok(t) => t,
             Err(ProviderError::Unavailable(why)) => {
-                (self.count)("login_failure", "provider_unavailable");
+                self.emit(
+                    "login_failure",
+                    "provider_unavailable",
+                    None,
+                    req.request_id,
+                );
                 tracing::warn!(request_id = req.request_id, why, "code exchange failed");
                 return deny(Denial::ProviderUnavailable);
             }
@@ -700,7 +735,7 @@ impl Sso {
         let Some(sealed) = self.sealer.seal(name.as_bytes(), id.as_bytes()) else {
             return deny(Denial::StoreUnavailable);
         };
-        (self.count)("login", "ok");
+        self.emit("login", "ok", Some(&sub), req.request_id);
         tracing::info!(request_id = req.request_id, provider = %p.spec.name, sub = %sub, "login");
         let _ = pi;
         let return_to = if same_origin_path(&pending.return_to) {
@@ -730,7 +765,12 @@ impl Sso {
                 tracing::error!(request_id = req.request_id, error = %e, "logout: session store unavailable");
                 return deny(Denial::StoreUnavailable);
             }
-            (self.count)("logout", if local_only { "local" } else { "rp" });
+            self.emit(
+                "logout",
+                if local_only { "local" } else { "rp" },
+                session.as_ref().map(|s| s.sub.as_str()),
+                req.request_id,
+            );
         }
         let provider = session
             .as_ref()
@@ -756,7 +796,7 @@ impl Sso {
 
     async fn backchannel(&self, req: &Req<'_>) -> Outcome {
         let bad = |why: &str| {
-            (self.count)("backchannel_logout", "refused");
+            self.emit("backchannel_logout", "refused", None, req.request_id);
             tracing::info!(
                 request_id = req.request_id,
                 why,
@@ -828,7 +868,7 @@ impl Sso {
         }
         match self.store.kill(&p.spec.name, sub, sid).await {
             Ok(n) => {
-                (self.count)("backchannel_logout", "ok");
+                self.emit("backchannel_logout", "ok", sub.or(sid), req.request_id);
                 tracing::info!(request_id = req.request_id, provider = %p.spec.name, sessions = n, "back-channel logout");
                 Outcome::Reply {
                     status: 200,
@@ -889,13 +929,7 @@ mod tests {
                 forward_access_token: false,
             }],
         };
-        Sso::build(
-            Arc::new(spec),
-            &Shared::default(),
-            None,
-            Arc::new(|_, _| {}),
-        )
-        .unwrap()
+        Sso::build(Arc::new(spec), &Shared::default(), None, Arc::new(|_| {})).unwrap()
     }
 
     fn req<'a>(headers: &'a http::HeaderMap, tls: bool) -> Req<'a> {
