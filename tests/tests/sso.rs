@@ -164,8 +164,10 @@ fn browser_login_reaches_backends_with_identity_on_every_replica() {
     let (pa, aa, pb, ab) = (free_port(), free_port(), free_port(), free_port());
     let idp = Idp::start(&[pa, pb], 600);
     let secrets = Secrets::new();
-    let a = start_gateway(pa, aa, &secrets, &idp.issuer, &echo, Some(&redis), "", "");
-    let b = start_gateway(pb, ab, &secrets, &idp.issuer, &echo, Some(&redis), "", "");
+    // Sessions sealed with SM4-GCM (the national algorithm) in Redis.
+    let sm4 = "cipher = \"sm4-gcm\"";
+    let a = start_gateway(pa, aa, &secrets, &idp.issuer, &echo, Some(&redis), sm4, "");
+    let b = start_gateway(pb, ab, &secrets, &idp.issuer, &echo, Some(&redis), sm4, "");
 
     // A browser asks for a protected page, is sent to the provider, signs in, comes back to it.
     let want = format!("{}/app/page?x=1&y=%E4%B8%AD", origin(&a));
@@ -207,6 +209,23 @@ fn browser_login_reaches_backends_with_identity_on_every_replica() {
         header_of(&seen, "x-request-id").as_deref()
     );
     assert!(claims["exp"].as_u64().unwrap() <= now() + 61);
+
+    // What Redis holds is sealed: no user id, no token in the clear.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let keys = cli(&["--scan", "--pattern", "menwei:sso:s:*"]);
+    let key = keys.lines().next().expect("a session record in Redis");
+    let record = cli(&["GET", key]);
+    assert!(
+        !record.contains("bob") && !record.contains("eyJ"),
+        "{record}"
+    );
 
     // The session made on A works on B (sessions in Redis); forged identity headers never reach
     // the backend.

@@ -457,6 +457,7 @@ pub(crate) fn compile(
             login_timeout: dur(st.login_timeout, 600),
             assertion_ttl: dur(st.assertion_ttl, 60),
             store: st.store,
+            cipher: st.cipher,
             headers,
             providers,
         })),

@@ -129,6 +129,15 @@ pub enum SessionStore {
     Redis,
 }
 
+/// How sessions are sealed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionCipher {
+    #[default]
+    Aes256Gcm,
+    Sm4Gcm,
+}
+
 /// `[sso]`: sessions and the identity passed to backends.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +162,10 @@ pub struct Sso {
     /// `memory` (default) or `redis` (needs `[state] redis`).
     #[serde(default)]
     pub store: SessionStore,
+    /// AEAD sealing cookies and session records in Redis: `aes-256-gcm` (default) or `sm4-gcm`
+    /// (national algorithms, for 密评).
+    #[serde(default)]
+    pub cipher: SessionCipher,
     /// Lifetime of the identity assertion sent to backends (default `60s`).
     pub assertion_ttl: Option<Duration>,
     /// Headers written to backends, header name = claim (default `X-User-Id = "sub"`,

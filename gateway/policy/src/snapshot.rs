@@ -269,6 +269,7 @@ pub struct SsoSpec {
     pub login_timeout: Duration,
     pub assertion_ttl: Duration,
     pub store: crate::raw::SessionStore,
+    pub cipher: crate::raw::SessionCipher,
     /// Header to backends and the claim it carries.
     pub headers: Vec<(http::HeaderName, String)>,
     pub providers: Vec<ProviderSpec>,

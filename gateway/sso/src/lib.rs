@@ -206,7 +206,7 @@ pub struct Sso {
     pub spec: Arc<SsoSpec>,
     providers: Vec<Arc<ProviderRt>>,
     store: Store,
-    sealer: Sealer,
+    sealer: Arc<Sealer>,
     signer: assertion::Signer,
     count: Counter,
 }
@@ -232,12 +232,17 @@ impl Sso {
             providers.push(rt);
         }
         *kept = providers.clone();
+        let cipher = match spec.cipher {
+            menwei_policy::raw::SessionCipher::Aes256Gcm => seal::Cipher::Aes256Gcm,
+            menwei_policy::raw::SessionCipher::Sm4Gcm => seal::Cipher::Sm4Gcm,
+        };
+        let sealer =
+            Arc::new(Sealer::new(&spec.session_key.0, cipher).ok_or("session key unusable")?);
         let store = match (spec.store, redis) {
-            (SessionStore::Redis, Some(r)) => Store::Redis(r),
+            (SessionStore::Redis, Some(r)) => Store::Redis(r, sealer.clone()),
             (SessionStore::Redis, None) => return Err("[sso] store = redis needs [state]".into()),
             (SessionStore::Memory, _) => Store::Memory(shared.memory.clone()),
         };
-        let sealer = Sealer::new(&spec.session_key.0).ok_or("session key unusable")?;
         let signer =
             assertion::Signer::new(&spec.assertion_key.0).ok_or("assertion key unusable")?;
         Ok(Sso {
@@ -905,6 +910,7 @@ mod tests {
             login_timeout: Duration::from_secs(60),
             assertion_ttl: Duration::from_secs(60),
             store: SessionStore::Memory,
+            cipher: menwei_policy::raw::SessionCipher::Aes256Gcm,
             headers: vec![(http::HeaderName::from_static("x-user-id"), "sub".into())],
             providers: vec![ProviderSpec {
                 name: "idp".into(),

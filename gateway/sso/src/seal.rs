@@ -1,6 +1,7 @@
-//! Sealed cookie values: AES-256-GCM (ring) with a random 96-bit nonce per value and the cookie
-//! name as associated data, so a value cannot be moved to another cookie. Opening never panics:
-//! anything short, long, non-base64 or forged is `None`.
+//! Sealed cookie values and stored records: AES-256-GCM (ring) or SM4-GCM (menwei-gm) with a
+//! random 96-bit nonce per value and the cookie name (or record key) as associated data, so a
+//! value cannot be moved to another cookie or record. Opening never panics: anything short,
+//! long, non-base64 or forged is `None`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -10,34 +11,90 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// Longest cookie value ever opened (a sealed session id is 80 characters).
 pub const MAX_SEALED: usize = 512;
 
+/// Which AEAD seals cookies and stored records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cipher {
+    /// AES-256-GCM (ring).
+    Aes256Gcm,
+    /// SM4-GCM (RFC 8998), for deployments that must use the national algorithms (密评); its
+    /// 128-bit key is HMAC-SM3(session key, "menwei session SM4-GCM key")[..16].
+    Sm4Gcm,
+}
+
+enum Key {
+    Aes(LessSafeKey),
+    Sm4([u8; 16]),
+}
+
 pub struct Sealer {
-    key: LessSafeKey,
+    key: Key,
     rng: SystemRandom,
 }
 
+const TAG_LEN: usize = 16;
+
 impl Sealer {
-    pub fn new(key: &[u8; 32]) -> Option<Self> {
-        let key = UnboundKey::new(&AES_256_GCM, key).ok()?;
+    pub fn new(key: &[u8; 32], cipher: Cipher) -> Option<Self> {
+        let key = match cipher {
+            Cipher::Aes256Gcm => {
+                Key::Aes(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).ok()?))
+            }
+            Cipher::Sm4Gcm => {
+                let d = menwei_gm::hmac_sm3(key, b"menwei session SM4-GCM key");
+                let mut k = [0u8; 16];
+                k.copy_from_slice(&d[..16]);
+                Key::Sm4(k)
+            }
+        };
         Some(Self {
-            key: LessSafeKey::new(key),
+            key,
             rng: SystemRandom::new(),
         })
     }
 
-    pub fn seal(&self, aad: &[u8], plain: &[u8]) -> Option<String> {
+    /// Nonce || ciphertext || tag.
+    pub fn seal_bytes(&self, aad: &[u8], plain: &[u8]) -> Option<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).ok()?;
-        let mut buf = plain.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut buf,
-            )
-            .ok()?;
+        let body = match &self.key {
+            Key::Aes(k) => {
+                let mut buf = plain.to_vec();
+                k.seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad),
+                    &mut buf,
+                )
+                .ok()?;
+                buf
+            }
+            Key::Sm4(k) => menwei_gm::sm4gcm::seal(k, &nonce, aad, plain),
+        };
         let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
-        Some(B64.encode(out))
+        out.extend_from_slice(&body);
+        Some(out)
+    }
+
+    pub fn open_bytes(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return None;
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        match &self.key {
+            Key::Aes(k) => {
+                let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+                let mut buf = rest.to_vec();
+                let plain = k.open_in_place(nonce, Aad::from(aad), &mut buf).ok()?;
+                Some(plain.to_vec())
+            }
+            Key::Sm4(k) => {
+                let n: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+                menwei_gm::sm4gcm::open(k, &n, aad, rest).ok()
+            }
+        }
+    }
+
+    pub fn seal(&self, aad: &[u8], plain: &[u8]) -> Option<String> {
+        self.seal_bytes(aad, plain).map(|b| B64.encode(b))
     }
 
     pub fn open(&self, aad: &[u8], sealed: &str) -> Option<Vec<u8>> {
@@ -45,17 +102,7 @@ impl Sealer {
             return None;
         }
         let raw = B64.decode(sealed).ok()?;
-        if raw.len() < NONCE_LEN + AES_256_GCM.tag_len() {
-            return None;
-        }
-        let (nonce, rest) = raw.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut buf = rest.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
-            .ok()?;
-        Some(plain.to_vec())
+        self.open_bytes(aad, &raw)
     }
 }
 
@@ -72,7 +119,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_tamper() {
-        let s = Sealer::new(&[7u8; 32]).unwrap();
+        let s = Sealer::new(&[7u8; 32], Cipher::Aes256Gcm).unwrap();
         let v = s.seal(b"c", b"session-id").unwrap();
         assert_eq!(s.open(b"c", &v).unwrap(), b"session-id");
         assert!(
@@ -83,7 +130,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         assert!(s.open(b"c", &B64.encode(bytes)).is_none());
-        let other = Sealer::new(&[8u8; 32]).unwrap();
+        let other = Sealer::new(&[8u8; 32], Cipher::Aes256Gcm).unwrap();
         assert!(other.open(b"c", &v).is_none(), "another key cannot open it");
         for junk in [
             "",
@@ -97,8 +144,21 @@ mod tests {
     }
 
     #[test]
+    fn sm4_gcm_seals_too() {
+        let s = Sealer::new(&[7u8; 32], Cipher::Sm4Gcm).unwrap();
+        let v = s.seal(b"c", b"session-id").unwrap();
+        assert_eq!(s.open(b"c", &v).unwrap(), b"session-id");
+        assert!(s.open(b"d", &v).is_none());
+        let aes = Sealer::new(&[7u8; 32], Cipher::Aes256Gcm).unwrap();
+        assert!(aes.open(b"c", &v).is_none(), "ciphers do not mix");
+        let mut raw = B64.decode(&v).unwrap();
+        raw[20] ^= 1;
+        assert!(s.open(b"c", &B64.encode(raw)).is_none());
+    }
+
+    #[test]
     fn nonces_differ() {
-        let s = Sealer::new(&[7u8; 32]).unwrap();
+        let s = Sealer::new(&[7u8; 32], Cipher::Aes256Gcm).unwrap();
         assert_ne!(s.seal(b"c", b"x"), s.seal(b"c", b"x"));
     }
 }

@@ -101,22 +101,35 @@ impl Default for MemoryStore {
     }
 }
 
-/// Where sessions live for the served policy.
+/// Where sessions live for the served policy. Records in Redis are sealed (AES-256-GCM or
+/// SM4-GCM, bound to their key): tokens are never stored in the clear outside the process.
 #[derive(Clone)]
 pub enum Store {
     Memory(Arc<MemoryStore>),
-    Redis(Arc<RedisStore>),
+    Redis(Arc<RedisStore>, Arc<crate::seal::Sealer>),
 }
 
 const P: &str = "menwei:sso:";
 
-fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError(format!("encode: {e}")))
+fn to_json<T: Serialize>(
+    v: &T,
+    sealer: &crate::seal::Sealer,
+    key: &str,
+) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(v).map_err(|e| StoreError(format!("encode: {e}")))?;
+    sealer
+        .seal_bytes(key.as_bytes(), &json)
+        .ok_or_else(|| StoreError("cannot seal record".into()))
 }
 
-fn from_json<T: for<'de> Deserialize<'de>>(s: Option<String>) -> Option<T> {
-    // A record that no longer decodes (older format, corruption) is treated as absent.
-    s.and_then(|s| serde_json::from_str(&s).ok())
+fn from_json<T: for<'de> Deserialize<'de>>(
+    s: Option<Vec<u8>>,
+    sealer: &crate::seal::Sealer,
+    key: &str,
+) -> Option<T> {
+    // A record that does not open or decode (other key, older format, tampering) is absent.
+    let plain = sealer.open_bytes(key.as_bytes(), &s?)?;
+    serde_json::from_slice(&plain).ok()
 }
 
 impl Store {
@@ -129,21 +142,22 @@ impl Store {
         let now = crate::now_secs();
         let s = match self {
             Store::Memory(m) => m.sessions.get(id),
-            Store::Redis(r) => {
+            Store::Redis(r, sealer) => {
                 let key = format!("{P}s:{id}");
                 let secs = idle.as_secs().max(1);
                 // GETEX reads and restarts the idle timer in one round trip.
-                let got: Option<String> = r
+                let k2 = key.clone();
+                let got: Option<Vec<u8>> = r
                     .run(|mut c| async move {
                         redis::cmd("GETEX")
-                            .arg(&key)
+                            .arg(&k2)
                             .arg("EX")
                             .arg(secs)
                             .query_async(&mut c)
                             .await
                     })
                     .await?;
-                from_json::<Session>(got).map(Arc::new)
+                from_json::<Session>(got, sealer, &key).map(Arc::new)
             }
         };
         Ok(s.filter(|s| s.absolute_expiry > now))
@@ -155,9 +169,9 @@ impl Store {
                 m.sessions.insert(id.to_string(), Arc::new(s.clone()));
                 Ok(())
             }
-            Store::Redis(r) => {
-                let body = to_json(s)?;
+            Store::Redis(r, sealer) => {
                 let key = format!("{P}s:{id}");
+                let body = to_json(s, sealer, &key)?;
                 let idle = s.idle_secs.max(1);
                 let ttl = s.absolute_expiry.saturating_sub(crate::now_secs()).max(1);
                 let mut pipe = redis::pipe();
@@ -183,7 +197,7 @@ impl Store {
                 m.sessions.invalidate(id);
                 Ok(())
             }
-            Store::Redis(r) => {
+            Store::Redis(r, _) => {
                 let key = format!("{P}s:{id}");
                 r.run(|mut c| async move {
                     redis::cmd("DEL").arg(&key).query_async::<i64>(&mut c).await
@@ -220,7 +234,7 @@ impl Store {
                 }
                 Ok(doomed.len())
             }
-            Store::Redis(r) => {
+            Store::Redis(r, _) => {
                 let idx = match (sid, sub) {
                     (Some(sid), _) => format!("{P}i:{provider}:sid:{sid}"),
                     (None, Some(sub)) => format!("{P}i:{provider}:sub:{sub}"),
@@ -255,9 +269,9 @@ impl Store {
                 m.logins.insert(state.to_string(), Arc::new(l.clone()));
                 Ok(())
             }
-            Store::Redis(r) => {
-                let body = to_json(l)?;
+            Store::Redis(r, sealer) => {
                 let key = format!("{P}l:{state}");
+                let body = to_json(l, sealer, &key)?;
                 let secs = ttl.as_secs().max(1);
                 r.run(|mut c| async move {
                     redis::cmd("SET")
@@ -277,14 +291,15 @@ impl Store {
     pub async fn take_login(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.logins.remove(state).map(|l| (*l).clone())),
-            Store::Redis(r) => {
+            Store::Redis(r, sealer) => {
                 let key = format!("{P}l:{state}");
-                let got: Option<String> =
+                let k2 = key.clone();
+                let got: Option<Vec<u8>> =
                     r.run(|mut c| async move {
-                        redis::cmd("GETDEL").arg(&key).query_async(&mut c).await
+                        redis::cmd("GETDEL").arg(&k2).query_async(&mut c).await
                     })
                     .await?;
-                Ok(from_json(got))
+                Ok(from_json(got, sealer, &key))
             }
         }
     }
@@ -293,7 +308,7 @@ impl Store {
     pub async fn lock_refresh(&self, id: &str) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.locks.entry(id.to_string()).or_insert(()).is_fresh()),
-            Store::Redis(r) => {
+            Store::Redis(r, _) => {
                 let key = format!("{P}r:{id}");
                 let got: Option<String> = r
                     .run(|mut c| async move {
@@ -315,7 +330,7 @@ impl Store {
     pub async fn unlock_refresh(&self, id: &str) {
         match self {
             Store::Memory(m) => m.locks.invalidate(id),
-            Store::Redis(r) => {
+            Store::Redis(r, _) => {
                 let key = format!("{P}r:{id}");
                 let _ = r
                     .run(|mut c| async move {
@@ -330,7 +345,7 @@ impl Store {
     pub async fn first_use(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.seen.entry(id.to_string()).or_insert(()).is_fresh()),
-            Store::Redis(r) => {
+            Store::Redis(r, _) => {
                 let key = format!("{P}j:{id}");
                 let secs = ttl.as_secs().max(1);
                 let got: Option<String> = r
