@@ -22,7 +22,7 @@ pub enum Cipher {
 }
 
 enum Key {
-    Aes(LessSafeKey),
+    Aes(Box<LessSafeKey>),
     Sm4([u8; 16]),
 }
 
