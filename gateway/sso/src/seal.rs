@@ -36,9 +36,9 @@ const TAG_LEN: usize = 16;
 impl Sealer {
     pub fn new(key: &[u8; 32], cipher: Cipher) -> Option<Self> {
         let key = match cipher {
-            Cipher::Aes256Gcm => {
-                Key::Aes(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).ok()?))
-            }
+            Cipher::Aes256Gcm => Key::Aes(Box::new(LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM, key).ok()?,
+            ))),
             Cipher::Sm4Gcm => {
                 let d = menwei_gm::hmac_sm3(key, b"menwei session SM4-GCM key");
                 let mut k = [0u8; 16];
