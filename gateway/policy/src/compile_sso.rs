@@ -108,6 +108,12 @@ fn assertion_key(bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(der)
 }
 
+fn sm2_assertion_key(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let pem = std::str::from_utf8(bytes).map_err(|_| "not a PEM text file".to_string())?;
+    menwei_gm::Sm2Private::from_pem(menwei_gm::DEFAULT_ID, pem).map_err(|e| e.to_string())?;
+    Ok(bytes.to_vec())
+}
+
 fn loopback_host(h: &str) -> bool {
     matches!(h, "localhost" | "127.0.0.1" | "[::1]" | "::1")
 }
@@ -401,15 +407,28 @@ pub(crate) fn compile(
         diags,
         digest,
     );
-    let assertion = akey.as_deref().map(assertion_key);
+    let assertion = akey.as_deref().map(|k| match st.assertion_alg {
+        crate::raw::AssertionAlg::Es256 => assertion_key(k),
+        crate::raw::AssertionAlg::Sm2 => sm2_assertion_key(k),
+    });
     if let Some(Err(why)) = &assertion {
+        let (what, fix) = match st.assertion_alg {
+            crate::raw::AssertionAlg::Es256 => (
+                "an ES256 JWT, signed with a P-256 key in PKCS#8",
+                "generate one with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out FILE && chmod 600 FILE`",
+            ),
+            crate::raw::AssertionAlg::Sm2 => (
+                "an SM2-SM3 JWT (assertion_alg = \"sm2\"), signed with an SM2 key in PKCS#8",
+                "generate one with `menwei keygen sm2 --out FILE`",
+            ),
+        };
         diags.at(
             Code::KeyFile,
             source,
             st.assertion_key_file.span(),
             format!("the assertion key is unusable: {why}"),
-            "the identity assertion to backends is an ES256 JWT, signed with a P-256 key in PKCS#8",
-            "generate one with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out FILE && chmod 600 FILE`".into(),
+            &format!("the identity assertion to backends is {what}"),
+            fix.into(),
         );
     }
     if st.store == SessionStore::Redis && !have_state {
@@ -452,6 +471,7 @@ pub(crate) fn compile(
             cookie_name,
             session_key: Secret(k),
             assertion_key: Secret(a),
+            assertion_alg: st.assertion_alg,
             idle_timeout: dur(st.idle_timeout, 30 * 60),
             absolute_timeout: dur(st.absolute_timeout, 8 * 3600),
             login_timeout: dur(st.login_timeout, 600),

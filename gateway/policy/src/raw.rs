@@ -129,6 +129,15 @@ pub enum SessionStore {
     Redis,
 }
 
+/// How the identity assertion is signed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssertionAlg {
+    #[default]
+    Es256,
+    Sm2,
+}
+
 /// How sessions are sealed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -162,6 +171,10 @@ pub struct Sso {
     /// `memory` (default) or `redis` (needs `[state] redis`).
     #[serde(default)]
     pub store: SessionStore,
+    /// Signature of the identity assertion: `es256` (default; P-256 key) or `sm2` (SM3withSM2,
+    /// JWT `alg` = `SM2-SM3`, an SM2 PKCS#8 key as made by `menwei keygen sm2`).
+    #[serde(default)]
+    pub assertion_alg: AssertionAlg,
     /// AEAD sealing cookies and session records in Redis: `aes-256-gcm` (default) or `sm4-gcm`
     /// (national algorithms, for 密评).
     #[serde(default)]

@@ -262,8 +262,10 @@ pub struct ProviderSpec {
 pub struct SsoSpec {
     pub cookie_name: String,
     pub session_key: Secret<[u8; 32]>,
-    /// PKCS#8 DER of the P-256 key signing identity assertions.
+    /// The key signing identity assertions: PKCS#8 DER of a P-256 key (ES256) or PKCS#8 PEM of
+    /// an SM2 key (SM2).
     pub assertion_key: Secret<Vec<u8>>,
+    pub assertion_alg: crate::raw::AssertionAlg,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
     pub login_timeout: Duration,

@@ -24,11 +24,20 @@ mod sha2_kid {
 /// Issuer of every assertion.
 pub const ISSUER: &str = "menwei";
 
+enum Key {
+    Es256(EncodingKey),
+    /// SM3withSM2 with the default distinguishing id; JWT `alg` = `SM2-SM3`, signature `r || s`.
+    Sm2(menwei_gm::Sm2Private),
+}
+
 pub struct Signer {
-    key: EncodingKey,
+    key: Key,
     kid: String,
     jwks: String,
 }
+
+/// The JWS `alg` of SM2 assertions (there is no registered JOSE name; backends pin this string).
+pub const SM2_ALG: &str = "SM2-SM3";
 
 impl Signer {
     /// From PKCS#8 DER of a P-256 key (checked when the policy loaded).
@@ -46,7 +55,30 @@ impl Signer {
         }]})
         .to_string();
         Some(Self {
-            key: EncodingKey::from_ec_der(pkcs8),
+            key: Key::Es256(EncodingKey::from_ec_der(pkcs8)),
+            kid,
+            jwks,
+        })
+    }
+
+    /// From PKCS#8 PEM of an SM2 key.
+    pub fn new_sm2(pem: &[u8]) -> Option<Self> {
+        let key =
+            menwei_gm::Sm2Private::from_pem(menwei_gm::DEFAULT_ID, std::str::from_utf8(pem).ok()?)
+                .ok()?;
+        let public = hex::decode(key.public().to_hex()).ok()?;
+        if public.len() != 65 {
+            return None;
+        }
+        let kid = kid_of(&public);
+        let jwks = json!({"keys": [{
+            "kty": "EC", "crv": "SM2", "alg": SM2_ALG, "use": "sig", "kid": kid,
+            "x": B64.encode(&public[1..33]), "y": B64.encode(&public[33..65]),
+            "distid": menwei_gm::DEFAULT_ID,
+        }]})
+        .to_string();
+        Some(Self {
+            key: Key::Sm2(key),
             kid,
             jwks,
         })
@@ -64,9 +96,24 @@ impl Signer {
         claims.insert("iss".into(), ISSUER.into());
         claims.insert("iat".into(), now.into());
         claims.insert("exp".into(), (now + ttl_secs).into());
-        let mut h = Header::new(Algorithm::ES256);
-        h.kid = Some(self.kid.clone());
-        h.typ = Some("menwei-assertion+jwt".into());
-        jsonwebtoken::encode(&h, &claims, &self.key).ok()
+        match &self.key {
+            Key::Es256(k) => {
+                let mut h = Header::new(Algorithm::ES256);
+                h.kid = Some(self.kid.clone());
+                h.typ = Some("menwei-assertion+jwt".into());
+                jsonwebtoken::encode(&h, &claims, k).ok()
+            }
+            Key::Sm2(k) => {
+                let header =
+                    json!({"alg": SM2_ALG, "typ": "menwei-assertion+jwt", "kid": self.kid});
+                let input = format!(
+                    "{}.{}",
+                    B64.encode(header.to_string()),
+                    B64.encode(Value::Object(claims).to_string())
+                );
+                let sig = k.sign(input.as_bytes(), menwei_gm::SigEncoding::Raw);
+                Some(format!("{input}.{}", B64.encode(sig)))
+            }
+        }
     }
 }

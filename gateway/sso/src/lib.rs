@@ -243,8 +243,15 @@ impl Sso {
             (SessionStore::Redis, None) => return Err("[sso] store = redis needs [state]".into()),
             (SessionStore::Memory, _) => Store::Memory(shared.memory.clone()),
         };
-        let signer =
-            assertion::Signer::new(&spec.assertion_key.0).ok_or("assertion key unusable")?;
+        let signer = match spec.assertion_alg {
+            menwei_policy::raw::AssertionAlg::Es256 => {
+                assertion::Signer::new(&spec.assertion_key.0)
+            }
+            menwei_policy::raw::AssertionAlg::Sm2 => {
+                assertion::Signer::new_sm2(&spec.assertion_key.0)
+            }
+        }
+        .ok_or("assertion key unusable")?;
         Ok(Sso {
             spec,
             providers,
@@ -905,6 +912,7 @@ mod tests {
             cookie_name: "menwei_session".into(),
             session_key: Secret([9u8; 32]),
             assertion_key: Secret(pkcs8.as_ref().to_vec()),
+            assertion_alg: menwei_policy::raw::AssertionAlg::Es256,
             idle_timeout: Duration::from_secs(60),
             absolute_timeout: Duration::from_secs(3600),
             login_timeout: Duration::from_secs(60),
@@ -1011,5 +1019,35 @@ mod tests {
                 "alice".to_string()
             )]
         );
+    }
+
+    #[test]
+    fn sm2_assertion_verifies_with_the_published_sm2_key() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let key = menwei_gm::Sm2Private::generate(menwei_gm::DEFAULT_ID).unwrap();
+        let signer = assertion::Signer::new_sm2(key.to_pem().unwrap().as_bytes()).unwrap();
+        let token = signer.sign(Map::new(), 60).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let header: Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header["alg"], "SM2-SM3");
+        let jwks: Value = serde_json::from_str(signer.jwks()).unwrap();
+        let k = &jwks["keys"][0];
+        assert_eq!(k["crv"], "SM2");
+        let x = b64.decode(k["x"].as_str().unwrap()).unwrap();
+        let y = b64.decode(k["y"].as_str().unwrap()).unwrap();
+        let public = menwei_gm::Sm2Public::from_hex(
+            menwei_gm::DEFAULT_ID,
+            &format!("04{}{}", hex::encode(x), hex::encode(y)),
+        )
+        .unwrap();
+        let input = format!("{}.{}", parts[0], parts[1]);
+        let sig = b64.decode(parts[2]).unwrap();
+        public
+            .verify(input.as_bytes(), &sig, menwei_gm::SigEncoding::Raw)
+            .unwrap();
+        assert!(public
+            .verify(b"other", &sig, menwei_gm::SigEncoding::Raw)
+            .is_err());
     }
 }
