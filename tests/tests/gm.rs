@@ -666,3 +666,68 @@ fn audit_log_chains_security_decisions_and_verify_finds_tampering() {
     let out = String::from_utf8_lossy(&bad.stdout);
     assert!(out.contains("tampered.log:2: broken chain"), "{out}");
 }
+
+#[test]
+fn sm2_ciphertexts_interoperate_with_sm_crypto_and_gmssl() {
+    use menwei_gm::{CipherLayout, Sm2Private, DEFAULT_ID};
+    let (private_hex, public_hex) = keypair();
+    let private = Sm2Private::from_hex(DEFAULT_ID, &private_hex).unwrap();
+    let public = private.public();
+    let msg = "身份证号 110101199003077777";
+
+    // menwei -> sm-crypto (C1C3C2; sm-crypto wants it without the 04 prefix).
+    let ct = public
+        .encrypt(msg.as_bytes(), CipherLayout::C1C3C2)
+        .unwrap();
+    let a = json!({"private": private_hex, "ct": hex_of(&ct[1..])});
+    assert_eq!(sm_crypto(&["decrypt", &a.to_string()]), msg);
+    // sm-crypto -> menwei (prepend 04); read as the old layout it fails the C3 check.
+    let js = sm_crypto(&[
+        "encrypt",
+        &json!({"public": public_hex, "msg": msg}).to_string(),
+    ]);
+    let ct = hex::decode(format!("04{js}")).unwrap();
+    assert_eq!(
+        private.decrypt(&ct, CipherLayout::C1C3C2).unwrap(),
+        msg.as_bytes()
+    );
+    assert!(private.decrypt(&ct, CipherLayout::C1C2C3).is_err());
+
+    // gmssl (default mode 0 = C1C2C3, C1 without 04) both ways.
+    let script = r#"
+import sys
+from gmssl import sm2
+priv, pub, cmd, data = sys.argv[1:5]
+c = sm2.CryptSM2(private_key=priv, public_key=pub[2:])
+if cmd == "enc":
+    sys.stdout.write(c.encrypt(data.encode()).hex())
+else:
+    sys.stdout.write(c.decrypt(bytes.fromhex(data)).decode())
+"#;
+    let gmssl = |cmd: &str, data: &str| {
+        let out = Command::new("python3")
+            .args(["-c", script, &private_hex, &public_hex, cmd, data])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gmssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let g = gmssl("enc", msg);
+    let ct = hex::decode(format!("04{g}")).unwrap();
+    assert_eq!(
+        private.decrypt(&ct, CipherLayout::C1C2C3).unwrap(),
+        msg.as_bytes()
+    );
+    assert!(
+        private.decrypt(&ct, CipherLayout::C1C3C2).is_err(),
+        "C1C2C3/C1C3C2 mix-up refused"
+    );
+    let ct = public
+        .encrypt(msg.as_bytes(), CipherLayout::C1C2C3)
+        .unwrap();
+    assert_eq!(gmssl("dec", &hex_of(&ct[1..])), msg);
+}

@@ -35,7 +35,9 @@ fn signatures(c: &mut Criterion) {
     // About the size of a canonical string of a signed request.
     let msg = vec![0x61u8; 256];
     let sig = k.sign(&msg, SigEncoding::Der);
-    c.bench_function("sm2-sign", |b| b.iter(|| k.sign(black_box(&msg), SigEncoding::Der)));
+    c.bench_function("sm2-sign", |b| {
+        b.iter(|| k.sign(black_box(&msg), SigEncoding::Der))
+    });
     c.bench_function("sm2-verify", |b| {
         b.iter(|| p.verify(black_box(&msg), &sig, SigEncoding::Der).unwrap())
     });

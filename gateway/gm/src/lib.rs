@@ -99,6 +99,24 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     hex::decode(s.trim()).ok()
 }
 
+/// Layout of an SM2 ciphertext (GB/T 32918.4): the current standard order `C1 || C3 || C2`, or
+/// the old `C1 || C2 || C3` that some libraries (PyPI gmssl) still default to. C1 is an
+/// uncompressed point with its `04` prefix; npm sm-crypto omits the prefix (add `04` first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CipherLayout {
+    C1C3C2,
+    C1C2C3,
+}
+
+impl CipherLayout {
+    fn mode(self) -> sm2::pke::Mode {
+        match self {
+            CipherLayout::C1C3C2 => sm2::pke::Mode::C1C3C2,
+            CipherLayout::C1C2C3 => sm2::pke::Mode::C1C2C3,
+        }
+    }
+}
+
 /// An SM2 public key with the distinguishing id its owner signs with.
 #[derive(Clone, Debug)]
 pub struct Sm2Public {
@@ -174,6 +192,15 @@ impl Sm2Public {
             .map_err(|_| GmError::Key("invalid point".into()))?
             .to_public_key_pem(sm2::pkcs8::LineEnding::LF)
             .map_err(|e| GmError::Key(e.to_string()))
+    }
+
+    /// SM2 public-key encryption (GB/T 32918.4) of `msg`.
+    pub fn encrypt(&self, msg: &[u8], layout: CipherLayout) -> Result<Vec<u8>, GmError> {
+        let pk = sm2::PublicKey::from_affine(*self.key.as_affine())
+            .map_err(|_| GmError::Key("invalid point".into()))?;
+        sm2::pke::EncryptingKey::new_with_mode(pk, layout.mode())
+            .encrypt(&mut getrandom::SysRng, msg)
+            .map_err(|_| GmError::Key("encryption failed".into()))
     }
 
     /// The distinguishing id this key verifies with.
@@ -257,6 +284,14 @@ impl Sm2Private {
         Sm2Public {
             key: self.key.verifying_key().clone(),
         }
+    }
+
+    /// Decrypts an SM2 ciphertext; the C3 digest is checked (a tampered or truncated
+    /// ciphertext, or the wrong layout, is `GmError::Decrypt`).
+    pub fn decrypt(&self, ct: &[u8], layout: CipherLayout) -> Result<Vec<u8>, GmError> {
+        sm2::pke::DecryptingKey::new_with_mode(*self.key.as_nonzero_scalar(), layout.mode())
+            .decrypt(ct)
+            .map_err(|_| GmError::Decrypt)
     }
 
     /// SM3withSM2 signature of `msg`.

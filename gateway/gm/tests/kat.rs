@@ -175,3 +175,44 @@ fn bad_keys_and_signatures_are_errors_not_panics() {
     assert!(Sm2Private::from_pem(DEFAULT_ID, "garbage").is_err());
     assert!(Sm2Public::from_hex(&"x".repeat(9000), PUB).is_err());
 }
+
+#[test]
+fn sm2_encryption_gbt_32918_5_annex_a_both_layouts() {
+    let private = Sm2Private::from_hex(DEFAULT_ID, PRIV).unwrap();
+    let c1c3c2 = h("0404EBFC718E8D1798620432268E77FEB6415E2EDE0E073C0F4F640ECD2E149A73E858F9D81E5430A57B36DAAB8F950A3C64E6EE6A63094D99283AFF767E124DF059983C18F809E262923C53AEC295D30383B54E39D609D160AFCB1908D0BD876621886CA989CA9C7D58087307CA93092D651EFA");
+    let c1c2c3 = h("0404EBFC718E8D1798620432268E77FEB6415E2EDE0E073C0F4F640ECD2E149A73E858F9D81E5430A57B36DAAB8F950A3C64E6EE6A63094D99283AFF767E124DF021886CA989CA9C7D58087307CA93092D651EFA59983C18F809E262923C53AEC295D30383B54E39D609D160AFCB1908D0BD8766");
+    assert_eq!(
+        private.decrypt(&c1c3c2, CipherLayout::C1C3C2).unwrap(),
+        b"encryption standard"
+    );
+    assert_eq!(
+        private.decrypt(&c1c2c3, CipherLayout::C1C2C3).unwrap(),
+        b"encryption standard"
+    );
+    // A layout mix-up or one changed byte fails the C3 check.
+    assert_eq!(
+        private.decrypt(&c1c3c2, CipherLayout::C1C2C3),
+        Err(GmError::Decrypt)
+    );
+    assert_eq!(
+        private.decrypt(&c1c2c3, CipherLayout::C1C3C2),
+        Err(GmError::Decrypt)
+    );
+    let mut bad = c1c3c2.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert_eq!(
+        private.decrypt(&bad, CipherLayout::C1C3C2),
+        Err(GmError::Decrypt)
+    );
+    // Short, empty, prefix-less input: errors, not panics.
+    for junk in [&c1c3c2[..10], &[][..], &c1c3c2[1..], &c1c3c2[..97]] {
+        assert!(private.decrypt(junk, CipherLayout::C1C3C2).is_err());
+    }
+    // Round trip, both layouts.
+    for layout in [CipherLayout::C1C3C2, CipherLayout::C1C2C3] {
+        let ct = private.public().encrypt(b"hello", layout).unwrap();
+        assert_eq!(ct[0], 4);
+        assert_eq!(private.decrypt(&ct, layout).unwrap(), b"hello");
+    }
+}
