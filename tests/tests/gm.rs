@@ -731,3 +731,167 @@ else:
         .unwrap();
     assert_eq!(gmssl("dec", &hex_of(&ct[1..])), msg);
 }
+
+/// An SM2 CA and certificates made by OpenSSL 3 (SM3withSM2, explicit distinguishing id).
+fn sm2_pki(dir: &std::path::Path) -> impl Fn(&str) -> String + '_ {
+    let p = move |n: &str| dir.join(n).display().to_string();
+    let id = "distid:1234567812345678";
+    for ca in ["ca", "other-ca"] {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:SM2",
+            "-out",
+            &p(&format!("{ca}.key")),
+        ]);
+        openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &p(&format!("{ca}.key")),
+            "-sm3",
+            "-sigopt",
+            id,
+            "-subj",
+            &format!("/C=CN/O=Gov/CN=menwei test {ca}"),
+            "-days",
+            "30",
+            "-out",
+            &p(&format!("{ca}.pem")),
+        ]);
+    }
+    // user: by the CA; stranger: by another CA; wrong-id: by the CA but signed with another id.
+    for (name, ca, sign_id) in [
+        ("user", "ca", id),
+        ("stranger", "other-ca", id),
+        ("wrong-id", "ca", "distid:not-the-default-id"),
+    ] {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:SM2",
+            "-out",
+            &p(&format!("{name}.key")),
+        ]);
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &p(&format!("{name}.key")),
+            "-sm3",
+            "-sigopt",
+            id,
+            "-subj",
+            &format!("/C=CN/O=Gov/OU=social-security/CN={name}"),
+            "-out",
+            &p(&format!("{name}.csr")),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p(&format!("{name}.csr")),
+            "-CA",
+            &p(&format!("{ca}.pem")),
+            "-CAkey",
+            &p(&format!("{ca}.key")),
+            "-CAcreateserial",
+            "-sm3",
+            "-sigopt",
+            sign_id,
+            "-vfyopt",
+            id,
+            "-days",
+            "10",
+            "-out",
+            &p(&format!("{name}.pem")),
+        ]);
+    }
+    p
+}
+
+#[test]
+fn sm2_client_certificates_from_a_trusted_terminator_become_identities() {
+    let echo = Backend::echo("e");
+    let dir = tempfile::tempdir().unwrap();
+    let p = sm2_pki(dir.path());
+    let gm = format!(
+        "[gm]\nclient_cert_header = \"X-Client-Cert\"\nclient_ca_files = [\"{}\"]\n\n[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"ukey\"\nprefix = \"/ukey/\"\nupstream = \"echo\"\nauth = \"gm-certificate\"\nrequire = [{{ claim = \"department\", any = [\"social-security\"] }}]\n",
+        p("ca.pem"),
+        echo.addr
+    );
+    let trusted = "[trust]\nproxies = [\"127.0.0.1/32\"]\n";
+    let gw = Gateway::start(&[("gateway.toml", &gateway_toml(trusted)), ("gm.toml", &gm)]);
+    let pem = |n: &str| std::fs::read_to_string(p(&format!("{n}.pem"))).unwrap();
+    // As nginx's $ssl_client_escaped_cert: URL-encoded PEM.
+    let escaped = |n: &str| {
+        pem(n)
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let send = |cert: &str| get_with(gw.addr, "/ukey/profile", &[("X-Client-Cert", cert)]);
+
+    let r = send(&escaped("user"));
+    assert_eq!(
+        r.status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&r.body),
+        gw.log()
+    );
+    assert_eq!(r.seen("x-user-id").as_deref(), Some("user"));
+    assert_eq!(
+        r.seen("x-user-department").as_deref(),
+        Some("social-security")
+    );
+    assert_eq!(r.seen("x-menwei-auth").as_deref(), Some("gm-certificate"));
+    assert!(
+        r.seen("x-client-cert").is_none(),
+        "the certificate header is not forwarded"
+    );
+    // PEM with tabs for newlines, and base64 DER, work too.
+    assert_eq!(send(&pem("user").trim().replace('\n', "\t")).status, 200);
+    let der = Command::new("openssl")
+        .args(["x509", "-in", &p("user.pem"), "-outform", "DER"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(send(&base64_std(&der)).status, 200);
+
+    for (what, cert) in [
+        ("another CA", escaped("stranger")),
+        ("signed with another distinguishing id", escaped("wrong-id")),
+        ("the CA itself", escaped("ca")),
+        ("garbage", "not a certificate".to_string()),
+        (
+            "tampered",
+            base64_std(&{
+                let mut d = der.clone();
+                let i = d.len() / 2;
+                d[i] ^= 1;
+                d
+            }),
+        ),
+    ] {
+        let r = send(&cert);
+        assert_eq!(r.status, 401, "{what}");
+        assert_eq!(code(&r), "MW-CERT-002", "{what}");
+    }
+    let none = get(gw.addr, "/ukey/profile");
+    assert_eq!((none.status, code(&none).as_str()), (401, "MW-CERT-001"));
+
+    // From a peer that is not a trusted proxy the header is ignored.
+    gw.write("gateway.toml", &gateway_toml(""));
+    assert!(gw.wait_version(2));
+    let r = send(&escaped("user"));
+    assert_eq!((r.status, code(&r).as_str()), (401, "MW-CERT-001"));
+}

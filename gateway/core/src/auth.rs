@@ -358,3 +358,66 @@ pub async fn check_signature(
     });
     Ok(Step::Continue)
 }
+
+/// `auth = "gm-certificate"`: the SM2 client certificate a trusted TLCP terminator passed in
+/// `[gm] client_cert_header`, verified against the configured SM2 CAs; CN becomes the user id,
+/// OU (else O) the department.
+pub fn check_certificate(
+    live: &crate::live::Live,
+    auth: &menwei_policy::snapshot::RouteAuth,
+    session: &Session,
+    ctx: &mut Ctx,
+) -> Step {
+    let rid = ctx.request_id.clone();
+    let Some(header) = live
+        .snapshot
+        .gm
+        .as_ref()
+        .and_then(|g| g.client_cert_header.as_ref())
+    else {
+        return Step::Deny(errors::INTERNAL, Extra::new());
+    };
+    let value = session.req_header().headers.get(header);
+    let Some(value) = value.filter(|_| ctx.peer_trusted) else {
+        if value.is_some() {
+            tracing::warn!(request_id = %rid, peer = ?ctx.peer, "client certificate header from an untrusted peer ignored");
+        }
+        return Step::Deny(errors::CERT_MISSING, Extra::new());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let id = match menwei_gm::cert::verify_client_cert(&live.client_cas, value.as_bytes(), now) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::info!(request_id = %rid, error = %e, "client certificate refused");
+            return Step::Deny(errors::CERT_REFUSED, Extra::new());
+        }
+    };
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), id.cn.clone().into());
+    claims.insert("name".into(), id.cn.clone().into());
+    if let Some(d) = id.ou.clone().or(id.o.clone()) {
+        claims.insert("department".into(), d.into());
+    }
+    claims.insert("cert_serial".into(), id.serial.clone().into());
+    claims.insert("cert_issuer".into(), id.issuer_cn.clone().into());
+    let paths = menwei_policy::snapshot::ClaimPathSpec {
+        roles: "roles".into(),
+        groups: "groups".into(),
+        department: "department".into(),
+        name: "name".into(),
+    };
+    if menwei_sso::claims::failed(&claims, &paths, &auth.require).is_some() {
+        return Step::Deny(errors::FORBIDDEN, Extra::new());
+    }
+    ctx.cert_identity = Some(id.clone());
+    ctx.identity = Some(menwei_sso::Identity {
+        provider: usize::MAX,
+        sub: id.cn,
+        claims,
+        access_token: None,
+    });
+    Step::Continue
+}

@@ -46,6 +46,8 @@ pub struct Ctx {
     pub identity: Option<menwei_sso::Identity>,
     /// The app that signed the request (`auth = "gm-signature"`).
     pub app_id: Option<String>,
+    /// The verified SM2 client certificate (`auth = "gm-certificate"`).
+    pub cert_identity: Option<menwei_gm::cert::CertIdentity>,
 }
 
 impl Ctx {
@@ -74,6 +76,7 @@ impl Ctx {
             reserved: false,
             identity: None,
             app_id: None,
+            cert_identity: None,
         }
     }
 

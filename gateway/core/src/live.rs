@@ -27,6 +27,8 @@ pub struct Live {
     pub cluster: Option<Arc<ClusterStore>>,
     /// Single sign-on, when the policy configures it.
     pub sso: Option<Arc<menwei_sso::Sso>>,
+    /// SM2 CAs of client certificates (`[gm] client_ca_files`), parsed once per policy.
+    pub client_cas: Vec<menwei_gm::cert::Sm2Ca>,
 }
 
 /// A limit's run-time state: its local counters and the prefix of its Redis keys.
@@ -206,6 +208,16 @@ fn build_live(
     let cluster = build_cluster(&snapshot, prev);
     open_audit(&snapshot, prev, audit);
     let sso = build_sso(&snapshot, cluster.as_ref(), shared, metrics, audit);
+    let client_cas = snapshot
+        .gm
+        .as_ref()
+        .map(|g| {
+            g.client_cas
+                .iter()
+                .filter_map(|b| menwei_gm::cert::Sm2Ca::new(b, &g.client_ca_distid).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     let mut keep: Registry = HashMap::new();
     let upstreams = snapshot
         .upstreams
@@ -229,6 +241,7 @@ fn build_live(
         limiters,
         cluster,
         sso,
+        client_cas,
     }
 }
 

@@ -324,7 +324,9 @@ impl ProxyHttp for Gateway {
             }
         }
         // Authentication and claim requirements.
-        let step = if route.auth.kind == menwei_policy::raw::Auth::GmSignature {
+        let step = if route.auth.kind == menwei_policy::raw::Auth::GmCertificate {
+            crate::auth::check_certificate(&live, &route.auth, session, ctx)
+        } else if route.auth.kind == menwei_policy::raw::Auth::GmSignature {
             crate::auth::check_signature(
                 &live,
                 &self.store.nonces,
@@ -494,6 +496,23 @@ impl ProxyHttp for Gateway {
             hygiene::strip_own_cookies(upstream, |n| sso.is_own_cookie(n));
         }
         // Identity, written after every client-sent identity header is gone.
+        // The certificate header is for the gateway only.
+        if let Some(h) = live
+            .snapshot
+            .gm
+            .as_ref()
+            .and_then(|g| g.client_cert_header.as_ref())
+        {
+            upstream.remove_header(h);
+        }
+        if let Some(c) = &ctx.cert_identity {
+            let _ = upstream.insert_header("x-user-id", c.cn.as_str());
+            if let Some(d) = c.ou.as_ref().or(c.o.as_ref()) {
+                let _ = upstream.insert_header("x-user-department", d.as_str());
+            }
+            let _ = upstream.insert_header("x-menwei-cert-serial", c.serial.as_str());
+            let _ = upstream.insert_header("x-menwei-auth", "gm-certificate");
+        }
         if let Some(app) = &ctx.app_id {
             let _ = upstream.insert_header("x-menwei-app-id", app.as_str());
             let _ = upstream.insert_header("x-menwei-auth", "gm-signature");

@@ -15,6 +15,7 @@ use sm2::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePubl
 use sm3::Digest;
 
 pub mod audit;
+pub mod cert;
 pub mod signature;
 
 /// The default SM2 distinguishing id of GM/T 0009-2012 (`1234567812345678`).

@@ -217,6 +217,9 @@ fn describe_auth(snap: &menwei_policy::Snapshot, r: &menwei_policy::router::Rout
             "sign-in with {provider}: session cookie or bearer token; browsers without one are sent to sign in, API clients get 401{require}"
         ),
         Auth::Bearer => format!("bearer token of {provider} (401 without){require}"),
+        Auth::GmCertificate => format!(
+            "SM2 client certificate from a trusted TLCP terminator, checked against [gm] client_ca_files{require}"
+        ),
         Auth::GmSignature => {
             let apps: Vec<&str> = snap
                 .gm

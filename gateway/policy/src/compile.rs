@@ -99,6 +99,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         limit_specs: &rate_limits,
         providers: &providers,
         apps: &apps_by_id,
+        has_client_cas: gm.as_ref().is_some_and(|g| !g.client_cas.is_empty()),
     };
     let routes =
         crate::compile_route::compile(&cx, &loaded.files, &names, limits.max_body_bytes, diags);

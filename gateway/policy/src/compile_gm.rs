@@ -139,7 +139,56 @@ pub(crate) fn compile(
                 .into(),
         );
     }
-    if apps.is_empty() && by_id.is_empty() {
+    let ca_distid = settings
+        .client_ca_distid
+        .clone()
+        .unwrap_or_else(|| menwei_gm::DEFAULT_ID.to_string());
+    let mut client_cas = Vec::new();
+    if let Some((src, _)) = gm {
+        let source = &cx.sources[src];
+        for f in &settings.client_ca_files {
+            let full = cx.dir.join(f.get_ref());
+            let problem = match std::fs::read(&full) {
+                Ok(b) => {
+                    digest_update(digest, &b);
+                    match menwei_gm::cert::Sm2Ca::new(&b, &ca_distid) {
+                        Ok(_) => {
+                            client_cas.push(b);
+                            None
+                        }
+                        Err(e) => Some(format!(
+                            "`{}` is not a usable SM2 CA certificate: {e}",
+                            full.display()
+                        )),
+                    }
+                }
+                Err(e) => Some(format!("cannot read `{}`: {e}", full.display())),
+            };
+            if let Some(what) = problem {
+                ok = false;
+                diags.at(
+                    Code::CertFile,
+                    source,
+                    f.span(),
+                    what,
+                    "client certificates are checked against SM2 CA certificates (SM3withSM2, PEM or DER)",
+                    "export the CA certificate from the CA (e.g. `openssl x509 -in ca.pem`) and correct the path".into(),
+                );
+            }
+        }
+        if settings.client_cert_header.is_some() == settings.client_ca_files.is_empty() {
+            ok = false;
+            diags.at(
+                Code::Requires,
+                source,
+                gm.map_or(0..0, |(_, g)| g.span()),
+                "[gm] client_cert_header and client_ca_files go together".into(),
+                "a certificate passed in the header is checked against the CAs",
+                "set both, or neither".into(),
+            );
+        }
+    }
+    if apps.is_empty() && by_id.is_empty() && client_cas.is_empty() {
         return (None, by_id);
     }
     let spec = ok.then(|| {
@@ -150,6 +199,9 @@ pub(crate) fn compile(
                 .unwrap_or(Duration::from_secs(300)),
             nonce_store: settings.nonce_store,
             apps,
+            client_cert_header: settings.client_cert_header.clone().map(|h| h.0),
+            client_cas,
+            client_ca_distid: ca_distid,
         })
     });
     (spec, by_id)

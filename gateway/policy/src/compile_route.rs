@@ -52,6 +52,7 @@ pub(crate) struct Names<'a> {
     pub limit_specs: &'a [crate::snapshot::LimitSpec],
     pub providers: &'a crate::compile_sso::Providers,
     pub apps: &'a HashMap<String, usize>,
+    pub has_client_cas: bool,
 }
 
 pub(crate) fn compile(
@@ -80,8 +81,14 @@ pub(crate) fn compile(
             let limits = resolve_limits(source, r, names.limits, diags);
             let host = compile_host(source, r, diags);
             let path = compile_path(source, r, diags);
-            let auth =
-                crate::compile_sso::route_auth(source, r, names.providers, names.apps, diags);
+            let auth = crate::compile_sso::route_auth(
+                source,
+                r,
+                names.providers,
+                names.apps,
+                names.has_client_cas,
+                diags,
+            );
             let (Some(upstream), Some(host), Some(path), Some(limits), Some(auth)) =
                 (upstream, host, path, limits, auth)
             else {

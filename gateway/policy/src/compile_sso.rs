@@ -498,6 +498,7 @@ pub(crate) fn route_auth(
     r: &raw::Route,
     providers: &Providers,
     apps: &HashMap<String, usize>,
+    has_client_cas: bool,
     diags: &mut Diagnostics,
 ) -> Option<RouteAuth> {
     let name = r.name.get_ref();
@@ -525,6 +526,28 @@ pub(crate) fn route_auth(
             claim: q.claim.get_ref().clone(),
             values,
             all,
+        });
+    }
+    if kind == Auth::GmCertificate {
+        if !has_client_cas {
+            let span = r.auth.as_ref().map_or(r.name.span(), |a| a.span());
+            diags.at(
+                Code::Requires,
+                source,
+                span,
+                format!(
+                    "route `{name}` checks SM2 client certificates but [gm] has no client_ca_files"
+                ),
+                "a client certificate is checked against the SM2 CAs the gateway trusts",
+                "set [gm] client_cert_header and client_ca_files (see docs/policies.md)".into(),
+            );
+            return None;
+        }
+        return ok.then_some(RouteAuth {
+            kind,
+            provider: None,
+            require,
+            apps: Vec::new(),
         });
     }
     if kind != Auth::GmSignature {

@@ -83,6 +83,15 @@ pub struct Gm {
     /// then refused across replicas).
     #[serde(default)]
     pub nonce_store: SessionStore,
+    /// Header in which a trusted TLCP terminator passes the client's SM2 certificate (PEM,
+    /// optionally URL-encoded); believed only from `[trust] proxies`, never forwarded.
+    pub client_cert_header: Option<HeaderName>,
+    /// SM2 CA certificates (PEM or DER files) that client certificates must be issued by.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub client_ca_files: Vec<Spanned<String>>,
+    /// Distinguishing id the CAs sign with (default `1234567812345678`).
+    pub client_ca_distid: Option<String>,
 }
 
 /// How an app's SM2 signatures are encoded.
@@ -261,6 +270,9 @@ pub enum Auth {
     Bearer,
     /// Requests signed by a registered `[[app]]` with SM2 (SM3withSM2) or HMAC-SM3.
     GmSignature,
+    /// An SM2 client certificate (UKey) verified against `[gm] client_ca_files`, passed by a
+    /// trusted TLCP terminator in `[gm] client_cert_header`.
+    GmCertificate,
 }
 
 /// `[[route.require]]`: a condition on the user's claims; every one listed must hold.

@@ -315,6 +315,10 @@ pub struct GmSpec {
     pub max_skew: Duration,
     pub nonce_store: crate::raw::SessionStore,
     pub apps: Vec<AppSpec>,
+    pub client_cert_header: Option<http::HeaderName>,
+    /// CA certificates (PEM or DER bytes) checked at load, and their distinguishing id.
+    pub client_cas: Vec<Vec<u8>>,
+    pub client_ca_distid: String,
 }
 
 /// One `[[route.require]]`.

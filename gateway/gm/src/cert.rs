@@ -1,0 +1,211 @@
+//! SM2 certificate identity: a client certificate (SM3withSM2, e.g. from a UKey) checked against
+//! configured SM2 CA certificates with the right distinguishing id, and mapped to an identity.
+//! The certificate reaches the gateway from a TLCP terminator it trusts, in a header (PEM,
+//! optionally URL-encoded as nginx's `$ssl_client_escaped_cert`).
+
+use crate::{GmError, SigEncoding, Sm2Public};
+use der::{Decode, Encode};
+use x509_cert::Certificate;
+
+/// SM2 with SM3 (GM/T 0006: 1.2.156.10197.1.501).
+const SM2_WITH_SM3: &str = "1.2.156.10197.1.501";
+
+/// Why a client certificate was refused (for logs; clients see a stable code only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertError {
+    Parse(String),
+    /// Not signed with SM3withSM2.
+    Algorithm(String),
+    /// No configured CA has this issuer.
+    UnknownIssuer,
+    /// The CA's signature does not verify (wrong CA key or distinguishing id, or tampering).
+    Signature,
+    /// Outside its validity period.
+    Expired,
+    NotYetValid,
+    /// No subject common name to use as the user id.
+    NoSubject,
+    /// A CA certificate (basicConstraints CA:TRUE) is not a client identity.
+    NotEndEntity,
+}
+
+impl std::fmt::Display for CertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertError::Parse(s) => write!(f, "not a certificate: {s}"),
+            CertError::Algorithm(s) => write!(f, "not signed with SM3withSM2 ({s})"),
+            CertError::UnknownIssuer => f.write_str("issued by no configured CA"),
+            CertError::Signature => f.write_str("the CA signature does not verify"),
+            CertError::Expired => f.write_str("expired"),
+            CertError::NotYetValid => f.write_str("not yet valid"),
+            CertError::NoSubject => f.write_str("no subject CN"),
+            CertError::NotEndEntity => f.write_str("a CA certificate, not a client's"),
+        }
+    }
+}
+
+/// Who a verified certificate names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIdentity {
+    /// Subject CN: the user id.
+    pub cn: String,
+    /// Subject O, if any (the department, by convention).
+    pub o: Option<String>,
+    /// Subject OU, if any.
+    pub ou: Option<String>,
+    /// Serial number, hex.
+    pub serial: String,
+    /// The CA's subject CN.
+    pub issuer_cn: String,
+}
+
+/// A trusted SM2 CA.
+#[derive(Debug, Clone)]
+pub struct Sm2Ca {
+    subject_der: Vec<u8>,
+    key: Sm2Public,
+    cn: String,
+}
+
+fn parse_cert(bytes: &[u8]) -> Result<Certificate, CertError> {
+    let text = std::str::from_utf8(bytes).ok().map(str::trim);
+    match text {
+        Some(t) if t.contains("-----BEGIN") => {
+            use der::DecodePem;
+            // Proxies that cannot put newlines in a header use tabs (nginx $ssl_client_cert).
+            let pem = t.replace('\t', "\n");
+            Certificate::from_pem(pem.as_bytes()).map_err(|e| CertError::Parse(e.to_string()))
+        }
+        Some(t) if t.contains("%2D%2D") || t.contains("%2d%2d") => {
+            let decoded = percent_decode(t);
+            if decoded.contains("%2D%2D") || decoded.contains("%2d%2d") {
+                return Err(CertError::Parse("encoded more than once".into()));
+            }
+            parse_cert(decoded.as_bytes())
+        }
+        Some(t)
+            if !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) =>
+        {
+            use base64::Engine;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .map_err(|e| CertError::Parse(e.to_string()))?;
+            Certificate::from_der(&der).map_err(|e| CertError::Parse(e.to_string()))
+        }
+        _ => Certificate::from_der(bytes).map_err(|e| CertError::Parse(e.to_string())),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn cn_of(name: &x509_cert::name::Name) -> Option<String> {
+    name.common_name().ok().flatten().map(String::from)
+}
+
+fn spki_key(cert: &Certificate, distid: &str) -> Result<Sm2Public, GmError> {
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| GmError::Key(e.to_string()))?;
+    Sm2Public::from_der(distid, &spki)
+}
+
+impl Sm2Ca {
+    /// A CA certificate (PEM or DER); `distid` is the id the CA signs with.
+    pub fn new(cert: &[u8], distid: &str) -> Result<Self, String> {
+        let c = parse_cert(cert).map_err(|e| e.to_string())?;
+        let key = spki_key(&c, distid).map_err(|e| format!("CA key: {e}"))?;
+        let subject_der = c
+            .tbs_certificate()
+            .subject()
+            .to_der()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            subject_der,
+            key,
+            cn: cn_of(c.tbs_certificate().subject()).unwrap_or_default(),
+        })
+    }
+
+    pub fn cn(&self) -> &str {
+        &self.cn
+    }
+}
+
+/// Verifies `cert` (PEM, URL-encoded PEM or DER) against `cas` at `now_unix` and returns the
+/// identity it names.
+pub fn verify_client_cert(
+    cas: &[Sm2Ca],
+    cert: &[u8],
+    now_unix: u64,
+) -> Result<CertIdentity, CertError> {
+    let c = parse_cert(cert)?;
+    let tbs = c.tbs_certificate();
+    let alg = c.signature_algorithm().oid.to_string();
+    if alg != SM2_WITH_SM3 {
+        return Err(CertError::Algorithm(alg));
+    }
+    let issuer = tbs
+        .issuer()
+        .to_der()
+        .map_err(|e| CertError::Parse(e.to_string()))?;
+    let ca = cas
+        .iter()
+        .find(|ca| ca.subject_der == issuer)
+        .ok_or(CertError::UnknownIssuer)?;
+    let tbs_der = tbs.to_der().map_err(|e| CertError::Parse(e.to_string()))?;
+    let sig = c.signature().raw_bytes();
+    ca.key
+        .verify(&tbs_der, sig, SigEncoding::Der)
+        .map_err(|_| CertError::Signature)?;
+    let v = tbs.validity();
+    if now_unix < v.not_before.to_unix_duration().as_secs() {
+        return Err(CertError::NotYetValid);
+    }
+    if now_unix > v.not_after.to_unix_duration().as_secs() {
+        return Err(CertError::Expired);
+    }
+    let is_ca = tbs.extensions().is_some_and(|exts| {
+        exts.iter().any(|e| {
+            e.extn_id.to_string() == "2.5.29.19"
+                && x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes())
+                    .is_ok_and(|b| b.ca)
+        })
+    });
+    if is_ca {
+        return Err(CertError::NotEndEntity);
+    }
+    let subject = tbs.subject();
+    let cn = cn_of(subject)
+        .filter(|c| !c.is_empty())
+        .ok_or(CertError::NoSubject)?;
+    Ok(CertIdentity {
+        cn,
+        o: subject.organization().ok().flatten().map(String::from),
+        ou: subject.organization_unit().ok().flatten().map(String::from),
+        serial: hex::encode(tbs.serial_number().as_bytes()),
+        issuer_cn: ca.cn.clone(),
+    })
+}
