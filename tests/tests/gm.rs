@@ -895,3 +895,73 @@ fn sm2_client_certificates_from_a_trusted_terminator_become_identities() {
     let r = send(&escaped("user"));
     assert_eq!((r.status, code(&r).as_str()), (401, "MW-CERT-001"));
 }
+
+#[test]
+fn signatures_made_by_menwei_verify_in_openssl_sm_crypto_and_gmssl() {
+    use menwei_gm::{SigEncoding, Sm2Private, DEFAULT_ID};
+    let (private_hex, public_hex) = keypair();
+    let k = Sm2Private::from_hex(DEFAULT_ID, &private_hex).unwrap();
+    let msg = "MENWEI-SM2-V1\nGET\n/api/x\n\nmenwei\n1\nabcdefghijklmnop\n00";
+
+    // sm-crypto, raw and DER.
+    for (enc, der) in [(SigEncoding::Raw, false), (SigEncoding::Der, true)] {
+        let sig = hex_of(&k.sign(msg.as_bytes(), enc));
+        let a = json!({"public": public_hex, "msg": msg, "sig": sig, "der": der});
+        assert_eq!(sm_crypto(&["verify", &a.to_string()]), "true", "der={der}");
+        let wrong = json!({"public": public_hex, "msg": format!("{msg}x"), "sig": sig, "der": der});
+        assert_eq!(sm_crypto(&["verify", &wrong.to_string()]), "false");
+    }
+    // gmssl verify_with_sm3 (raw hex).
+    let sig = hex_of(&k.sign(msg.as_bytes(), SigEncoding::Raw));
+    let script = r#"
+import sys
+from gmssl import sm2
+pub, sig, msg = sys.argv[1:4]
+c = sm2.CryptSM2(private_key="", public_key=pub[2:])
+sys.stdout.write(str(c.verify_with_sm3(sig, msg.encode())))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &public_hex, &sig, msg])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "True",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // OpenSSL pkeyutl -verify with the distinguishing id (DER signature, SPKI PEM key).
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(p("pub.pem"), k.public().to_pem().unwrap()).unwrap();
+    std::fs::write(p("msg"), msg).unwrap();
+    std::fs::write(p("sig"), k.sign(msg.as_bytes(), SigEncoding::Der)).unwrap();
+    let verify = |distid: &str| {
+        Command::new("openssl")
+            .args([
+                "pkeyutl",
+                "-verify",
+                "-rawin",
+                "-digest",
+                "sm3",
+                "-pkeyopt",
+                distid,
+                "-pubin",
+                "-inkey",
+                &p("pub.pem"),
+                "-in",
+                &p("msg"),
+                "-sigfile",
+                &p("sig"),
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(verify("distid:1234567812345678"));
+    assert!(
+        !verify("distid:someone-else"),
+        "the id is part of the signature"
+    );
+}
