@@ -965,3 +965,134 @@ sys.stdout.write(str(c.verify_with_sm3(sig, msg.encode())))
         "the id is part of the signature"
     );
 }
+
+/// A minimal OpenID issuer on 127.0.0.1 that signs with SM2: serves its discovery document and
+/// a JWKS holding one SM2 key, for at most `secs` seconds.
+fn sm2_issuer(public_hex: &str, secs: u64) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let issuer = format!("http://{}", l.local_addr().unwrap());
+    let raw = hex::decode(public_hex).unwrap();
+    let b64 = |b: &[u8]| {
+        base64_std(b)
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
+    };
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "SM2", "kid": "sm2-1", "use": "sig",
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]})
+    .to_string();
+    let disco = json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/auth"),
+        "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"], "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"]})
+    .to_string();
+    let h = std::thread::spawn(move || {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < end {
+            let Ok((mut s, _)) = l.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            };
+            s.set_nonblocking(false).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let body = if req.starts_with("GET /jwks") {
+                &jwks
+            } else {
+                &disco
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (issuer, h)
+}
+
+#[test]
+fn sm2_signed_bearer_tokens_from_an_sm2_issuer() {
+    use menwei_gm::{SigEncoding, Sm2Private, DEFAULT_ID};
+    let key = Sm2Private::generate(DEFAULT_ID).unwrap();
+    let (issuer, _srv) = sm2_issuer(&key.public().to_hex(), 60);
+    let echo = Backend::echo("e");
+    let secrets = menwei_tests::sso::Secrets::new();
+    let mut sso = secrets.policy(&issuer, "", "sm2_tokens = { alg = \"SM2-SM3\" }");
+    sso = sso.replace("resource = \"urn:menwei:api\"\n", "");
+    let routes = format!(
+        "[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"api\"\nprefix = \"/api/\"\nupstream = \"echo\"\nauth = \"bearer\"\n",
+        echo.addr
+    );
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("sso.toml", &sso),
+        ("routes.toml", &routes),
+    ]);
+    let b64 = |b: &[u8]| {
+        base64_std(b)
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
+    };
+    let token = |alg: &str, claims: Value, k: &Sm2Private, id_key: bool| {
+        let h = b64(json!({"alg": alg, "kid": "sm2-1", "typ": "JWT"})
+            .to_string()
+            .as_bytes());
+        let p = b64(claims.to_string().as_bytes());
+        let input = format!("{h}.{p}");
+        let sig = if id_key {
+            Sm2Private::from_pem("another-id", &k.to_pem().unwrap())
+                .unwrap()
+                .sign(input.as_bytes(), SigEncoding::Raw)
+        } else {
+            k.sign(input.as_bytes(), SigEncoding::Raw)
+        };
+        format!("{input}.{}", b64(&sig))
+    };
+    let good =
+        json!({"iss": issuer, "aud": API, "sub": "svc-sm2", "exp": now() + 60, "iat": now()});
+    let call = |t: &str| {
+        get_with(
+            gw.addr,
+            "/api/x",
+            &[("Authorization", &format!("Bearer {t}"))],
+        )
+    };
+    let r = call(&token("SM2-SM3", good.clone(), &key, false));
+    assert_eq!(
+        r.status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&r.body),
+        gw.log()
+    );
+    assert_eq!(r.seen("x-user-id").as_deref(), Some("svc-sm2"));
+    let other = Sm2Private::generate(DEFAULT_ID).unwrap();
+    let mut expired = good.clone();
+    expired["exp"] = json!(now() - 600);
+    let mut wrong_aud = good.clone();
+    wrong_aud["aud"] = json!("someone-else");
+    for (what, t) in [
+        (
+            "another alg string",
+            token("SM2", good.clone(), &key, false),
+        ),
+        ("another key", token("SM2-SM3", good.clone(), &other, false)),
+        (
+            "another distinguishing id",
+            token("SM2-SM3", good.clone(), &key, true),
+        ),
+        ("expired", token("SM2-SM3", expired, &key, false)),
+        ("wrong audience", token("SM2-SM3", wrong_aud, &key, false)),
+    ] {
+        let r = call(&t);
+        assert_eq!(r.status, 401, "{what} was accepted");
+        assert_eq!(code(&r), "MW-AUTH-002", "{what}");
+    }
+}
+
+const API: &str = menwei_tests::sso::API_AUDIENCE;

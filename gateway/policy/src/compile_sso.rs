@@ -273,6 +273,15 @@ fn compile_provider(
         timeout: p.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(5)),
         post_logout_redirect: post_logout,
         forward_access_token: p.forward_access_token,
+        sm2_tokens: p.sm2_tokens.as_ref().map(|t| {
+            (
+                t.alg.clone(),
+                t.distid
+                    .clone()
+                    .unwrap_or_else(|| menwei_gm::DEFAULT_ID.to_string()),
+                t.encoding,
+            )
+        }),
     })
 }
 

@@ -254,6 +254,26 @@ pub struct Provider {
     /// Send the user's access token to backends as `Authorization: Bearer` (default false).
     #[serde(default)]
     pub forward_access_token: bool,
+    /// Accept bearer and logout tokens signed with SM2 by this issuer: there is no registered
+    /// JOSE name, so the `alg` string, the distinguishing id and the encoding are pinned here.
+    pub sm2_tokens: Option<Sm2Tokens>,
+}
+
+/// `sm2_tokens = { alg = "SM2-SM3", distid = "1234567812345678", encoding = "raw" }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sm2Tokens {
+    /// The exact `alg` of the issuer's tokens (`SM2`, `SM3WithSM2`, `SM2-SM3` are in use).
+    pub alg: String,
+    /// The issuer's SM2 distinguishing id (default `1234567812345678`).
+    pub distid: Option<String>,
+    /// `raw` (r||s, default, as JWS does for ECDSA) or `der`.
+    #[serde(default = "raw_encoding")]
+    pub encoding: SigEncoding,
+}
+
+fn raw_encoding() -> SigEncoding {
+    SigEncoding::Raw
 }
 
 /// Who may use a route.

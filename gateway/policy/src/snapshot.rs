@@ -255,6 +255,8 @@ pub struct ProviderSpec {
     pub timeout: Duration,
     pub post_logout_redirect: String,
     pub forward_access_token: bool,
+    /// SM2-signed tokens of this issuer: (alg, distinguishing id, encoding).
+    pub sm2_tokens: Option<(String, String, crate::raw::SigEncoding)>,
 }
 
 /// `[sso]` compiled, with the providers.

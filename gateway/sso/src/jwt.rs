@@ -145,3 +145,137 @@ pub fn payload(token: &str) -> Option<Map<String, Value>> {
         .ok()?;
     serde_json::from_slice(&raw).ok()
 }
+
+/// An issuer's SM2 signing key.
+#[derive(Clone, Debug)]
+pub struct Sm2Key {
+    pub kid: Option<String>,
+    pub key: menwei_gm::Sm2Public,
+}
+
+/// SM2 keys (`kty` EC, `crv` SM2) of a JWKS document; others are skipped.
+pub fn sm2_keys(jwks: &Value, distid: &str) -> Vec<Sm2Key> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    jwks.get("keys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|k| k.get("crv").and_then(Value::as_str) == Some("SM2"))
+        .filter_map(|k| {
+            let x = b64.decode(k.get("x")?.as_str()?).ok()?;
+            let y = b64.decode(k.get("y")?.as_str()?).ok()?;
+            if x.len() != 32 || y.len() != 32 {
+                return None;
+            }
+            let key = menwei_gm::Sm2Public::from_hex(
+                distid,
+                &format!("04{}{}", hex::encode(x), hex::encode(y)),
+            )
+            .ok()?;
+            Some(Sm2Key {
+                kid: k.get("kid").and_then(Value::as_str).map(str::to_string),
+                key,
+            })
+        })
+        .collect()
+}
+
+/// The `alg` of a compact JWS header, unverified (to choose the verification path).
+pub fn header_alg(token: &str) -> Option<String> {
+    use base64::Engine;
+    let h = token.split('.').next()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    v.get("alg")?.as_str().map(str::to_string)
+}
+
+/// Verifies an SM2-signed JWT (the issuer's pinned `alg`) and checks its claims as `verify` does.
+pub fn verify_sm2(
+    token: &str,
+    keys: &[Sm2Key],
+    alg: &str,
+    encoding: menwei_gm::SigEncoding,
+    want: &Expect<'_>,
+) -> Result<Map<String, Value>, TokenError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    if token.len() > MAX_TOKEN {
+        return Err(TokenError::Malformed(format!("{} bytes", token.len())));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let [h, p, s] = parts[..] else {
+        return Err(TokenError::Malformed(
+            "not three dot-separated parts".into(),
+        ));
+    };
+    let header: Value = b64
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| TokenError::Malformed("header".into()))?;
+    if header.get("alg").and_then(Value::as_str) != Some(alg) {
+        return Err(TokenError::Algorithm("not the issuer's SM2 alg".into()));
+    }
+    let kid = header.get("kid").and_then(Value::as_str);
+    let key = match kid {
+        Some(kid) => keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .ok_or_else(|| TokenError::UnknownKey(kid.to_string()))?,
+        None if keys.len() == 1 => &keys[0],
+        None => return Err(TokenError::UnknownKey("no kid and not one SM2 key".into())),
+    };
+    let sig = b64
+        .decode(s)
+        .map_err(|_| TokenError::Malformed("signature".into()))?;
+    key.key
+        .verify(format!("{h}.{p}").as_bytes(), &sig, encoding)
+        .map_err(|e| TokenError::Invalid(e.to_string()))?;
+    let claims: Map<String, Value> = b64
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| TokenError::Malformed("payload".into()))?;
+    check_claims(&claims, want)?;
+    Ok(claims)
+}
+
+/// Claim checks for tokens verified outside jsonwebtoken: required, iss, aud, exp, nbf, iat.
+fn check_claims(c: &Map<String, Value>, want: &Expect<'_>) -> Result<(), TokenError> {
+    let bad = |s: &str| Err(TokenError::Invalid(s.to_string()));
+    for r in want.required {
+        if !c.contains_key(*r) {
+            return bad(&format!("missing {r}"));
+        }
+    }
+    if c.get("iss").and_then(Value::as_str) != Some(want.issuer) {
+        return bad("issuer");
+    }
+    let aud_ok = match c.get("aud") {
+        Some(Value::String(a)) => want.audience.iter().any(|w| w == a),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| want.audience.iter().any(|w| w == a)),
+        _ => false,
+    };
+    if !aud_ok {
+        return bad("audience");
+    }
+    let now = crate::now_secs();
+    let leeway = want.leeway.as_secs();
+    let num = |k: &str| c.get(k).and_then(Value::as_u64);
+    if want.check_exp && c.contains_key("exp") && num("exp").is_none_or(|e| e + leeway < now) {
+        return bad("expired");
+    }
+    if c.contains_key("nbf") && num("nbf").is_none_or(|n| n > now + leeway) {
+        return bad("not yet valid");
+    }
+    if num("iat").is_some_and(|i| i > now + leeway) {
+        return bad("issued in the future");
+    }
+    Ok(())
+}

@@ -941,6 +941,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 post_logout_redirect: "/".into(),
                 forward_access_token: false,
+                sm2_tokens: None,
             }],
         };
         Sso::build(Arc::new(spec), &Shared::default(), None, Arc::new(|_| {})).unwrap()

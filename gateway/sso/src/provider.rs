@@ -55,6 +55,8 @@ impl std::fmt::Display for ProviderError {
 struct Discovered {
     metadata: ProviderMetadataWithLogout,
     keys: JwkSet,
+    /// The issuer's SM2 keys, when it signs tokens with SM2 (`sm2_tokens`).
+    sm2_keys: Vec<jwt::Sm2Key>,
 }
 
 /// Tokens after a login or a refresh.
@@ -136,7 +138,28 @@ impl ProviderRt {
                 }
             }
         }
-        let d = Arc::new(Discovered { metadata, keys });
+        let sm2_keys = match &self.spec.sm2_tokens {
+            Some((_, distid, _)) => {
+                // openidconnect skips keys it does not know (crv SM2): read the JWKS itself.
+                let uri = metadata.jwks_uri().url().clone();
+                let doc: Value = self
+                    .http
+                    .get(uri)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::Unavailable(format!("keys: {e}")))?
+                    .json()
+                    .await
+                    .map_err(|e| ProviderError::Invalid(format!("keys: {e}")))?;
+                jwt::sm2_keys(&doc, distid)
+            }
+            None => Vec::new(),
+        };
+        let d = Arc::new(Discovered {
+            metadata,
+            keys,
+            sm2_keys,
+        });
         self.found.store(Some(d.clone()));
         tracing::info!(provider = %self.spec.name, keys = d.keys.keys.len(), "provider discovered");
         Ok(d)
@@ -357,9 +380,24 @@ impl ProviderRt {
             required,
             check_exp,
         };
-        match jwt::verify(token, &d.keys, &want) {
+        let sm2 = self
+            .spec
+            .sm2_tokens
+            .as_ref()
+            .filter(|(alg, _, _)| jwt::header_alg(token).as_deref() == Some(alg.as_str()));
+        let check = |d: &Discovered| match sm2 {
+            Some((alg, _, enc)) => {
+                let enc = match enc {
+                    menwei_policy::raw::SigEncoding::Der => menwei_gm::SigEncoding::Der,
+                    menwei_policy::raw::SigEncoding::Raw => menwei_gm::SigEncoding::Raw,
+                };
+                jwt::verify_sm2(token, &d.sm2_keys, alg, enc, &want)
+            }
+            None => jwt::verify(token, &d.keys, &want),
+        };
+        match check(&d) {
             Err(TokenError::UnknownKey(kid)) => match self.refetch_keys().await {
-                Some(d2) => jwt::verify(token, &d2.keys, &want),
+                Some(d2) => check(&d2),
                 None => Err(TokenError::UnknownKey(kid)),
             },
             other => other,
