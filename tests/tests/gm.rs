@@ -238,6 +238,19 @@ upstream = "echo"
 auth = "gm-signature"
 
 [[route]]
+name = "limited"
+prefix = "/limited/"
+upstream = "echo"
+auth = "gm-signature"
+limits = ["per-app"]
+
+[[limit]]
+name = "per-app"
+key = ["app"]
+rate = "1/h"
+burst = 2
+
+[[route]]
 name = "ossl-only"
 prefix = "/ossl/"
 upstream = "echo"
@@ -1096,3 +1109,34 @@ fn sm2_signed_bearer_tokens_from_an_sm2_issuer() {
 }
 
 const API: &str = menwei_tests::sso::API_AUDIENCE;
+
+#[test]
+fn per_app_limits_follow_the_signed_app_id() {
+    let s = setup();
+    let mut req = Req::new();
+    req.path = "/limited/submit".into();
+    let send_as = |app: &str| {
+        let b = by(Scheme::Sm2, app, now());
+        let sig = sm_crypto_sign(&s, &req.canonical(&b), app == "js-der", true, None);
+        req.send(&s.gw, &header(&b, &sig))
+    };
+    assert_eq!(send_as("js-raw").status, 200);
+    assert_eq!(send_as("js-raw").status, 200);
+    let third = send_as("js-raw");
+    assert_eq!(
+        third.status,
+        429,
+        "{}",
+        String::from_utf8_lossy(&third.body)
+    );
+    assert!(third
+        .header("ratelimit-policy")
+        .unwrap()
+        .starts_with("\"per-app\""));
+    // Same key pair, another registered app id: its own share.
+    assert_eq!(send_as("js-der").status, 200);
+    // A forged signature never reaches the limit (refused first, nothing counted).
+    let b = by(Scheme::Sm2, "js-der", now());
+    assert_eq!(req.send(&s.gw, &header(&b, "00")).status, 401);
+    assert_eq!(send_as("js-der").status, 200);
+}
