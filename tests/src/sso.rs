@@ -62,27 +62,51 @@ impl Idp {
         });
         let cfg = dir.path().join("config.json");
         std::fs::write(&cfg, config.to_string()).unwrap();
-        let log = std::fs::File::create(dir.path().join("idp.log")).unwrap();
-        let child = Command::new("node")
-            .arg(repo().join("deploy/idp/server.mjs"))
-            .arg(&cfg)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let idp = Idp {
+        let child = Self::spawn(dir.path());
+        let mut idp = Idp {
             child,
             dir,
             port,
             issuer,
         };
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        idp.wait_up();
+        idp
+    }
+
+    fn spawn(dir: &std::path::Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("idp.log"))
+            .unwrap();
+        Command::new("node")
+            .arg(repo().join("deploy/idp/server.mjs"))
+            .arg(dir.join("config.json"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_up(&mut self) {
+        let addr = self.addr();
         let up = wait_until(Duration::from_secs(20), || {
             crate::try_request(addr, "GET", "/.well-known/openid-configuration", &[], None)
                 .is_ok_and(|r| r.status == 200)
         });
-        assert!(up, "provider did not start:\n{}", idp.log());
-        idp
+        assert!(up, "provider did not start:\n{}", self.log());
+    }
+
+    /// Stops and starts the provider on the same port with the same keys. Its storage is in
+    /// memory, so every grant and refresh token it issued is gone.
+    pub fn restart(&mut self) {
+        self.stop();
+        let addr = self.addr();
+        wait_until(Duration::from_secs(5), || {
+            std::net::TcpStream::connect(addr).is_err()
+        });
+        self.child = Self::spawn(self.dir.path());
+        self.wait_up();
     }
 
     pub fn log(&self) -> String {

@@ -848,3 +848,42 @@ fn identity_limits_share_a_department_quota_between_apps_and_users() {
         "{m}"
     );
 }
+
+#[test]
+fn a_refused_refresh_ends_the_session_and_the_browser_signs_in_again() {
+    let echo = Backend::echo("e");
+    let (p, ad) = (free_port(), free_port());
+    // Access tokens live 5 s, refreshed 3 s before expiry: due 2 s after login.
+    let mut idp = Idp::start(&[p], 5);
+    let secrets = Secrets::new();
+    let gw = start_gateway(
+        p,
+        ad,
+        &secrets,
+        &idp.issuer,
+        &echo,
+        None,
+        "",
+        "refresh_before = \"3s\"",
+    );
+    let (page, cookies) = login(&format!("{}/app/x", origin(&gw)), "bob", "bob-pw");
+    assert_eq!(page["status"], 200);
+    let s = cookie(&cookies, "menwei_session").unwrap();
+    // The provider forgets every grant (in-memory storage): the refresh token is now invalid.
+    idp.restart();
+    std::thread::sleep(Duration::from_millis(2500));
+    let api = get_with(gw.addr, "/app/x", &[("Cookie", &s)]);
+    assert_eq!(api.status, 401, "{}", gw.log());
+    assert_eq!(sso_metric(&gw, "refresh_failure", "refused"), 1);
+    // The session is gone: a browser is sent to sign in again.
+    let browser = get_with(
+        gw.addr,
+        "/app/x",
+        &[("Cookie", &s), ("Accept", "text/html")],
+    );
+    assert_eq!(browser.status, 302);
+    assert!(browser
+        .header("location")
+        .unwrap()
+        .starts_with(&format!("{}/auth?", idp.issuer)));
+}
