@@ -1,0 +1,139 @@
+//! Masking styles (common Chinese practice; GB/T 35273 and GB/T 37964 guidance). Every style keeps
+//! the output free of the original except where it is meant to keep a part (first 6 / last 4 of
+//! an ID, last 4 of a card). Characters are counted, not bytes: Chinese names mask correctly.
+
+/// How a value is masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Style {
+    /// Keep the first `head` and last `tail` characters, `*` between (ID card: 6 and 4).
+    Keep { head: usize, tail: usize },
+    /// Mobile: `138****5678` (a `+86` prefix is kept).
+    Mobile,
+    /// Bank card: last 4 only, `**** **** **** 1234` style without spaces.
+    CardLast4,
+    /// Name: family name kept (two characters for common compound surnames), `*` for the rest.
+    Name,
+    /// Address kept up to its district / county (区, 县, 旗, 市 after a province), then `****`.
+    Address,
+    /// E-mail: first character of the local part, `***`, the domain.
+    Email,
+    /// Everything replaced by `****` (length not revealed).
+    Redact,
+    /// A stable pseudonym: HMAC-SM3 under the profile's key, first 16 hex digits; equal inputs
+    /// give equal outputs, so joins across responses still work.
+    Sm3Hash { key: Vec<u8> },
+    /// Same length, every character `*`.
+    SameLength,
+}
+
+const COMPOUND_SURNAMES: [&str; 16] = [
+    "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
+    "令狐", "夏侯", "端木", "独孤",
+];
+
+fn keep(s: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len();
+    if n <= head + tail {
+        // Too short to keep anything safely.
+        return "*".repeat(n.max(1));
+    }
+    let mut out: String = chars[..head].iter().collect();
+    out.extend(std::iter::repeat_n('*', n - head - tail));
+    out.extend(&chars[n - tail..]);
+    out
+}
+
+fn address(s: &str) -> String {
+    // Up to the first county-level unit after the province / city part.
+    let markers = ['区', '县', '旗'];
+    let cut = s
+        .char_indices()
+        .find(|(_, c)| markers.contains(c))
+        .map(|(i, c)| i + c.len_utf8());
+    match cut {
+        Some(i) if i < s.len() => format!("{}****", &s[..i]),
+        _ => "****".into(),
+    }
+}
+
+/// Masks `value` in `style`.
+pub fn mask(value: &str, style: &Style) -> String {
+    match style {
+        Style::Keep { head, tail } => keep(value, *head, *tail),
+        Style::Mobile => {
+            let (prefix, rest) = match value.strip_prefix("+86") {
+                Some(r) => ("+86", r.trim_start_matches(['-', ' '])),
+                None => ("", value),
+            };
+            format!("{prefix}{}", keep(rest, 3, 4))
+        }
+        Style::CardLast4 => keep(value, 0, 4),
+        Style::Name => {
+            let surname = COMPOUND_SURNAMES
+                .iter()
+                .find(|s| value.starts_with(**s) && value.chars().count() > 2)
+                .map_or(1, |_| 2);
+            let n = value.chars().count();
+            if n <= 1 {
+                return "*".into();
+            }
+            let kept: String = value.chars().take(surname.min(n - 1)).collect();
+            format!("{kept}{}", "*".repeat(n - surname.min(n - 1)))
+        }
+        Style::Address => address(value),
+        Style::Email => match value.rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() => {
+                let first: String = local.chars().take(1).collect();
+                format!("{first}***@{domain}")
+            }
+            _ => "****".into(),
+        },
+        Style::Redact => "****".into(),
+        Style::Sm3Hash { key } => {
+            let mac = menwei_gm::hmac_sm3(key, value.as_bytes());
+            hex::encode(&mac[..8])
+        }
+        Style::SameLength => "*".repeat(value.chars().count()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_practice() {
+        assert_eq!(
+            mask("11010519491231002X", &Style::Keep { head: 6, tail: 4 }),
+            "110105********002X"
+        );
+        assert_eq!(mask("13800138000", &Style::Mobile), "138****8000");
+        assert_eq!(mask("+8613800138000", &Style::Mobile), "+86138****8000");
+        assert_eq!(
+            mask("6222020200112233446", &Style::CardLast4),
+            "***************3446"
+        );
+        assert_eq!(mask("张三", &Style::Name), "张*");
+        assert_eq!(mask("张三丰", &Style::Name), "张**");
+        assert_eq!(mask("欧阳修远", &Style::Name), "欧阳**");
+        assert_eq!(mask("欧阳", &Style::Name), "欧*");
+        assert_eq!(mask("李", &Style::Name), "*");
+        assert_eq!(
+            mask("北京市东城区长安街53号829室", &Style::Address),
+            "北京市东城区****"
+        );
+        assert_eq!(mask("某地", &Style::Address), "****");
+        assert_eq!(mask("zhang@example.cn", &Style::Email), "z***@example.cn");
+        assert_eq!(mask("anything", &Style::Redact), "****");
+        assert_eq!(mask("张三", &Style::SameLength), "**");
+        let k = Style::Sm3Hash {
+            key: b"profile-key".to_vec(),
+        };
+        assert_eq!(mask("13800138000", &k), mask("13800138000", &k));
+        assert_ne!(mask("13800138000", &k), mask("13800138001", &k));
+        assert_eq!(mask("13800138000", &k).len(), 16);
+        // Too short to keep parts: all masked.
+        assert_eq!(mask("123", &Style::Keep { head: 6, tail: 4 }), "***");
+    }
+}
