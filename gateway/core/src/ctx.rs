@@ -48,6 +48,8 @@ pub struct Ctx {
     pub app_id: Option<String>,
     /// The verified SM2 client certificate (`auth = "gm-certificate"`).
     pub cert_identity: Option<menwei_gm::cert::CertIdentity>,
+    /// The response being masked (`route.mask`).
+    pub mask: Option<crate::masking::MaskState>,
 }
 
 impl Ctx {
@@ -77,6 +79,7 @@ impl Ctx {
             identity: None,
             app_id: None,
             cert_identity: None,
+            mask: None,
         }
     }
 

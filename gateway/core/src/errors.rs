@@ -48,6 +48,8 @@ denies! {
     SESSION_STORE_DOWN = 503, "MW-AUTH-006", "service temporarily unavailable";
     BAD_LOGOUT_TOKEN = 400, "MW-AUTH-007", "invalid logout request";
     BANNED = 403, "MW-BAN-001", "temporarily blocked";
+    MASK_TOO_LARGE = 502, "MW-MASK-001", "response too large to protect";
+    MASK_UNREADABLE = 502, "MW-MASK-002", "response could not be protected";
     CERT_MISSING = 401, "MW-CERT-001", "client certificate required";
     CERT_REFUSED = 401, "MW-CERT-002", "client certificate not accepted";
     SIG_MISSING = 401, "MW-SIG-001", "signed request required";

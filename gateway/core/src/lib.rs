@@ -11,6 +11,7 @@ pub mod health;
 pub mod hygiene;
 pub mod limits;
 pub mod live;
+pub mod masking;
 pub mod metrics;
 pub mod pipeline;
 pub mod reload;

@@ -17,7 +17,9 @@
 //! | upstream_peer           | pick an available backend of the route's upstream; timeouts          |
 //! | upstream_request_filter | the ONLY place identity/forwarding headers are written: strip, then  |
 //! |                         | identity headers + signed assertion                                 |
-//! | response_filter         | request id on the response; passive health success                  |
+//! | response_filter         | request id on the response; passive health success; masking        |
+//! |                         | decision (unmask roles audited, compressed or oversized refused)    |
+//! | response_body_filter    | masking: body collected up to the cap, masked at its end            |
 //! | logging                 | metrics; access log                                                  |
 //! | fail_to_connect / error_while_proxy | passive ejection; retry decision                         |
 //! | fail_to_proxy           | the client's error page (JSON or HTML), never internals              |
@@ -495,6 +497,10 @@ impl ProxyHttp for Gateway {
         if let Some(sso) = live.sso.as_deref() {
             hygiene::strip_own_cookies(upstream, |n| sso.is_own_cookie(n));
         }
+        // A masked route needs a body it can read: ask the backend for no compression.
+        if ctx.route_spec().is_some_and(|r| r.mask.is_some()) {
+            upstream.remove_header(&http::header::ACCEPT_ENCODING);
+        }
         // Identity, written after every client-sent identity header is gone.
         // The certificate header is for the gateway only.
         if let Some(h) = live
@@ -546,7 +552,32 @@ impl ProxyHttp for Gateway {
             }
         }
         let _ = resp.insert_header("x-request-id", ctx.request_id.as_str());
+        if let Some(live) = ctx.live.clone() {
+            if let Err(d) = crate::masking::on_head(&live, &self.store, resp, ctx) {
+                return Err(status_error(ctx, d));
+            }
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.mask.is_none() {
+            return Ok(None);
+        }
+        let Some(live) = ctx.live.clone() else {
+            return Ok(None);
+        };
+        if let Err(why) = crate::masking::on_body(&live, body, end_of_stream, ctx) {
+            tracing::warn!(request_id = %ctx.request_id, why, "ALERT masked response cut");
+            return Err(Error::explain(ErrorType::InternalError, why));
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

@@ -4,6 +4,7 @@
 //! rewriter and the gateway wiring build on these.
 
 pub mod detect;
+pub mod json;
 pub mod style;
 
 pub use detect::{detect, scan, Kind};

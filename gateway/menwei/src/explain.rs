@@ -137,6 +137,16 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
                 }
             );
             println!("access:    {}", describe_auth(&snap, r));
+            if let Some(m) = r.mask.and_then(|i| snap.masks.get(i)) {
+                println!(
+                    "masking:   profile `{}`: {} field rule(s), detectors {}, originals for roles [{}], up to {} bytes",
+                    m.name,
+                    m.profile.rules.len(),
+                    if m.profile.detect { "on" } else { "off" },
+                    m.unmask_roles.join(", "),
+                    m.max_body
+                );
+            }
             let rate: Vec<String> = r
                 .limits
                 .iter()

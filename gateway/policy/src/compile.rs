@@ -93,6 +93,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     let state = compile_state(&cx, singles.state, diags);
     // An invalid [state] has its own diagnostic; only a missing one is reported per limit.
     check_cluster_limits(&cx, &loaded.files, singles.state.is_some(), diags);
+    let (masks, masks_by_name) = crate::compile_mask::compile(&cx, &loaded.files, diags);
     let names = crate::compile_route::Names {
         upstreams: &by_name,
         limits: &limits_by_name,
@@ -100,6 +101,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         providers: &providers,
         apps: &apps_by_id,
         has_client_cas: gm.as_ref().is_some_and(|g| !g.client_cas.is_empty()),
+        masks: &masks_by_name,
     };
     let routes =
         crate::compile_route::compile(&cx, &loaded.files, &names, limits.max_body_bytes, diags);
@@ -134,6 +136,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         sso,
         gm,
         audit: compile_audit(&cx, singles.audit, diags),
+        masks,
         router: Router::new(routes),
     })
 }

@@ -53,6 +53,7 @@ pub(crate) struct Names<'a> {
     pub providers: &'a crate::compile_sso::Providers,
     pub apps: &'a HashMap<String, usize>,
     pub has_client_cas: bool,
+    pub masks: &'a HashMap<String, usize>,
 }
 
 pub(crate) fn compile(
@@ -89,8 +90,9 @@ pub(crate) fn compile(
                 names.has_client_cas,
                 diags,
             );
-            let (Some(upstream), Some(host), Some(path), Some(limits), Some(auth)) =
-                (upstream, host, path, limits, auth)
+            let mask = crate::compile_mask::route_mask(source, r, names.masks, diags);
+            let (Some(upstream), Some(host), Some(path), Some(limits), Some(auth), Ok(mask)) =
+                (upstream, host, path, limits, auth, mask)
             else {
                 continue;
             };
@@ -121,6 +123,7 @@ pub(crate) fn compile(
                 max_body_bytes: r.max_body_bytes.map(|b| b.0).unwrap_or(default_body),
                 limits,
                 auth,
+                mask,
                 origin: here,
                 order: out.len(),
             };

@@ -9,6 +9,7 @@ pub mod certs;
 pub mod compile;
 pub mod compile_gm;
 pub mod compile_limit;
+pub mod compile_mask;
 pub mod compile_route;
 pub mod compile_sso;
 pub mod compile_upstream;

@@ -57,9 +57,77 @@ pub struct PolicyFile {
     /// Applications that sign their requests (SM2 or HMAC-SM3).
     #[serde(default)]
     pub app: Vec<App>,
+    /// Masking profiles for personal data in responses, referenced by routes.
+    #[serde(default)]
+    pub mask: Vec<MaskProfile>,
     /// The tamper-evident (SM3-chained) audit log of security decisions.
     #[schemars(with = "Option<Audit>")]
     pub audit: Option<Spanned<Audit>>,
+}
+
+/// How a masked field is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaskStyle {
+    /// First 6 and last 4 kept: `110101********1234`.
+    IdCard,
+    /// `138****5678`.
+    Mobile,
+    /// Last 4 only.
+    BankCard,
+    /// Family name kept: `张*`, `欧阳**`.
+    Name,
+    /// Kept up to the district: `北京市东城区****`.
+    Address,
+    /// `z***@example.cn`.
+    Email,
+    /// `****`.
+    Redact,
+    /// As many `*` as characters.
+    SameLength,
+}
+
+/// A field rule of a masking profile.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaskField {
+    /// JSON field name, case-insensitive; one `*` allowed at the start or end (`*Phone`).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    pub style: MaskStyle,
+}
+
+/// What a masked route does with a response larger than `max_body`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnOverflow {
+    /// 502 `MW-MASK-001` (or the connection is cut when the size shows only while streaming).
+    #[default]
+    Block,
+    /// Sent unmasked, with an audit record.
+    Pass,
+}
+
+/// `[[mask]]`: a masking profile.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaskProfile {
+    /// Name routes refer to (`mask = "..."`).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Field rules, tried in order.
+    #[serde(default)]
+    pub fields: Vec<MaskField>,
+    /// Run the detectors (ID card, mobile, bank card, e-mail, credit code, passport, fixed line,
+    /// each with its checksum) on values no rule names, and on text bodies (default true).
+    pub detect: Option<bool>,
+    /// Roles (the provider's `roles` claim) that see originals; each such response is audited.
+    #[serde(default)]
+    pub unmask_roles: Vec<String>,
+    /// Largest response masked (default `1MiB`); see `on_overflow`.
+    pub max_body: Option<ByteSize>,
+    #[serde(default)]
+    pub on_overflow: OnOverflow,
 }
 
 /// `[audit]`: where security decisions are recorded, each record chained to the previous one by SM3.
@@ -614,6 +682,9 @@ pub struct Route {
     /// Conditions on the user's claims (403 when one fails).
     #[serde(default)]
     pub require: Vec<Require>,
+    /// The `[[mask]]` profile applied to this route's responses.
+    #[schemars(with = "Option<String>")]
+    pub mask: Option<Spanned<String>>,
     /// With `auth = "gm-signature"`: the `[[app]]` ids allowed here (default: every app).
     #[serde(default)]
     #[schemars(with = "Vec<String>")]

@@ -90,6 +90,8 @@ pub struct RouteSpec {
     pub limits: Vec<usize>,
     /// Authentication and claim requirements.
     pub auth: crate::snapshot::RouteAuth,
+    /// Index into `Snapshot::masks`.
+    pub mask: Option<usize>,
     /// Where it was declared, for `explain`.
     pub origin: String,
     /// Position in declaration order.
@@ -215,6 +217,7 @@ mod tests {
             max_body_bytes: 0,
             limits: Vec::new(),
             auth: Default::default(),
+            mask: None,
             origin: String::new(),
             order,
         }

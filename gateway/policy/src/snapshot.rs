@@ -174,6 +174,8 @@ pub struct Snapshot {
     pub gm: Option<Arc<GmSpec>>,
     /// The audit log, when `[audit]` is configured.
     pub audit: Option<AuditSpec>,
+    /// Masking profiles; routes refer to them by index.
+    pub masks: Vec<MaskSpec>,
     pub router: Router,
 }
 
@@ -338,4 +340,14 @@ pub struct Requirement {
 pub struct AuditSpec {
     pub file: PathBuf,
     pub fsync_interval: Duration,
+}
+
+/// A compiled `[[mask]]` profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskSpec {
+    pub name: String,
+    pub profile: menwei_mask::json::Profile,
+    pub unmask_roles: Vec<String>,
+    pub max_body: u64,
+    pub on_overflow: crate::raw::OnOverflow,
 }
