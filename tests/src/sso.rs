@@ -90,7 +90,8 @@ impl Idp {
 
     fn wait_up(&mut self) {
         let addr = self.addr();
-        let up = wait_until(Duration::from_secs(20), || {
+        // Generous: on a loaded 2-core CI machine Node needs a while (it also makes RSA keys).
+        let up = wait_until(Duration::from_secs(60), || {
             crate::try_request(addr, "GET", "/.well-known/openid-configuration", &[], None)
                 .is_ok_and(|r| r.status == 200)
         });
@@ -262,8 +263,11 @@ impl Default for Secrets {
     }
 }
 
-/// Runs a browser plan (see tests/browser/browse.mjs) in headless Chromium.
+/// Runs a browser plan (see tests/browser/browse.mjs) in headless Chromium. One browser at a
+/// time per test process: several Chromiums at once starve a 2-core machine.
 pub fn browse(plan: Value) -> Value {
+    static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     npm_ci("tests/browser");
     let out = Command::new("node")
         .arg(repo().join("tests/browser/browse.mjs"))
