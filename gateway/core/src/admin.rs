@@ -38,23 +38,6 @@ fn reply(status: u16, ctype: &'static str, body: Vec<u8>) -> Response<Vec<u8>> {
 /// Largest admin request body read.
 const MAX_BODY: usize = 16 * 1024;
 
-async fn read_body(session: &mut ServerSession) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    for _ in 0..256 {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_BODY {
-                    return None;
-                }
-            }
-            Ok(None) => return Some(body),
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
 fn json_reply(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
     let mut body = serde_json::to_vec_pretty(&v).unwrap_or_default();
     body.push(b'\n');
@@ -96,7 +79,7 @@ impl Admin {
     }
 
     async fn add_ban(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let Some(body) = read_body(session).await else {
+        let Ok(body) = crate::request::read_body(session, MAX_BODY).await else {
             return bad(format!("body unreadable or over {MAX_BODY} bytes"));
         };
         let req: NewBan = match serde_json::from_slice(&body) {

@@ -11,6 +11,26 @@ use pingora::proxy::Session;
 /// Largest back-channel logout body read (a logout token is a few KiB).
 const MAX_FORM: usize = 64 * 1024;
 
+/// The request as SSO sees it.
+fn sso_req<'a>(
+    session: &'a Session,
+    ctx: &'a Ctx,
+    authority: &'a str,
+    form: Option<&'a [u8]>,
+) -> Req<'a> {
+    let req = session.req_header();
+    Req {
+        method: &req.method,
+        path: &ctx.path,
+        query: req.uri.query(),
+        headers: &req.headers,
+        tls: ctx.proto == "https",
+        authority,
+        request_id: &ctx.request_id,
+        form,
+    }
+}
+
 /// What the pipeline does next.
 pub enum Step {
     Continue,
@@ -86,24 +106,6 @@ fn step(o: Outcome, ctx: &mut Ctx) -> pingora::Result<Step> {
     })
 }
 
-async fn read_form(session: &mut Session) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    // Bounded: at most MAX_FORM bytes, then refuse.
-    for _ in 0..1024 {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_FORM {
-                    return None;
-                }
-            }
-            Ok(None) => return Some(body),
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
 /// A `/.menwei/...` request: an SSO endpoint, or 404.
 pub async fn reserved(
     sso: Option<&Sso>,
@@ -116,26 +118,18 @@ pub async fn reserved(
     let form = if ctx.path == menwei_sso::BACKCHANNEL
         && session.req_header().method == http::Method::POST
     {
-        match read_form(session).await {
-            Some(b) => Some(b),
-            None => return Ok(Step::Deny(errors::BAD_LOGOUT_TOKEN, Extra::new())),
+        match crate::request::read_body(session, MAX_FORM).await {
+            Ok(b) => Some(b),
+            Err(_) => return Ok(Step::Deny(errors::BAD_LOGOUT_TOKEN, Extra::new())),
         }
     } else {
         None
     };
     let authority = authority(session);
-    let req = session.req_header();
-    let r = Req {
-        method: &req.method,
-        path: &ctx.path,
-        query: req.uri.query(),
-        headers: &req.headers,
-        tls: ctx.proto == "https",
-        authority: &authority,
-        request_id: &ctx.request_id,
-        form: form.as_deref(),
-    };
-    match sso.endpoint(&r).await {
+    let o = sso
+        .endpoint(&sso_req(session, ctx, &authority, form.as_deref()))
+        .await;
+    match o {
         Some(o) => step(o, ctx),
         None => Ok(Step::Deny(errors::RESERVED, Extra::new())),
     }
@@ -156,18 +150,9 @@ pub async fn check(
         return Ok(Step::Deny(errors::INTERNAL, Extra::new()));
     };
     let authority = authority(session);
-    let req = session.req_header();
-    let r = Req {
-        method: &req.method,
-        path: &ctx.path,
-        query: req.uri.query(),
-        headers: &req.headers,
-        tls: ctx.proto == "https",
-        authority: &authority,
-        request_id: &ctx.request_id,
-        form: None,
-    };
-    let o = sso.check(&r, auth).await;
+    let o = sso
+        .check(&sso_req(session, ctx, &authority, None), auth)
+        .await;
     step(o, ctx)
 }
 
@@ -244,21 +229,17 @@ pub async fn check_signature(
         ));
     }
     // The whole body, bounded, kept by Pingora for forwarding after the check.
-    let cap = max_body.min(MAX_SIGNED_BODY);
+    let cap = max_body.min(MAX_SIGNED_BODY) as usize;
     session.enable_retry_buffering();
-    let mut body = Vec::new();
-    for _ in 0..4096 {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                body.extend_from_slice(&chunk);
-                if body.len() as u64 > cap {
-                    return Ok(Step::Deny(errors::BODY_TOO_LARGE, Extra::new()));
-                }
-            }
-            Ok(None) => break,
-            Err(_) => return Ok(Step::Deny(errors::BAD_REQUEST, Extra::new())),
+    let body = match crate::request::read_body(session, cap).await {
+        Ok(b) => b,
+        Err(crate::request::BodyError::TooLarge) => {
+            return Ok(Step::Deny(errors::BODY_TOO_LARGE, Extra::new()))
         }
-    }
+        Err(crate::request::BodyError::Unreadable) => {
+            return Ok(Step::Deny(errors::BAD_REQUEST, Extra::new()))
+        }
+    };
     ctx.body_bytes = 0;
     let digest = hex::encode(menwei_gm::sm3(&body));
     let req = session.req_header();

@@ -91,6 +91,40 @@ pub fn is_reserved(path: &str) -> bool {
     path == "/.menwei" || path.starts_with("/.menwei/")
 }
 
+/// Why a request body could not be read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// More than the cap.
+    TooLarge,
+    /// The client broke off, or sent it in more pieces than bytes allowed.
+    Unreadable,
+}
+
+/// Reads a whole request body of at most `cap` bytes (the gateway's own endpoints, and bodies
+/// that must be checked before anything is forwarded). Either the whole body or an error: never
+/// a prefix taken for the whole.
+pub async fn read_body(
+    s: &mut pingora::protocols::http::ServerSession,
+    cap: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    // Every piece but the last carries at least one byte, so cap + 2 reads reach the end of any
+    // body that fits; a client dribbling empty pieces is refused, not waited for.
+    for _ in 0..cap.saturating_add(2) {
+        match s.read_request_body().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > cap {
+                    return Err(BodyError::TooLarge);
+                }
+            }
+            Ok(None) => return Ok(body),
+            Err(_) => return Err(BodyError::Unreadable),
+        }
+    }
+    Err(BodyError::Unreadable)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,7 +76,7 @@ pub struct MemoryStore {
     sessions: Cache<String, Arc<Session>>,
     logins: Cache<String, Arc<PendingLogin>>,
     locks: Cache<String, ()>,
-    seen: Cache<String, ()>,
+    seen: menwei_state::Seen,
 }
 
 impl Default for MemoryStore {
@@ -93,10 +93,7 @@ impl Default for MemoryStore {
             locks: Cache::builder()
                 .time_to_live(Duration::from_secs(15))
                 .build(),
-            seen: Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(Duration::from_secs(3600))
-                .build(),
+            seen: menwei_state::Seen::new("menwei:sso:j:", Duration::from_secs(3600), 1_000_000),
         }
     }
 }
@@ -309,20 +306,8 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.locks.entry(id.to_string()).or_insert(()).is_fresh()),
             Store::Redis(r, _) => {
-                let key = format!("{P}r:{id}");
-                let got: Option<String> = r
-                    .run(|mut c| async move {
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(1)
-                            .arg("NX")
-                            .arg("PX")
-                            .arg(15_000)
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                Ok(got.is_some())
+                r.set_once(format!("{P}r:{id}"), Duration::from_secs(15))
+                    .await
             }
         }
     }
@@ -344,24 +329,8 @@ impl Store {
     /// Records a token id; false when it was seen before (a replay).
     pub async fn first_use(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.seen.entry(id.to_string()).or_insert(()).is_fresh()),
-            Store::Redis(r, _) => {
-                let key = format!("{P}j:{id}");
-                let secs = ttl.as_secs().max(1);
-                let got: Option<String> = r
-                    .run(|mut c| async move {
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(1)
-                            .arg("NX")
-                            .arg("EX")
-                            .arg(secs)
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                Ok(got.is_some())
-            }
+            Store::Memory(m) => m.seen.first_use(id, ttl, None).await,
+            Store::Redis(r, _) => r.set_once(format!("{P}j:{id}"), ttl).await,
         }
     }
 }

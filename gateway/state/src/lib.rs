@@ -119,6 +119,24 @@ impl RedisStore {
         }
     }
 
+    /// `SET key 1 NX PX ttl`: true when this call set it (a lock taken, a value seen first).
+    pub async fn set_once(&self, key: String, ttl: Duration) -> Result<bool, StoreError> {
+        let ms = ttl.as_millis().max(1) as u64;
+        let got: Option<String> = self
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(got.is_some())
+    }
+
     /// Connects now and sends PING (used by `menwei check` and at start).
     pub async fn probe(&self) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
@@ -169,23 +187,7 @@ impl Seen {
                 .entry(value.to_string())
                 .or_insert(())
                 .is_fresh()),
-            Some(r) => {
-                let key = format!("{}{value}", self.prefix);
-                let secs = ttl.as_secs().max(1);
-                let got: Option<String> = r
-                    .run(|mut c| async move {
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(1)
-                            .arg("NX")
-                            .arg("EX")
-                            .arg(secs)
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                Ok(got.is_some())
-            }
+            Some(r) => r.set_once(format!("{}{value}", self.prefix), ttl).await,
         }
     }
 }
