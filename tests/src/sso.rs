@@ -148,7 +148,7 @@ console.log(JSON.stringify(jwks.keys.map((k) => {
 
     /// A real JWT access token for the API audience (client credentials grant).
     pub fn client_credentials_token(&self) -> String {
-        let auth = base64_basic(&format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+        let auth = crate::base64(format!("{CLIENT_ID}:{CLIENT_SECRET}").as_bytes());
         let body = format!(
             "grant_type=client_credentials&scope=api&resource={}",
             "urn%3Amenwei%3Aapi"
@@ -172,26 +172,6 @@ impl Drop for Idp {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Standard base64 (for a Basic authorization header).
-pub fn base64_basic(s: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The gateway's SSO secrets in a private directory, and the `[sso]` + `[[provider]]` policy.

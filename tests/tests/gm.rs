@@ -332,7 +332,7 @@ fn requests_signed_by_independent_implementations_are_accepted() {
     // OpenSSL 3 CLI, DER signature, base64 on the wire.
     let b = by(Scheme::Sm2, "ossl", now());
     let sig = openssl_sign(&s, &req.canonical(&b), menwei_gm::DEFAULT_ID);
-    let r = req.send(&s.gw, &header(&b, &base64_std(&sig)));
+    let r = req.send(&s.gw, &header(&b, &base64(&sig)));
     assert_eq!(
         r.status,
         200,
@@ -557,24 +557,6 @@ fn tampering_replay_and_wrong_keys_are_refused() {
     assert_eq!(r.status, 200);
     assert_eq!(r.seen("x-menwei-app-id").as_deref(), Some("js-raw"));
     assert_eq!(get(s.gw.admin, "/healthz").status, 200);
-}
-
-fn base64_std(b: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -878,7 +860,7 @@ fn sm2_client_certificates_from_a_trusted_terminator_become_identities() {
         .output()
         .unwrap()
         .stdout;
-    assert_eq!(send(&base64_std(&der)).status, 200);
+    assert_eq!(send(&base64(&der)).status, 200);
 
     for (what, cert) in [
         ("another CA", escaped("stranger")),
@@ -887,7 +869,7 @@ fn sm2_client_certificates_from_a_trusted_terminator_become_identities() {
         ("garbage", "not a certificate".to_string()),
         (
             "tampered",
-            base64_std(&{
+            base64(&{
                 let mut d = der.clone();
                 let i = d.len() / 2;
                 d[i] ^= 1;
@@ -987,14 +969,8 @@ fn sm2_issuer(public_hex: &str, secs: u64) -> (String, std::thread::JoinHandle<(
     l.set_nonblocking(true).unwrap();
     let issuer = format!("http://{}", l.local_addr().unwrap());
     let raw = hex::decode(public_hex).unwrap();
-    let b64 = |b: &[u8]| {
-        base64_std(b)
-            .trim_end_matches('=')
-            .replace('+', "-")
-            .replace('/', "_")
-    };
     let jwks = json!({"keys": [{"kty": "EC", "crv": "SM2", "kid": "sm2-1", "use": "sig",
-        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]})
+        "x": base64url(&raw[1..33]), "y": base64url(&raw[33..65])}]})
     .to_string();
     let disco = json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/auth"),
         "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
@@ -1045,17 +1021,13 @@ fn sm2_signed_bearer_tokens_from_an_sm2_issuer() {
         ("sso.toml", &sso),
         ("routes.toml", &routes),
     ]);
-    let b64 = |b: &[u8]| {
-        base64_std(b)
-            .trim_end_matches('=')
-            .replace('+', "-")
-            .replace('/', "_")
-    };
     let token = |alg: &str, claims: Value, k: &Sm2Private, id_key: bool| {
-        let h = b64(json!({"alg": alg, "kid": "sm2-1", "typ": "JWT"})
-            .to_string()
-            .as_bytes());
-        let p = b64(claims.to_string().as_bytes());
+        let h = base64url(
+            json!({"alg": alg, "kid": "sm2-1", "typ": "JWT"})
+                .to_string()
+                .as_bytes(),
+        );
+        let p = base64url(claims.to_string().as_bytes());
         let input = format!("{h}.{p}");
         let sig = if id_key {
             Sm2Private::from_pem("another-id", &k.to_pem().unwrap())
@@ -1064,7 +1036,7 @@ fn sm2_signed_bearer_tokens_from_an_sm2_issuer() {
         } else {
             k.sign(input.as_bytes(), SigEncoding::Raw)
         };
-        format!("{input}.{}", b64(&sig))
+        format!("{input}.{}", base64url(&sig))
     };
     let good =
         json!({"iss": issuer, "aud": API, "sub": "svc-sm2", "exp": now() + 60, "iat": now()});

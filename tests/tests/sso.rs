@@ -417,22 +417,6 @@ fn sign(idp_keys: &[(String, String, String, String)], alg: &str, claims: &Value
     jsonwebtoken::encode(&h, claims, &key).unwrap()
 }
 
-fn b64url(b: &[u8]) -> String {
-    use std::fmt::Write;
-    // Small URL-safe base64 without padding (test helper).
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..=c.len() {
-            let _ = write!(out, "{}", T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 #[test]
 fn bearer_tokens_are_checked_and_forgeries_refused() {
     let echo = Backend::echo("api-backend");
@@ -485,12 +469,12 @@ fn bearer_tokens_are_checked_and_forgeries_refused() {
     };
     let alg_none = format!(
         "{}.{}.",
-        b64url(format!(r#"{{"alg":"none","kid":"{rsa_kid}"}}"#).as_bytes()),
-        b64url(good.to_string().as_bytes())
+        base64url(format!(r#"{{"alg":"none","kid":"{rsa_kid}"}}"#).as_bytes()),
+        base64url(good.to_string().as_bytes())
     );
     let tampered = {
         let parts: Vec<&str> = real.split('.').collect();
-        let forged_payload = b64url(
+        let forged_payload = base64url(
             json!({"iss": idp.issuer, "aud": API_AUDIENCE, "sub": "admin", "exp": now() + 600})
                 .to_string()
                 .as_bytes(),
