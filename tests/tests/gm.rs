@@ -88,7 +88,7 @@ impl Req {
     }
 
     fn canonical(&self, by: &SignedBy) -> String {
-        let digest = hex_of(&menwei_gm::sm3(&self.body));
+        let digest = hex::encode(&menwei_gm::sm3(&self.body));
         signature::canonical(
             by,
             &signature::Request {
@@ -117,10 +117,6 @@ impl Req {
             Some(&self.body),
         )
     }
-}
-
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn nonce() -> String {
@@ -368,7 +364,7 @@ fn requests_signed_by_independent_implementations_are_accepted() {
         b"0123456789abcdef0123456789abcdef",
         req.canonical(&b).as_bytes(),
     );
-    assert_eq!(req.send(&s.gw, &header(&b, &hex_of(&tag))).status, 200);
+    assert_eq!(req.send(&s.gw, &header(&b, &hex::encode(&tag))).status, 200);
 
     // A GET without body, query or extra headers.
     let get_req = Req {
@@ -380,7 +376,7 @@ fn requests_signed_by_independent_implementations_are_accepted() {
     };
     let mut b = by(Scheme::Sm2, "ossl", now());
     b.headers.clear();
-    let digest = hex_of(&menwei_gm::sm3(b""));
+    let digest = hex::encode(&menwei_gm::sm3(b""));
     let canon = signature::canonical(
         &b,
         &signature::Request {
@@ -396,7 +392,7 @@ fn requests_signed_by_independent_implementations_are_accepted() {
         s.gw.addr,
         "GET",
         &get_req.path,
-        &[("Authorization", &header(&b, &hex_of(&sig)))],
+        &[("Authorization", &header(&b, &hex::encode(&sig)))],
         None,
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -476,7 +472,7 @@ fn tampering_replay_and_wrong_keys_are_refused() {
     let sig = openssl_sign(&s, &req.canonical(&b), "");
     refused(
         "empty distid",
-        req.send(&s.gw, &header(&b, &hex_of(&sig))),
+        req.send(&s.gw, &header(&b, &hex::encode(&sig))),
         "MW-SIG-002",
     );
     // Signed by another key (the OpenSSL key) but claiming to be js-der.
@@ -484,7 +480,7 @@ fn tampering_replay_and_wrong_keys_are_refused() {
     let sig = openssl_sign(&s, &req.canonical(&b), menwei_gm::DEFAULT_ID);
     refused(
         "other key",
-        req.send(&s.gw, &header(&b, &hex_of(&sig))),
+        req.send(&s.gw, &header(&b, &hex::encode(&sig))),
         "MW-SIG-002",
     );
     // sm-crypto's `hash: false`: a signature over the message without Z_A, not SM3withSM2.
@@ -508,7 +504,7 @@ fn tampering_replay_and_wrong_keys_are_refused() {
     let tag = menwei_gm::hmac_sm3(b"not the secret", req.canonical(&b).as_bytes());
     refused(
         "wrong HMAC secret",
-        req.send(&s.gw, &header(&b, &hex_of(&tag))),
+        req.send(&s.gw, &header(&b, &hex::encode(&tag))),
         "MW-SIG-002",
     );
     let b = by(Scheme::HmacSm3, "js-raw", now());
@@ -609,7 +605,7 @@ fn audit_log_chains_security_decisions_and_verify_finds_tampering() {
     ]);
     let sig = std::fs::read(p("sig")).unwrap();
     assert_eq!(
-        req.send(&gw, &header(&b, &hex_of(&sig))).status,
+        req.send(&gw, &header(&b, &hex::encode(&sig))).status,
         200,
         "{}",
         gw.log()
@@ -674,7 +670,7 @@ fn sm2_ciphertexts_interoperate_with_sm_crypto_and_gmssl() {
     let ct = public
         .encrypt(msg.as_bytes(), CipherLayout::C1C3C2)
         .unwrap();
-    let a = json!({"private": private_hex, "ct": hex_of(&ct[1..])});
+    let a = json!({"private": private_hex, "ct": hex::encode(&ct[1..])});
     assert_eq!(sm_crypto(&["decrypt", &a.to_string()]), msg);
     // sm-crypto -> menwei (prepend 04); read as the old layout it fails the C3 check.
     let js = sm_crypto(&[
@@ -724,7 +720,7 @@ else:
     let ct = public
         .encrypt(msg.as_bytes(), CipherLayout::C1C2C3)
         .unwrap();
-    assert_eq!(gmssl("dec", &hex_of(&ct[1..])), msg);
+    assert_eq!(gmssl("dec", &hex::encode(&ct[1..])), msg);
 }
 
 /// An SM2 CA and certificates made by OpenSSL 3 (SM3withSM2, explicit distinguishing id).
@@ -900,14 +896,14 @@ fn signatures_made_by_menwei_verify_in_openssl_sm_crypto_and_gmssl() {
 
     // sm-crypto, raw and DER.
     for (enc, der) in [(SigEncoding::Raw, false), (SigEncoding::Der, true)] {
-        let sig = hex_of(&k.sign(msg.as_bytes(), enc));
+        let sig = hex::encode(&k.sign(msg.as_bytes(), enc));
         let a = json!({"public": public_hex, "msg": msg, "sig": sig, "der": der});
         assert_eq!(sm_crypto(&["verify", &a.to_string()]), "true", "der={der}");
         let wrong = json!({"public": public_hex, "msg": format!("{msg}x"), "sig": sig, "der": der});
         assert_eq!(sm_crypto(&["verify", &wrong.to_string()]), "false");
     }
     // gmssl verify_with_sm3 (raw hex).
-    let sig = hex_of(&k.sign(msg.as_bytes(), SigEncoding::Raw));
+    let sig = hex::encode(&k.sign(msg.as_bytes(), SigEncoding::Raw));
     let script = r#"
 import sys
 from gmssl import sm2
