@@ -88,7 +88,7 @@ impl Req {
     }
 
     fn canonical(&self, by: &SignedBy) -> String {
-        let digest = hex::encode(&menwei_gm::sm3(&self.body));
+        let digest = hex::encode(menwei_gm::sm3(&self.body));
         signature::canonical(
             by,
             &signature::Request {
@@ -364,7 +364,7 @@ fn requests_signed_by_independent_implementations_are_accepted() {
         b"0123456789abcdef0123456789abcdef",
         req.canonical(&b).as_bytes(),
     );
-    assert_eq!(req.send(&s.gw, &header(&b, &hex::encode(&tag))).status, 200);
+    assert_eq!(req.send(&s.gw, &header(&b, &hex::encode(tag))).status, 200);
 
     // A GET without body, query or extra headers.
     let get_req = Req {
@@ -376,7 +376,7 @@ fn requests_signed_by_independent_implementations_are_accepted() {
     };
     let mut b = by(Scheme::Sm2, "ossl", now());
     b.headers.clear();
-    let digest = hex::encode(&menwei_gm::sm3(b""));
+    let digest = hex::encode(menwei_gm::sm3(b""));
     let canon = signature::canonical(
         &b,
         &signature::Request {
@@ -504,7 +504,7 @@ fn tampering_replay_and_wrong_keys_are_refused() {
     let tag = menwei_gm::hmac_sm3(b"not the secret", req.canonical(&b).as_bytes());
     refused(
         "wrong HMAC secret",
-        req.send(&s.gw, &header(&b, &hex::encode(&tag))),
+        req.send(&s.gw, &header(&b, &hex::encode(tag))),
         "MW-SIG-002",
     );
     let b = by(Scheme::HmacSm3, "js-raw", now());
@@ -896,14 +896,14 @@ fn signatures_made_by_menwei_verify_in_openssl_sm_crypto_and_gmssl() {
 
     // sm-crypto, raw and DER.
     for (enc, der) in [(SigEncoding::Raw, false), (SigEncoding::Der, true)] {
-        let sig = hex::encode(&k.sign(msg.as_bytes(), enc));
+        let sig = hex::encode(k.sign(msg.as_bytes(), enc));
         let a = json!({"public": public_hex, "msg": msg, "sig": sig, "der": der});
         assert_eq!(sm_crypto(&["verify", &a.to_string()]), "true", "der={der}");
         let wrong = json!({"public": public_hex, "msg": format!("{msg}x"), "sig": sig, "der": der});
         assert_eq!(sm_crypto(&["verify", &wrong.to_string()]), "false");
     }
     // gmssl verify_with_sm3 (raw hex).
-    let sig = hex::encode(&k.sign(msg.as_bytes(), SigEncoding::Raw));
+    let sig = hex::encode(k.sign(msg.as_bytes(), SigEncoding::Raw));
     let script = r#"
 import sys
 from gmssl import sm2
