@@ -15,6 +15,38 @@ pub struct Admin {
     pub store: Arc<Store>,
     /// Set when shutdown starts, so that load balancers stop sending traffic.
     pub draining: Arc<AtomicBool>,
+    /// The public listeners' addresses: ready means each of them accepts connections (Pingora
+    /// binds each service's listeners on its own thread, so the admin listener can be up first).
+    pub listeners: Vec<std::net::SocketAddr>,
+    /// Set once every public listener has accepted a connection.
+    pub listening: AtomicBool,
+}
+
+impl Admin {
+    /// Whether every public listener accepts connections (checked by connecting to each, until
+    /// the first time they all do).
+    async fn listening(&self) -> Result<(), String> {
+        if self.listening.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        for a in &self.listeners {
+            let mut to = *a;
+            if to.ip().is_unspecified() {
+                to.set_ip(match to {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let connect = tokio::net::TcpStream::connect(to);
+            match tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("listener {a} not accepting yet: {e}")),
+                Err(_) => return Err(format!("listener {a} not accepting yet: timed out")),
+            }
+        }
+        self.listening.store(true, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 fn reply(status: u16, ctype: &'static str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -205,7 +237,10 @@ impl ServeHttp for Admin {
             "/readyz" if self.draining.load(Ordering::Relaxed) => {
                 reply(503, "text/plain", b"draining\n".to_vec())
             }
-            "/readyz" => reply(200, "text/plain", b"ready\n".to_vec()),
+            "/readyz" => match self.listening().await {
+                Ok(()) => reply(200, "text/plain", b"ready\n".to_vec()),
+                Err(e) => reply(503, "text/plain", format!("{e}\n").into_bytes()),
+            },
             "/policy" => {
                 let body = serde_json::to_vec_pretty(&self.policy()).unwrap_or_default();
                 reply(200, "application/json", body)

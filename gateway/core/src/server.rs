@@ -89,6 +89,8 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
         Admin {
             store: store.clone(),
             draining,
+            listeners: listeners.iter().map(|l| l.addr).collect(),
+            listening: AtomicBool::new(false),
         },
     );
     admin.add_tcp(&admin_addr.to_string());
