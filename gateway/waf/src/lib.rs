@@ -1,0 +1,705 @@
+//! menwei request inspection: normalisation, attack detectors, anomaly scoring with paranoia
+//! levels, exclusions. Takes plain inputs ([`Request`]) and returns a [`Verdict`] with rule ids
+//! and a score; never sees Pingora, never blocks by itself (the core decides by mode).
+//!
+//! SQL injection and XSS are also checked by `libinjectionrs` (a Rust port of libinjection's
+//! tokenisers), run under `catch_unwind` so that a bug there can never take a request down.
+
+pub mod normalize;
+pub mod parse;
+pub mod rules;
+
+pub use parse::{Findings, Place, Request, Target};
+pub use rules::{Category, Severity};
+
+use regex::{Regex, RegexSet};
+use rules::{Form, PatternRule};
+
+/// How a route's inspection is tuned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// 1 (default) to 4: higher levels run more rules and catch more, with more false positives.
+    pub paranoia: u8,
+    /// Score at which a request counts as an attack (CRS default 5: one critical rule).
+    pub threshold: u32,
+    /// Rules (or categories) switched off, everywhere or for one named value.
+    pub exclusions: Vec<Exclusion>,
+    /// Methods a client may use.
+    pub methods: Vec<String>,
+    /// Content types a request body may have (matched on the media type, lower case).
+    pub content_types: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            paranoia: 1,
+            threshold: 5,
+            exclusions: Vec::new(),
+            methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+                .map(String::from)
+                .to_vec(),
+            content_types: [
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "multipart/related",
+                "text/xml",
+                "application/xml",
+                "application/soap+xml",
+                "application/json",
+                "application/cloudevents+json",
+                "application/cloudevents-batch+json",
+                "application/reports+json",
+                "application/csp-report",
+                "application/xss-auditor-report",
+                "text/plain",
+                "application/octet-stream",
+                "application/grpc",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// One exclusion: a rule id (`942100`) or a category (`sqli`), optionally only for values of
+/// one name (an argument, cookie or header, case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclusion {
+    pub rule: ExcludedRule,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExcludedRule {
+    Id(u32),
+    Category(Category),
+}
+
+/// One rule that matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub rule: u32,
+    pub category: Category,
+    pub severity: Severity,
+    pub what: &'static str,
+    /// `arg:q`, `header:user-agent`, `path`...
+    pub target: String,
+    /// What matched, at most 64 characters (callers mask it before it leaves the process).
+    pub evidence: String,
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub score: u32,
+    pub hits: Vec<Hit>,
+    /// Score reached the configured threshold.
+    pub attack: bool,
+}
+
+impl Verdict {
+    /// The rule ids, for logs and headers.
+    pub fn rule_ids(&self) -> Vec<u32> {
+        self.hits.iter().map(|h| h.rule).collect()
+    }
+
+    /// The category with the most points.
+    pub fn main_category(&self) -> Option<Category> {
+        let mut best: Option<(Category, u32)> = None;
+        for c in Category::ALL {
+            let pts: u32 = self
+                .hits
+                .iter()
+                .filter(|h| h.category == c)
+                .map(|h| h.severity.points())
+                .sum();
+            if pts > 0 && best.is_none_or(|(_, b)| pts > b) {
+                best = Some((c, pts));
+            }
+        }
+        best.map(|(c, _)| c)
+    }
+}
+
+/// The compiled rules: built once per process and shared.
+pub struct Engine {
+    rules: Vec<PatternRule>,
+    regexes: Vec<Regex>,
+    text: RegexSet,
+    text_ids: Vec<usize>,
+    folded: RegexSet,
+    folded_ids: Vec<usize>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Engine({} rules)", self.rules.len())
+    }
+}
+
+/// Ids of the rules written as code rather than patterns.
+pub mod code_rules {
+    pub const SQLI_LIBINJECTION: u32 = 942100;
+    pub const XSS_LIBINJECTION: u32 = 941100;
+    pub const METHOD: u32 = 911100;
+    pub const CONTENT_TYPE: u32 = 920420;
+    pub const CHARSET: u32 = 920480;
+    pub const CHARSET_TWICE: u32 = 920530;
+    pub const GET_WITH_BODY: u32 = 920170;
+    pub const BODY_WITHOUT_TYPE: u32 = 920640;
+    pub const RANGE: u32 = 920190;
+    pub const REQUEST_RANGE: u32 = 920660;
+    pub const CONNECTION: u32 = 920210;
+    pub const RESTRICTED_HEADER: u32 = 920450;
+    pub const CONTENT_TYPE_CHARS: u32 = 920470;
+    pub const NUL: u32 = 920270;
+    pub const FULLWIDTH: u32 = 920260;
+    pub const INVALID_UTF8: u32 = 920250;
+    pub const ENCODING_LAYERS: u32 = 920230;
+    pub const JSON_INVALID: u32 = 920600;
+    pub const MULTIPART_INVALID: u32 = 922130;
+    pub const MULTIPART_CHARSET: u32 = 922110;
+    pub const MULTIPART_CHARSET_FIELD: u32 = 922100;
+    pub const TOO_MANY_ARGS: u32 = 920380;
+    pub const COOKIE_V1: u32 = 921250;
+    pub const JS_ESCAPE: u32 = 920540;
+}
+
+impl Engine {
+    pub fn new() -> Result<Engine, String> {
+        let rules = rules::pattern_rules();
+        let mut regexes = Vec::with_capacity(rules.len());
+        for r in &rules {
+            regexes.push(
+                regex::RegexBuilder::new(&r.pattern)
+                    .size_limit(1 << 24)
+                    .build()
+                    .map_err(|e| format!("rule {}: {e}", r.id))?,
+            );
+        }
+        let set = |form: Form| -> Result<(RegexSet, Vec<usize>), String> {
+            let ids: Vec<usize> = (0..rules.len())
+                .filter(|i| rules[*i].form == form)
+                .collect();
+            let set = regex::RegexSetBuilder::new(ids.iter().map(|i| rules[*i].pattern.as_ref()))
+                .size_limit(1 << 26)
+                .dfa_size_limit(1 << 26)
+                .build()
+                .map_err(|e| format!("rule set: {e}"))?;
+            Ok((set, ids))
+        };
+        let (text, text_ids) = set(Form::Text)?;
+        let (folded, folded_ids) = set(Form::Folded)?;
+        Ok(Engine {
+            rules,
+            regexes,
+            text,
+            text_ids,
+            folded,
+            folded_ids,
+        })
+    }
+
+    /// Every rule id with its category, paranoia level and description (for docs and `explain`).
+    pub fn catalogue(&self) -> Vec<(u32, Category, u8, &'static str)> {
+        self.rules
+            .iter()
+            .map(|r| (r.id, r.category, r.paranoia, r.what))
+            .collect()
+    }
+
+    /// Inspects one request.
+    pub fn inspect(&self, cfg: &Config, req: &Request<'_>) -> Verdict {
+        let mut v = Verdict::default();
+        let (targets, findings) = parse::targets(req);
+        self.request_rules(cfg, req, &targets, &findings, &mut v);
+        for t in &targets {
+            self.patterns(cfg, t, &mut v);
+            self.libinjection(cfg, t, &mut v);
+        }
+        v.attack = v.score >= cfg.threshold;
+        v
+    }
+
+    fn excluded(cfg: &Config, rule: u32, category: Category, name: &str) -> bool {
+        cfg.exclusions.iter().any(|e| {
+            let r = match e.rule {
+                ExcludedRule::Id(id) => id == rule,
+                ExcludedRule::Category(c) => c == category,
+            };
+            r && e.name.as_ref().is_none_or(|n| n.eq_ignore_ascii_case(name))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        cfg: &Config,
+        v: &mut Verdict,
+        rule: u32,
+        category: Category,
+        severity: Severity,
+        what: &'static str,
+        target: String,
+        name: &str,
+        evidence: &str,
+    ) {
+        if Self::excluded(cfg, rule, category, name) || v.hits.iter().any(|h| h.rule == rule) {
+            return;
+        }
+        v.score += severity.points();
+        v.hits.push(Hit {
+            rule,
+            category,
+            severity,
+            what,
+            target,
+            evidence: evidence.chars().take(64).collect(),
+        });
+    }
+
+    fn patterns(&self, cfg: &Config, t: &Target, v: &mut Verdict) {
+        let place = t.place as u16;
+        for (set, ids, value) in [
+            (&self.text, &self.text_ids, t.value.text.as_str()),
+            (&self.folded, &self.folded_ids, t.value.folded.as_str()),
+        ] {
+            if value.is_empty() {
+                continue;
+            }
+            for m in set.matches(value).iter() {
+                let i = ids[m];
+                let r = &self.rules[i];
+                if r.places & place == 0 || r.paranoia > cfg.paranoia {
+                    continue;
+                }
+                let evidence = self.regexes[i]
+                    .find(value)
+                    .map(|m| m.as_str())
+                    .unwrap_or("");
+                Self::add(
+                    cfg,
+                    v,
+                    r.id,
+                    r.category,
+                    r.severity,
+                    r.what,
+                    label(t),
+                    &t.name,
+                    evidence,
+                );
+            }
+        }
+    }
+
+    fn libinjection(&self, cfg: &Config, t: &Target, v: &mut Verdict) {
+        if !matches!(
+            t.place,
+            Place::Arg
+                | Place::ArgName
+                | Place::Cookie
+                | Place::UserAgent
+                | Place::Referer
+                | Place::Path
+                | Place::RawBody
+        ) {
+            return;
+        }
+        let value = t.value.text.as_bytes();
+        if value.len() < 2 || value.len() > 64 * 1024 {
+            return;
+        }
+        // libinjection's SQL tokeniser wants the original case-insensitive text; lower case is fine.
+        let sqli = std::panic::catch_unwind(|| libinjectionrs::detect_sqli(value).is_injection())
+            .unwrap_or(false);
+        if sqli && t.place != Place::Path {
+            Self::add(
+                cfg,
+                v,
+                code_rules::SQLI_LIBINJECTION,
+                Category::Sqli,
+                Severity::Critical,
+                "SQL injection (libinjection)",
+                label(t),
+                &t.name,
+                &t.value.text,
+            );
+        }
+        let xss = std::panic::catch_unwind(|| libinjectionrs::detect_xss(value).is_injection())
+            .unwrap_or(false);
+        if xss {
+            Self::add(
+                cfg,
+                v,
+                code_rules::XSS_LIBINJECTION,
+                Category::Xss,
+                Severity::Critical,
+                "cross-site scripting (libinjection)",
+                label(t),
+                &t.name,
+                &t.value.text,
+            );
+        }
+    }
+
+    fn request_rules(
+        &self,
+        cfg: &Config,
+        req: &Request<'_>,
+        targets: &[Target],
+        f: &Findings,
+        v: &mut Verdict,
+    ) {
+        use code_rules::*;
+        use Category::{Method, Multipart, Protocol, ProtocolAttack};
+        use Severity::{Critical, Warning};
+        let mut add = |rule, cat, sev, what, target: &str, evidence: &str| {
+            Self::add(
+                cfg,
+                v,
+                rule,
+                cat,
+                sev,
+                what,
+                target.to_string(),
+                target,
+                evidence,
+            )
+        };
+        if !cfg
+            .methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(req.method))
+        {
+            add(
+                METHOD,
+                Method,
+                Critical,
+                "method not allowed by policy",
+                "method",
+                req.method,
+            );
+        }
+        let header = |n: &str| {
+            req.header(n)
+                .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+        };
+        let has_body = req.body.is_some_and(|b| !b.is_empty());
+        if let Some(ct) = header("content-type") {
+            let media = ct.split(';').next().unwrap_or("").trim().to_string();
+            if has_body && !cfg.content_types.contains(&media) {
+                add(
+                    CONTENT_TYPE,
+                    Protocol,
+                    Critical,
+                    "request content type not allowed by policy",
+                    "header:content-type",
+                    &media,
+                );
+            }
+            if ct.contains('%')
+                || ct.contains('#')
+                || ct.contains('(')
+                || ct.contains('@')
+                || ct.contains('\'')
+            {
+                add(
+                    CONTENT_TYPE_CHARS,
+                    Protocol,
+                    Critical,
+                    "illegal characters in the content type",
+                    "header:content-type",
+                    &ct,
+                );
+            }
+            let charsets: Vec<&str> = ct
+                .split(';')
+                .filter_map(|p| p.trim().strip_prefix("charset="))
+                .map(|c| c.trim_matches('"'))
+                .collect();
+            if charsets.len() > 1 || ct.matches("charset").count() > 1 {
+                add(
+                    CHARSET_TWICE,
+                    Protocol,
+                    Critical,
+                    "more than one charset in the content type",
+                    "header:content-type",
+                    &ct,
+                );
+            }
+            if charsets.iter().any(|c| {
+                !matches!(
+                    *c,
+                    "utf-8"
+                        | "iso-8859-1"
+                        | "iso-8859-15"
+                        | "windows-1252"
+                        | "gbk"
+                        | "gb2312"
+                        | "gb18030"
+                )
+            }) {
+                add(
+                    CHARSET,
+                    Protocol,
+                    Critical,
+                    "charset not allowed by policy",
+                    "header:content-type",
+                    &ct,
+                );
+            }
+        } else if has_body {
+            add(
+                BODY_WITHOUT_TYPE,
+                Protocol,
+                Critical,
+                "request body without a content type",
+                "body",
+                "",
+            );
+        }
+        if has_body && matches!(req.method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
+            add(
+                GET_WITH_BODY,
+                Protocol,
+                Critical,
+                "GET or HEAD request with a body",
+                "body",
+                "",
+            );
+        }
+        if let Some(range) = header("range") {
+            let bad = range.strip_prefix("bytes=").is_none_or(|spec| {
+                spec.split(',').count() > 5
+                    || spec.split(',').any(|r| {
+                        let (a, b) = r.trim().split_once('-').unwrap_or(("x", ""));
+                        match (a.parse::<u64>(), b.parse::<u64>()) {
+                            (Ok(a), Ok(b)) => b < a,
+                            (Ok(_), Err(_)) => !b.is_empty(),
+                            (Err(_), Ok(_)) => !a.is_empty(),
+                            _ => true,
+                        }
+                    })
+            });
+            if bad {
+                add(
+                    RANGE,
+                    Protocol,
+                    Warning,
+                    "invalid or abusive Range header",
+                    "header:range",
+                    &range,
+                );
+            }
+        }
+        if req.header("request-range").is_some() {
+            add(
+                REQUEST_RANGE,
+                Protocol,
+                Critical,
+                "obsolete Request-Range header",
+                "header:request-range",
+                "",
+            );
+        }
+        if let Some(conn) = header("connection") {
+            let parts: Vec<&str> = conn.split(',').map(str::trim).collect();
+            let dup = parts
+                .iter()
+                .enumerate()
+                .any(|(i, p)| parts[..i].contains(p));
+            if dup || (parts.contains(&"keep-alive") && parts.contains(&"close")) {
+                add(
+                    CONNECTION,
+                    Protocol,
+                    Warning,
+                    "contradictory or repeated Connection header",
+                    "header:connection",
+                    &conn,
+                );
+            }
+        }
+        for (name, _) in &req.headers {
+            let n = name.to_ascii_lowercase();
+            if matches!(
+                n.as_str(),
+                "proxy"
+                    | "lock-token"
+                    | "content-range"
+                    | "if"
+                    | "translate"
+                    | "x-http-method-override"
+                    | "x-http-method"
+                    | "x-method-override"
+                    | "content-base"
+                    | "proxy-connection"
+                    | "back"
+                    | "x-forwarded-host-override"
+            ) {
+                add(
+                    RESTRICTED_HEADER,
+                    Protocol,
+                    Critical,
+                    "restricted header",
+                    &format!("header:{n}"),
+                    &n,
+                );
+            }
+        }
+        if req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .any(|(_, v)| v.starts_with(b"$Version"))
+        {
+            add(
+                COOKIE_V1,
+                ProtocolAttack,
+                Critical,
+                "RFC 2109 cookie ($Version) used to smuggle values",
+                "header:cookie",
+                "$Version",
+            );
+        }
+        for t in targets {
+            let raw_nul = t.value.control
+                && matches!(
+                    t.place,
+                    Place::Arg | Place::ArgName | Place::Path | Place::Cookie
+                );
+            if raw_nul {
+                add(
+                    NUL,
+                    Protocol,
+                    Critical,
+                    "NUL or control character in an argument or the path",
+                    &label(t),
+                    "",
+                );
+            }
+            if t.value
+                .text
+                .chars()
+                .any(|c| ('\u{ff01}'..='\u{ff5e}').contains(&c))
+                && matches!(t.place, Place::Arg | Place::Path)
+            {
+                add(
+                    FULLWIDTH,
+                    Protocol,
+                    Warning,
+                    "full-width Unicode in an argument",
+                    &label(t),
+                    &t.value.text,
+                );
+            }
+            if t.value.text.contains('\u{fffd}')
+                && matches!(t.place, Place::Arg | Place::ArgName | Place::Path)
+            {
+                add(
+                    INVALID_UTF8,
+                    Protocol,
+                    Warning,
+                    "invalid or overlong UTF-8",
+                    &label(t),
+                    "",
+                );
+            }
+            if t.value.escapes && matches!(t.place, Place::Arg | Place::ArgName) {
+                add(
+                    JS_ESCAPE,
+                    Protocol,
+                    Critical,
+                    "JavaScript Unicode escape in an argument",
+                    &label(t),
+                    &t.value.text,
+                );
+            }
+            if t.value.layers >= 2 && matches!(t.place, Place::Arg | Place::Path) {
+                add(
+                    ENCODING_LAYERS,
+                    Protocol,
+                    Warning,
+                    "multiple URL encoding",
+                    &label(t),
+                    &t.value.text,
+                );
+            }
+            if t.place == Place::Arg
+                && t.name.eq_ignore_ascii_case("_charset_")
+                && !matches!(
+                    t.value.text.trim(),
+                    "utf-8" | "iso-8859-1" | "gbk" | "gb18030"
+                )
+            {
+                add(
+                    MULTIPART_CHARSET_FIELD,
+                    Multipart,
+                    Critical,
+                    "_charset_ field with a charset not allowed",
+                    &label(t),
+                    &t.value.text,
+                );
+            }
+        }
+        if f.json_invalid {
+            add(
+                JSON_INVALID,
+                Protocol,
+                Critical,
+                "JSON body that does not parse (or nests too deep)",
+                "body",
+                "",
+            );
+        }
+        if f.multipart_invalid {
+            add(
+                MULTIPART_INVALID,
+                Multipart,
+                Critical,
+                "malformed multipart body",
+                "body",
+                "",
+            );
+        }
+        if f.multipart_evasive {
+            add(
+                MULTIPART_CHARSET,
+                Multipart,
+                Critical,
+                "multipart part with its own charset or transfer encoding",
+                "body",
+                "",
+            );
+        }
+        if f.too_many_args {
+            add(
+                TOO_MANY_ARGS,
+                Protocol,
+                Critical,
+                "too many arguments",
+                "args",
+                "",
+            );
+        }
+    }
+}
+
+fn label(t: &Target) -> String {
+    match t.place {
+        Place::Path | Place::RawBody => t.place.label().to_string(),
+        Place::UserAgent | Place::Referer => t.place.label().to_string(),
+        Place::Header => format!("header:{}", t.name),
+        p => format!("{}:{}", p.label(), t.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_compiles() {
+        let e = Engine::new().unwrap();
+        assert!(e.catalogue().len() > 60);
+    }
+}

@@ -1,0 +1,400 @@
+//! Normalisation before detection: what an attacker encodes to slip past a pattern is decoded
+//! here, once, into the form every detector reads. All steps are linear in the input and bounded:
+//! URL decoding repeats at most [`MAX_DECODE_ROUNDS`] times.
+
+/// Repeated URL decoding stops after this many rounds (`%252e` is decoded twice; a third layer
+/// is itself suspicious and is reported by the caller through [`Normalized::layers`]).
+pub const MAX_DECODE_ROUNDS: usize = 3;
+
+/// One input value in the forms the detectors read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    /// Decoded (URL, `%u`, overlong UTF-8, HTML entities), NUL bytes removed, lower case.
+    pub text: String,
+    /// `text` with comments (`/* */`, `<!-- -->`) removed and runs of whitespace folded to one
+    /// space: what SQL and shell detectors read.
+    pub folded: String,
+    /// How many rounds of URL decoding changed the value.
+    pub layers: usize,
+    /// NUL bytes or other C0 control characters (not tab, CR, LF) were present after decoding.
+    pub control: bool,
+    /// JavaScript escapes (`\u0061`, `\x61`) were decoded.
+    pub escapes: bool,
+}
+
+/// Normalises one value. `url` says whether URL decoding applies (query and form values are
+/// decoded once by the parser already; path segments, cookies and headers are not).
+pub fn normalize(raw: &[u8], url: bool) -> Normalized {
+    let mut bytes = raw.to_vec();
+    let mut layers = 0;
+    let mut escapes = false;
+    // URL, JavaScript and HTML-entity encodings nest in any order (`%5Cu0024`, `\u0026lbrace;`):
+    // undo all three until nothing changes, a bounded number of times.
+    for _ in 0..MAX_DECODE_ROUNDS {
+        let mut changed = false;
+        if url {
+            let next = url_decode(&bytes);
+            if next != bytes {
+                layers += 1;
+                changed = true;
+                bytes = next;
+            }
+        }
+        if bytes.contains(&b'\\') {
+            let next = js_unescape(&bytes);
+            if next != bytes {
+                escapes = true;
+                changed = true;
+                bytes = next;
+            }
+        }
+        if bytes.contains(&b'&') {
+            let text = String::from_utf8_lossy(&bytes);
+            let next = decode_entities(&text).into_owned().into_bytes();
+            if next != bytes {
+                changed = true;
+                bytes = next;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let bytes = decode_overlong(&bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let mut control = false;
+    let text: String = text
+        .chars()
+        .filter(|c| {
+            if (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n') {
+                control = true;
+            }
+            *c != '\0'
+        })
+        .flat_map(char::to_lowercase)
+        .collect();
+    let folded = fold(&text);
+    Normalized {
+        text,
+        folded,
+        layers,
+        control,
+        escapes,
+    }
+}
+
+/// JavaScript string escapes: `\uXXXX` and `\xXX` (others stay).
+fn js_unescape(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'\\' {
+            match input.get(i + 1) {
+                Some(b'u' | b'U') => {
+                    if let (Some(hi), Some(lo)) =
+                        (hex2(input.get(i + 2..i + 4)), hex2(input.get(i + 4..i + 6)))
+                    {
+                        let c = char::from_u32(u32::from(hi) << 8 | u32::from(lo))
+                            .unwrap_or('\u{fffd}');
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                        i += 6;
+                        continue;
+                    }
+                }
+                Some(b'x' | b'X') => {
+                    if let Some(v) = hex2(input.get(i + 2..i + 4)) {
+                        let c = char::from(v);
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                        i += 4;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
+}
+
+/// One round of URL decoding: `%XX`, `%uXXXX` (IIS), and `+` left alone (form decoding handles
+/// `+` before this). Malformed escapes stay as they are.
+pub fn url_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b == b'%' {
+            if let Some(v) = hex2(input.get(i + 1..i + 3)) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            if matches!(input.get(i + 1), Some(b'u' | b'U')) {
+                if let (Some(hi), Some(lo)) =
+                    (hex2(input.get(i + 2..i + 4)), hex2(input.get(i + 4..i + 6)))
+                {
+                    let cp = u32::from(hi) << 8 | u32::from(lo);
+                    // Full-width ASCII (U+FF01..U+FF5E) maps to ASCII, as IIS does.
+                    let cp = if (0xff01..=0xff5e).contains(&cp) {
+                        cp - 0xfee0
+                    } else {
+                        cp
+                    };
+                    let c = char::from_u32(cp).unwrap_or('\u{fffd}');
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    i += 6;
+                    continue;
+                }
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+fn hex2(s: Option<&[u8]>) -> Option<u8> {
+    let s = s?;
+    let h = |c: u8| (c as char).to_digit(16);
+    Some((h(*s.first()?)? * 16 + h(*s.get(1)?)?) as u8)
+}
+
+/// Overlong UTF-8 encodings of ASCII (`C0 AF` for `/`, `E0 80 AE` for `.`) become the ASCII
+/// character they spell; decoders that accept them are how `..%c0%af` traversals worked.
+fn decode_overlong(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if (b == 0xc0 || b == 0xc1) && i + 1 < input.len() && input[i + 1] & 0xc0 == 0x80 {
+            out.push(((b & 0x1f) << 6) | (input[i + 1] & 0x3f));
+            i += 2;
+            continue;
+        }
+        if b == 0xe0
+            && i + 2 < input.len()
+            && input[i + 1] & 0xe0 == 0x80
+            && input[i + 2] & 0xc0 == 0x80
+        {
+            out.push(((input[i + 1] & 0x3f) << 6) | (input[i + 2] & 0x3f));
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+/// HTML character references: numeric (`&#60;`, `&#x3c;`, with or without `;`) and the named
+/// ones attackers use.
+pub fn decode_entities(input: &str) -> std::borrow::Cow<'_, str> {
+    if !input.contains('&') {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('&') {
+        out.push_str(&rest[..pos]);
+        rest = &rest[pos..];
+        if let Some((c, used)) = entity(rest) {
+            out.push(c);
+            rest = &rest[used..];
+        } else {
+            out.push('&');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+fn entity(s: &str) -> Option<(char, usize)> {
+    let b = s.as_bytes();
+    if b.get(1) == Some(&b'#') {
+        let (radix, start) = if matches!(b.get(2), Some(b'x' | b'X')) {
+            (16, 3)
+        } else {
+            (10, 2)
+        };
+        let digits = b[start..]
+            .iter()
+            .take(8)
+            .take_while(|c| (**c as char).is_digit(radix))
+            .count();
+        if digits == 0 {
+            return None;
+        }
+        let n = u32::from_str_radix(&s[start..start + digits], radix).ok()?;
+        let mut used = start + digits;
+        if b.get(used) == Some(&b';') {
+            used += 1;
+        }
+        return Some((char::from_u32(n).unwrap_or('\u{fffd}'), used));
+    }
+    const NAMED: &[(&str, char)] = &[
+        ("&lt", '<'),
+        ("&gt", '>'),
+        ("&quot", '"'),
+        ("&apos", '\''),
+        ("&amp", '&'),
+        ("&nbsp", ' '),
+        ("&colon", ':'),
+        ("&lpar", '('),
+        ("&rpar", ')'),
+        ("&sol", '/'),
+        ("&bsol", '\\'),
+        ("&tab", '\t'),
+        ("&newline", '\n'),
+        ("&period", '.'),
+        ("&grave", '`'),
+        ("&lbrace", '{'),
+        ("&rbrace", '}'),
+        ("&lcub", '{'),
+        ("&rcub", '}'),
+        ("&lsqb", '['),
+        ("&rsqb", ']'),
+        ("&lbrack", '['),
+        ("&rbrack", ']'),
+        ("&dollar", '$'),
+        ("&num", '#'),
+        ("&semi", ';'),
+        ("&comma", ','),
+        ("&excl", '!'),
+        ("&quest", '?'),
+        ("&equals", '='),
+        ("&plus", '+'),
+        ("&ast", '*'),
+        ("&percnt", '%'),
+        ("&lowbar", '_'),
+        ("&vert", '|'),
+        ("&verbar", '|'),
+        ("&commat", '@'),
+        ("&hat", '^'),
+        ("&tilde", '~'),
+    ];
+    // Longest name first so that `&lbrack` is not read as `&lbrace`-less `&lb...`.
+    NAMED
+        .iter()
+        .filter_map(|(name, c)| {
+            let n = s.get(..name.len())?;
+            if !n.eq_ignore_ascii_case(name) {
+                return None;
+            }
+            let used = if s.as_bytes().get(name.len()) == Some(&b';') {
+                name.len() + 1
+            } else {
+                name.len()
+            };
+            Some((*c, used))
+        })
+        .max_by_key(|(_, used)| *used)
+}
+
+/// Comments removed and whitespace runs folded to one space.
+fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut space = false;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("/*") {
+            // `/*!50000select*/` (MySQL executable comment) keeps its content.
+            let after = after
+                .strip_prefix('!')
+                .map(|a| a.trim_start_matches(|c: char| c.is_ascii_digit()));
+            match after {
+                Some(a) => {
+                    rest = a;
+                    if !space {
+                        out.push(' ');
+                        space = true;
+                    }
+                    continue;
+                }
+                None => {
+                    let body = &rest[2..];
+                    rest = match body.find("*/") {
+                        Some(end) => &body[end + 2..],
+                        None => "",
+                    };
+                    if !space {
+                        out.push(' ');
+                        space = true;
+                    }
+                    continue;
+                }
+            }
+        }
+        if let Some(after) = rest.strip_prefix("*/") {
+            rest = after;
+            if !space {
+                out.push(' ');
+                space = true;
+            }
+            continue;
+        }
+        if let Some(body) = rest.strip_prefix("<!--") {
+            rest = match body.find("-->") {
+                Some(end) => &body[end + 3..],
+                None => "",
+            };
+            continue;
+        }
+        let Some(c) = rest.chars().next() else { break };
+        rest = &rest[c.len_utf8()..];
+        if c.is_whitespace() || c == '\u{b}' || c == '\u{c}' {
+            if !space {
+                out.push(' ');
+                space = true;
+            }
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn double_encoding_and_iis_unicode_are_undone() {
+        let n = normalize(b"..%252f..%252fetc%252fpasswd", true);
+        assert_eq!(n.text, "../../etc/passwd");
+        assert_eq!(n.layers, 2);
+        assert_eq!(normalize(b"%u002e%u002e%u2215", true).text, "..\u{2215}");
+        assert_eq!(normalize(b"%uff1cscript%uff1e", true).text, "<script>");
+    }
+
+    #[test]
+    fn overlong_utf8_slash_and_dot() {
+        assert_eq!(normalize(b"..%c0%af..%c0%afetc", true).text, "../../etc");
+        assert_eq!(normalize(b"%e0%80%ae%e0%80%ae/", true).text, "../");
+    }
+
+    #[test]
+    fn entities_nul_case_and_comments() {
+        let n = normalize(b"&#x3C;ScRiPt&#62;al\0ert(1)&lt;/script&gt;", false);
+        assert_eq!(n.text, "<script>alert(1)</script>");
+        assert!(n.control);
+        let n = normalize(b"UNION/**/SELECT/*!50000password*/  \t FROM users", false);
+        assert_eq!(n.folded, "union select password from users");
+    }
+
+    #[test]
+    fn malformed_escapes_stay() {
+        assert_eq!(normalize(b"100%", true).text, "100%");
+        assert_eq!(normalize(b"%zz%u12", true).text, "%zz%u12");
+        assert_eq!(
+            normalize("张三 &amp; 李四".as_bytes(), true).text,
+            "张三 & 李四"
+        );
+    }
+}

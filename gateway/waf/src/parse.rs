@@ -1,0 +1,432 @@
+//! From a request to the list of values the detectors read (targets), each normalised once.
+//! Bodies are parsed by content type (form, JSON, multipart) under the caller's size cap; what
+//! cannot be parsed is inspected raw and flagged, never skipped.
+
+use crate::normalize::{normalize, Normalized};
+
+/// Where a value came from. Rules say which places they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Place {
+    Path = 1,
+    ArgName = 2,
+    Arg = 4,
+    CookieName = 8,
+    Cookie = 16,
+    UserAgent = 32,
+    Referer = 64,
+    Header = 128,
+    RawBody = 256,
+    FileName = 512,
+    HeaderName = 1024,
+}
+
+impl Place {
+    pub fn label(self) -> &'static str {
+        match self {
+            Place::Path => "path",
+            Place::ArgName => "arg-name",
+            Place::Arg => "arg",
+            Place::CookieName => "cookie-name",
+            Place::Cookie => "cookie",
+            Place::UserAgent => "header:user-agent",
+            Place::Referer => "header:referer",
+            Place::Header => "header",
+            Place::RawBody => "body",
+            Place::FileName => "file-name",
+            Place::HeaderName => "header-name",
+        }
+    }
+}
+
+/// One inspected value.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub place: Place,
+    /// The argument, cookie or header name (empty for the path and a raw body).
+    pub name: String,
+    pub value: Normalized,
+}
+
+/// The request as the inspector sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The request target as received: path and query, still percent-encoded.
+    pub uri: &'a [u8],
+    /// Header names (any case) and raw values, in order.
+    pub headers: Vec<(&'a str, &'a [u8])>,
+    /// The body read so far (at most the inspection cap).
+    pub body: Option<&'a [u8]>,
+    /// The body was longer than the cap: only its head was inspected.
+    pub body_truncated: bool,
+}
+
+impl Request<'_> {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// What parsing itself noticed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Findings {
+    /// A JSON body that is not JSON, or nested beyond [`MAX_JSON_DEPTH`].
+    pub json_invalid: bool,
+    /// A multipart body without a boundary, without a closing delimiter, or with a part
+    /// lacking `Content-Disposition`.
+    pub multipart_invalid: bool,
+    /// A multipart part carries its own charset or `Content-Transfer-Encoding` (evasion).
+    pub multipart_evasive: bool,
+    /// More arguments than [`MAX_ARGS`]: the rest were not inspected.
+    pub too_many_args: bool,
+}
+
+/// Deeper JSON is refused rather than walked.
+pub const MAX_JSON_DEPTH: usize = 64;
+/// At most this many arguments are inspected per request.
+pub const MAX_ARGS: usize = 1024;
+
+/// Splits the request into targets.
+pub fn targets(req: &Request<'_>) -> (Vec<Target>, Findings) {
+    let mut out = Vec::new();
+    let mut f = Findings::default();
+    let (path, query) = match req.uri.iter().position(|b| *b == b'?') {
+        Some(i) => (&req.uri[..i], Some(&req.uri[i + 1..])),
+        None => (req.uri, None),
+    };
+    push(&mut out, Place::Path, "", path, true);
+    if let Some(q) = query {
+        form(&mut out, &mut f, q);
+    }
+    for (name, value) in &req.headers {
+        let lname = name.to_ascii_lowercase();
+        match lname.as_str() {
+            "cookie" => cookies(&mut out, value),
+            "user-agent" => push(&mut out, Place::UserAgent, "user-agent", value, true),
+            "referer" => push(&mut out, Place::Referer, "referer", value, true),
+            n if is_filename_header(n) => push(&mut out, Place::FileName, n, value, true),
+            // Credentials and framing are checked elsewhere; inspecting them only misfires.
+            "authorization" | "host" | "content-length" | "x-menwei-signature" => {}
+            _ => push(&mut out, Place::Header, &lname, value, true),
+        }
+        push(&mut out, Place::HeaderName, "", name.as_bytes(), false);
+    }
+    if let Some(body) = req.body.filter(|b| !b.is_empty()) {
+        let original = req
+            .header("content-type")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        let ctype = original.to_ascii_lowercase();
+        if ctype.starts_with("application/x-www-form-urlencoded") {
+            form(&mut out, &mut f, body);
+        } else if ctype.starts_with("application/json") || ctype.contains("+json") {
+            json(&mut out, &mut f, body, req.body_truncated);
+        } else if ctype.starts_with("multipart/") {
+            multipart(&mut out, &mut f, &original, body);
+        } else {
+            push(&mut out, Place::RawBody, "", body, true);
+        }
+    }
+    if out.len() > MAX_ARGS {
+        out.truncate(MAX_ARGS);
+        f.too_many_args = true;
+    }
+    (out, f)
+}
+
+/// `X-Filename`, `X_Filename`, `X.Filename`, `X-File-Name`: upload helpers' file-name headers.
+fn is_filename_header(lname: &str) -> bool {
+    let squeezed: String = lname
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    squeezed == "xfilename"
+}
+
+fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool) {
+    if value.is_empty() {
+        return;
+    }
+    out.push(Target {
+        place,
+        name: name.to_string(),
+        value: normalize(value, url),
+    });
+}
+
+/// `a=1&b=2` (query strings and form bodies): `+` is a space, names and values URL-decoded by
+/// the normaliser.
+fn form(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8]) {
+    for pair in raw.split(|b| *b == b'&') {
+        if out.len() > MAX_ARGS {
+            f.too_many_args = true;
+            return;
+        }
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let plus = |s: &[u8]| {
+            s.iter()
+                .map(|b| if *b == b'+' { b' ' } else { *b })
+                .collect::<Vec<u8>>()
+        };
+        let name = plus(name);
+        let shown = String::from_utf8_lossy(&crate::normalize::url_decode(&name)).into_owned();
+        push(out, Place::ArgName, &shown, &name, true);
+        push(out, Place::Arg, &shown, &plus(value), true);
+    }
+}
+
+fn cookies(out: &mut Vec<Target>, raw: &[u8]) {
+    for pair in raw.split(|b| *b == b';') {
+        let pair = pair.trim_ascii();
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let shown = String::from_utf8_lossy(name).into_owned();
+        push(out, Place::CookieName, &shown, name, true);
+        push(out, Place::Cookie, &shown, value, true);
+    }
+}
+
+fn json(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8], truncated: bool) {
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(v) if depth(&v, 0) <= MAX_JSON_DEPTH => walk(out, f, &v, ""),
+        _ => {
+            // A truncated body cannot parse; that alone is no anomaly.
+            f.json_invalid = !truncated;
+            push(out, Place::RawBody, "", raw, true);
+        }
+    }
+}
+
+fn depth(v: &serde_json::Value, d: usize) -> usize {
+    if d > MAX_JSON_DEPTH {
+        return d;
+    }
+    match v {
+        serde_json::Value::Array(a) => a.iter().map(|x| depth(x, d + 1)).max().unwrap_or(d + 1),
+        serde_json::Value::Object(o) => o.values().map(|x| depth(x, d + 1)).max().unwrap_or(d + 1),
+        _ => d,
+    }
+}
+
+fn walk(out: &mut Vec<Target>, f: &mut Findings, v: &serde_json::Value, name: &str) {
+    if out.len() > MAX_ARGS {
+        f.too_many_args = true;
+        return;
+    }
+    match v {
+        serde_json::Value::String(s) => push(out, Place::Arg, name, s.as_bytes(), true),
+        serde_json::Value::Number(n) => {
+            push(out, Place::Arg, name, n.to_string().as_bytes(), false)
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| walk(out, f, x, name)),
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                push(out, Place::ArgName, k, k.as_bytes(), true);
+                walk(out, f, x, k);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `multipart/form-data`: each part's name, file name and (for non-file parts) value.
+fn multipart(out: &mut Vec<Target>, f: &mut Findings, ctype: &str, body: &[u8]) {
+    let boundary = ctype
+        .split(';')
+        .filter_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("boundary")
+                .then_some(v.trim())
+        })
+        .next()
+        .map(|b| b.trim_matches('"').to_string());
+    let Some(boundary) = boundary.filter(|b| !b.is_empty() && b.len() <= 200) else {
+        f.multipart_invalid = true;
+        push(out, Place::RawBody, "", body, false);
+        return;
+    };
+    let delim = format!("--{boundary}");
+    let parts = split_on(body, delim.as_bytes());
+    if parts.len() < 2 || !parts.last().is_some_and(|p| p.starts_with(b"--")) {
+        f.multipart_invalid = true;
+    }
+    for part in parts.iter().skip(1) {
+        if part.starts_with(b"--") {
+            break;
+        }
+        let part = part
+            .strip_prefix(b"\r\n")
+            .or_else(|| part.strip_prefix(b"\n"))
+            .unwrap_or(part);
+        let (head, content) = match find(part, b"\r\n\r\n") {
+            Some(i) => (&part[..i], &part[i + 4..]),
+            None => match find(part, b"\n\n") {
+                Some(i) => (&part[..i], &part[i + 2..]),
+                None => {
+                    f.multipart_invalid = true;
+                    (part, &b""[..])
+                }
+            },
+        };
+        let content = content
+            .strip_suffix(b"\r\n")
+            .or_else(|| content.strip_suffix(b"\n"))
+            .unwrap_or(content);
+        let head = String::from_utf8_lossy(head);
+        let mut name = None;
+        let mut filename = None;
+        let mut disposition = false;
+        for line in head.lines() {
+            if line.chars().any(|c| (c as u32) < 0x20 && c != '\t') {
+                f.multipart_invalid = true;
+            }
+            push(
+                out,
+                Place::Header,
+                "multipart-header",
+                line.as_bytes(),
+                false,
+            );
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("content-disposition:") {
+                disposition = true;
+                name = param(line, "name");
+                filename = param(line, "filename");
+            } else if lower.starts_with("content-transfer-encoding:")
+                || (lower.starts_with("content-type:") && lower.contains("charset="))
+            {
+                f.multipart_evasive = true;
+            }
+        }
+        if !disposition {
+            f.multipart_invalid = true;
+        }
+        let name = name.unwrap_or_default();
+        push(out, Place::ArgName, &name, name.as_bytes(), false);
+        match filename {
+            Some(file) => push(out, Place::FileName, &name, file.as_bytes(), false),
+            None => push(out, Place::Arg, &name, content, false),
+        }
+    }
+}
+
+/// `name="value"` (or unquoted) from a header line; `filename*` is not `filename`.
+fn param(line: &str, key: &str) -> Option<String> {
+    for piece in line.split(';').skip(1) {
+        let piece = piece.trim();
+        let Some((k, v)) = piece.split_once('=') else {
+            continue;
+        };
+        if k.trim().eq_ignore_ascii_case(key) {
+            return Some(v.trim().trim_matches('"').to_string());
+        }
+    }
+    None
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn split_on<'a>(hay: &'a [u8], delim: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut rest = hay;
+    while let Some(i) = find(rest, delim) {
+        out.push(&rest[..i]);
+        rest = &rest[i + delim.len()..];
+        if out.len() > MAX_ARGS {
+            break;
+        }
+    }
+    out.push(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(uri: &'a str, ctype: &'a str, body: &'a str) -> Request<'a> {
+        Request {
+            method: "POST",
+            uri: uri.as_bytes(),
+            headers: vec![
+                ("Content-Type", ctype.as_bytes()),
+                ("Cookie", b"sid=abc; theme=dark"),
+            ],
+            body: Some(body.as_bytes()),
+            body_truncated: false,
+        }
+    }
+
+    fn values(t: &[Target], place: Place) -> Vec<String> {
+        t.iter()
+            .filter(|t| t.place == place)
+            .map(|t| format!("{}={}", t.name, t.value.text))
+            .collect()
+    }
+
+    #[test]
+    fn query_form_cookies_json() {
+        let (t, f) = targets(&req(
+            "/a%2Fb?q=%E5%BC%A0%E4%B8%89+x&n",
+            "application/x-www-form-urlencoded",
+            "k=v%3D1",
+        ));
+        assert_eq!(values(&t, Place::Path), vec!["=/a/b"]);
+        assert_eq!(values(&t, Place::Arg), vec!["q=张三 x", "k=v=1"]);
+        assert_eq!(values(&t, Place::Cookie), vec!["sid=abc", "theme=dark"]);
+        assert_eq!(f, Findings::default());
+        let (t, f) = targets(&req(
+            "/",
+            "application/json",
+            r#"{"a":{"b":["X",2]},"c":null}"#,
+        ));
+        assert_eq!(values(&t, Place::Arg), vec!["b=x", "b=2"]);
+        assert_eq!(values(&t, Place::ArgName), vec!["a=a", "b=b", "c=c"]);
+        assert!(!f.json_invalid);
+    }
+
+    #[test]
+    fn deep_or_broken_json_is_flagged_and_read_raw() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let (t, f) = targets(&req("/", "application/json", &deep));
+        assert!(f.json_invalid);
+        assert_eq!(values(&t, Place::RawBody).len(), 1);
+        let (_, f) = targets(&req("/", "application/json", "{\"a\":"));
+        assert!(f.json_invalid);
+    }
+
+    #[test]
+    fn multipart_parts_and_anomalies() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n申请\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.php\"\r\nContent-Type: image/png\r\n\r\nPNG...\r\n--XyZ--\r\n";
+        let (t, f) = targets(&req("/", "multipart/form-data; boundary=XyZ", body));
+        assert_eq!(values(&t, Place::Arg), vec!["title=申请"]);
+        assert_eq!(values(&t, Place::FileName), vec!["file=a.php"]);
+        assert_eq!(f, Findings::default());
+        let (_, f) = targets(&req(
+            "/",
+            "multipart/form-data; boundary=XyZ",
+            "--XyZ\r\nX: y\r\n\r\nv\r\n",
+        ));
+        assert!(f.multipart_invalid);
+        let (_, f) = targets(&req("/", "multipart/form-data", "whatever"));
+        assert!(f.multipart_invalid);
+    }
+}
