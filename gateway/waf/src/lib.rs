@@ -325,8 +325,12 @@ impl Engine {
                 &t.value.text,
             );
         }
-        let xss = std::panic::catch_unwind(|| libinjectionrs::detect_xss(value).is_injection())
-            .unwrap_or(false);
+        // Rich-text editors send `style="color: red"`, which libinjection reports on its own;
+        // plain declarations are dropped first (dangerous CSS is rule 941140's job).
+        let html = strip_plain_styles(&t.value.text);
+        let xss =
+            std::panic::catch_unwind(|| libinjectionrs::detect_xss(html.as_bytes()).is_injection())
+                .unwrap_or(false);
         if xss {
             Self::add(
                 cfg,
@@ -577,21 +581,6 @@ impl Engine {
                     "",
                 );
             }
-            if t.value
-                .text
-                .chars()
-                .any(|c| ('\u{ff01}'..='\u{ff5e}').contains(&c))
-                && matches!(t.place, Place::Arg | Place::Path)
-            {
-                add(
-                    FULLWIDTH,
-                    Protocol,
-                    Warning,
-                    "full-width Unicode in an argument",
-                    &label(t),
-                    &t.value.text,
-                );
-            }
             if t.value.text.contains('\u{fffd}')
                 && matches!(t.place, Place::Arg | Place::ArgName | Place::Path)
             {
@@ -641,6 +630,22 @@ impl Engine {
                 );
             }
         }
+        // IIS `%uFFxx` full-width encoding of ASCII (Chinese text's own full-width punctuation,
+        // sent as UTF-8, is not this).
+        let iis_fullwidth = |b: &[u8]| {
+            b.windows(4)
+                .any(|w| w[0] == b'%' && w[1..].eq_ignore_ascii_case(b"uff"))
+        };
+        if iis_fullwidth(req.uri) || req.body.is_some_and(iis_fullwidth) {
+            add(
+                FULLWIDTH,
+                Protocol,
+                Warning,
+                "IIS %u full-width encoding",
+                "uri",
+                "%uff",
+            );
+        }
         if f.json_invalid {
             add(
                 JSON_INVALID,
@@ -682,6 +687,40 @@ impl Engine {
             );
         }
     }
+}
+
+/// Removes `style="..."` attributes whose value holds only plain declarations (no parentheses,
+/// backslashes, `@`, `&`, or angle brackets).
+fn strip_plain_styles(html: &str) -> std::borrow::Cow<'_, str> {
+    if !html.contains("style") {
+        return std::borrow::Cow::Borrowed(html);
+    }
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(i) = rest.find("style") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 5..];
+        let stripped = after
+            .trim_start()
+            .strip_prefix('=')
+            .map(str::trim_start)
+            .and_then(|v| {
+                let q = v.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+                let body = &v[1..];
+                let end = body.find(q)?;
+                let plain = !body[..end].contains(['(', ')', '\\', '@', '&', '<', '>']);
+                plain.then(|| &body[end + 1..])
+            });
+        match stripped {
+            Some(tail) => rest = tail,
+            None => {
+                out.push_str("style");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 fn label(t: &Target) -> String {
