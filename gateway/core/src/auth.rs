@@ -230,8 +230,16 @@ pub async fn check_signature(
     }
     // The whole body, bounded, kept by Pingora for forwarding after the check.
     let cap = max_body.min(MAX_SIGNED_BODY) as usize;
-    session.enable_retry_buffering();
-    let body = match crate::request::read_body(session, cap).await {
+    let read = match ctx.read_ahead.clone() {
+        // Already read (and inspected) whole before forwarding.
+        Some(b) => Ok(b),
+        None => {
+            session.enable_retry_buffering();
+            crate::request::read_body(session, cap).await
+        }
+    };
+    let body = match read {
+        Ok(b) if b.len() > cap => return Ok(Step::Deny(errors::BODY_TOO_LARGE, Extra::new())),
         Ok(b) => b,
         Err(crate::request::BodyError::TooLarge) => {
             return Ok(Step::Deny(errors::BODY_TOO_LARGE, Extra::new()))

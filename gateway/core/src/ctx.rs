@@ -50,6 +50,11 @@ pub struct Ctx {
     pub cert_identity: Option<menwei_gm::cert::CertIdentity>,
     /// The response being masked (`route.mask`).
     pub mask: Option<crate::masking::MaskState>,
+    /// Request inspection (`route.waf`): verdict so far, and the body head still to inspect.
+    pub waf: Option<crate::inspect::WafState>,
+    /// The whole body, read before forwarding (inspection or a signature check); Pingora
+    /// forwards it from its retry buffer.
+    pub read_ahead: Option<Vec<u8>>,
 }
 
 impl Ctx {
@@ -80,6 +85,8 @@ impl Ctx {
             app_id: None,
             cert_identity: None,
             mask: None,
+            waf: None,
+            read_ahead: None,
         }
     }
 

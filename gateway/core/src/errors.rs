@@ -57,6 +57,7 @@ denies! {
     SIG_STALE = 401, "MW-SIG-003", "request timestamp outside the allowed window";
     SIG_REPLAY = 401, "MW-SIG-004", "request already seen";
     SIG_APP_FORBIDDEN = 403, "MW-SIG-005", "this app may not use this service";
+    WAF_BLOCKED = 403, "MW-WAF-001", "request blocked by the security gateway";
     INTERNAL = 500, "MW-INT-001", "internal error";
 }
 

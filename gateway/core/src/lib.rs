@@ -9,6 +9,7 @@ pub mod ctx;
 pub mod errors;
 pub mod health;
 pub mod hygiene;
+pub mod inspect;
 pub mod limits;
 pub mod live;
 pub mod masking;

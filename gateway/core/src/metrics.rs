@@ -23,6 +23,7 @@ pub struct Metrics {
     pub reloads: IntCounter,
     pub reload_failures: IntCounter,
     pub restart_required: IntGauge,
+    pub waf: IntCounterVec,
 }
 
 /// Registers `c` and hands it back, so each metric is declared once.
@@ -169,8 +170,19 @@ impl Metrics {
                 "1 when a loaded policy changed settings that need a restart",
             )?,
         )?;
+        let waf = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "menwei_waf_attacks_total",
+                    "Requests scored as attacks by request inspection, by route, main category and action (block or detect)",
+                ),
+                &["route", "category", "action"],
+            )?,
+        )?;
         Ok(Self {
             registry,
+            waf,
             requests,
             latency,
             upstream_healthy,

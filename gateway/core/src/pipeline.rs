@@ -313,6 +313,16 @@ impl ProxyHttp for Gateway {
         let Some(route) = ctx.route.and_then(|i| live.snapshot.router.routes().get(i)) else {
             return Ok(false);
         };
+        // Request inspection (attack detection) on the head, and on the body when it can be
+        // held back; a longer body is inspected as it streams (request_body_filter).
+        if let Some(profile) = route.waf {
+            let r =
+                crate::inspect::check(&live, route.max_body_bytes, profile, session, ctx).await?;
+            crate::inspect::report(ctx, &self.store.metrics);
+            if let Err(d) = r {
+                return self.deny(session, ctx, d, &Extra::new()).await;
+            }
+        }
         // The route's rate limits (pre-authentication: address, route and header keys), so a
         // flood cannot cost provider round trips or signature checks.
         use crate::limits::{self, Phase};
@@ -364,15 +374,22 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
-        _end: bool,
+        end: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(b) = body {
             ctx.body_bytes += b.len() as u64;
             if ctx.body_bytes > ctx.route_spec().map_or(0, |r| r.max_body_bytes) {
                 return Err(status_error(ctx, errors::BODY_TOO_LARGE));
+            }
+        }
+        if ctx.waf.as_ref().is_some_and(|w| w.pending.is_some()) {
+            let verdict = crate::inspect::on_body(session.req_header(), body.as_deref(), end, ctx);
+            crate::inspect::report(ctx, &self.store.metrics);
+            if let Err(d) = verdict {
+                return Err(status_error(ctx, d));
             }
         }
         Ok(())

@@ -104,18 +104,10 @@ impl Profile {
                         *s = mask(s, &style_for(k));
                         stats.by_detector += 1;
                     } else {
-                        let found = scan(s);
-                        if !found.is_empty() {
-                            let mut out = String::with_capacity(s.len());
-                            let mut last = 0;
-                            for (r, k) in found {
-                                out.push_str(s.get(last..r.start).unwrap_or(""));
-                                out.push_str(&mask(s.get(r.clone()).unwrap_or(""), &style_for(k)));
-                                last = r.end;
-                                stats.by_detector += 1;
-                            }
-                            out.push_str(s.get(last..).unwrap_or(""));
-                            *s = out;
+                        let (masked, n) = mask_text_counted(s);
+                        if n > 0 {
+                            *s = masked;
+                            stats.by_detector += n;
                         }
                     }
                 }
@@ -140,6 +132,28 @@ impl Profile {
         let out = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
         Ok((out, stats))
     }
+}
+
+/// Masks every personal value the detectors find inside free text (log lines, alert evidence).
+pub fn mask_text(s: &str) -> String {
+    mask_text_counted(s).0
+}
+
+fn mask_text_counted(s: &str) -> (String, usize) {
+    let found = scan(s);
+    if found.is_empty() {
+        return (s.to_string(), 0);
+    }
+    let n = found.len();
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for (r, k) in found {
+        out.push_str(s.get(last..r.start).unwrap_or(""));
+        out.push_str(&mask(s.get(r.clone()).unwrap_or(""), &style_for(k)));
+        last = r.end;
+    }
+    out.push_str(s.get(last..).unwrap_or(""));
+    (out, n)
 }
 
 #[cfg(test)]

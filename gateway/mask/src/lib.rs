@@ -8,4 +8,5 @@ pub mod json;
 pub mod style;
 
 pub use detect::{detect, scan, Kind};
+pub use json::mask_text;
 pub use style::{mask, Style};

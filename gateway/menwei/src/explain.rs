@@ -147,6 +147,69 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
                     m.max_body
                 );
             }
+            match r.waf.and_then(|i| snap.wafs.get(i)) {
+                Some(w) => {
+                    println!(
+                        "inspect:   profile `{}`: mode {:?}, paranoia {}, threshold {}, body inspected up to {} bytes, {} exclusion(s)",
+                        w.name,
+                        w.mode,
+                        w.config.paranoia,
+                        w.config.threshold,
+                        w.max_body,
+                        w.config.exclusions.len()
+                    );
+                    if let Ok(engine) = menwei_waf::shared() {
+                        let pairs: Vec<(&str, &[u8])> = headers
+                            .iter()
+                            .filter_map(|h| h.split_once(':'))
+                            .map(|(k, v)| (k.trim(), v.trim().as_bytes()))
+                            .collect();
+                        let req = menwei_waf::Request {
+                            method: method.as_str(),
+                            uri: target.as_bytes(),
+                            headers: pairs,
+                            body: None,
+                            body_truncated: false,
+                        };
+                        let v = engine.inspect(&w.config, &req);
+                        let hits: Vec<String> = v
+                            .hits
+                            .iter()
+                            .map(|h| {
+                                format!(
+                                    "{} {} ({}) in {}",
+                                    h.rule,
+                                    h.category.name(),
+                                    h.what,
+                                    h.target
+                                )
+                            })
+                            .collect();
+                        println!(
+                            "           this request scores {}{}{}",
+                            v.score,
+                            if v.attack {
+                                ": an attack, "
+                            } else {
+                                ": passes"
+                            },
+                            if v.attack {
+                                if w.mode == menwei_policy::raw::WafMode::Block {
+                                    "refused with 403 MW-WAF-001"
+                                } else {
+                                    "logged (detect mode)"
+                                }
+                            } else {
+                                ""
+                            }
+                        );
+                        for h in hits {
+                            println!("           - {h}");
+                        }
+                    }
+                }
+                None => println!("inspect:   none (no [[waf]] profile applies)"),
+            }
             let rate: Vec<String> = r
                 .limits
                 .iter()

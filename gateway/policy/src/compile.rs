@@ -94,6 +94,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     // An invalid [state] has its own diagnostic; only a missing one is reported per limit.
     check_cluster_limits(&cx, &loaded.files, singles.state.is_some(), diags);
     let (masks, masks_by_name) = crate::compile_mask::compile(&cx, &loaded.files, diags);
+    let (wafs, waf_names) = crate::compile_waf::compile(&cx, &loaded.files, diags);
     let names = crate::compile_route::Names {
         upstreams: &by_name,
         limits: &limits_by_name,
@@ -102,6 +103,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         apps: &apps_by_id,
         has_client_cas: gm.as_ref().is_some_and(|g| !g.client_cas.is_empty()),
         masks: &masks_by_name,
+        wafs: &waf_names,
     };
     let routes =
         crate::compile_route::compile(&cx, &loaded.files, &names, limits.max_body_bytes, diags);
@@ -137,6 +139,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         gm,
         audit: compile_audit(&cx, singles.audit, diags),
         masks,
+        wafs,
         router: Router::new(routes),
     })
 }

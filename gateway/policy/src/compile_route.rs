@@ -54,6 +54,7 @@ pub(crate) struct Names<'a> {
     pub apps: &'a HashMap<String, usize>,
     pub has_client_cas: bool,
     pub masks: &'a HashMap<String, usize>,
+    pub wafs: &'a crate::compile_waf::Names,
 }
 
 pub(crate) fn compile(
@@ -91,8 +92,16 @@ pub(crate) fn compile(
                 diags,
             );
             let mask = crate::compile_mask::route_mask(source, r, names.masks, diags);
-            let (Some(upstream), Some(host), Some(path), Some(limits), Some(auth), Ok(mask)) =
-                (upstream, host, path, limits, auth, mask)
+            let waf = crate::compile_waf::route_waf(source, r, names.wafs, diags);
+            let (
+                Some(upstream),
+                Some(host),
+                Some(path),
+                Some(limits),
+                Some(auth),
+                Ok(mask),
+                Ok(waf),
+            ) = (upstream, host, path, limits, auth, mask, waf)
             else {
                 continue;
             };
@@ -124,6 +133,7 @@ pub(crate) fn compile(
                 limits,
                 auth,
                 mask,
+                waf,
                 origin: here,
                 order: out.len(),
             };

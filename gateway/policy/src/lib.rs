@@ -13,6 +13,7 @@ pub mod compile_mask;
 pub mod compile_route;
 pub mod compile_sso;
 pub mod compile_upstream;
+mod compile_waf;
 pub mod diag;
 pub mod load;
 pub mod path;

@@ -63,6 +63,69 @@ pub struct PolicyFile {
     /// The tamper-evident (SM3-chained) audit log of security decisions.
     #[schemars(with = "Option<Audit>")]
     pub audit: Option<Spanned<Audit>>,
+    /// Request inspection profiles (attack detection), referenced by routes.
+    #[serde(default)]
+    pub waf: Vec<WafProfile>,
+}
+
+/// What a route does with a request its inspection scores as an attack.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum WafMode {
+    /// No inspection.
+    Off,
+    /// Inspect, log and alert; forward anyway.
+    Detect,
+    /// Inspect and refuse (403 `MW-WAF-001`).
+    #[default]
+    Block,
+}
+
+/// `[[waf]]`: a request-inspection profile.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WafProfile {
+    /// Name routes refer to (`waf = "..."`).
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// `block` (default), `detect` or `off`.
+    #[serde(default)]
+    pub mode: WafMode,
+    /// Applies to every route that names no profile (at most one profile may say so).
+    #[serde(default)]
+    pub default: bool,
+    /// 1 (default) to 4, as in the OWASP Core Rule Set: higher runs more rules.
+    #[schemars(with = "Option<u8>")]
+    pub paranoia: Option<Spanned<u8>>,
+    /// Anomaly score at which a request counts as an attack (default 5: one critical rule).
+    #[schemars(with = "Option<u32>")]
+    pub threshold: Option<Spanned<u32>>,
+    /// Most request body inspected (default `64KiB`, at most `1MiB`). Bodies up to this size are
+    /// inspected before anything is forwarded; the head of a larger body is inspected as it streams.
+    pub max_body: Option<ByteSize>,
+    /// Methods allowed (default GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS).
+    pub methods: Option<Vec<String>>,
+    /// Request content types allowed (default: forms, multipart, JSON, XML, text, octet-stream).
+    pub content_types: Option<Vec<String>>,
+    /// Rules switched off, everywhere or for one named value.
+    #[serde(default)]
+    pub exclude: Vec<WafExclude>,
+}
+
+/// `[[waf.exclude]]`: one rule (or a whole category) that misfires on this profile's routes.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WafExclude {
+    /// A rule id, as shown in logs and alerts (`942100`).
+    pub rule: Option<u32>,
+    /// A category: sqli, xss, lfi, rfi, rce, php, java, generic, session-fixation, protocol,
+    /// protocol-attack, multipart, scanner, method.
+    #[schemars(with = "Option<String>")]
+    pub category: Option<Spanned<String>>,
+    /// Only for values of this argument, cookie or header name (case-insensitive).
+    pub name: Option<String>,
 }
 
 /// How a masked field is shown.
@@ -685,6 +748,10 @@ pub struct Route {
     /// The `[[mask]]` profile applied to this route's responses.
     #[schemars(with = "Option<String>")]
     pub mask: Option<Spanned<String>>,
+    /// The `[[waf]]` profile inspecting this route's requests (default: the profile with
+    /// `default = true`, if any).
+    #[schemars(with = "Option<String>")]
+    pub waf: Option<Spanned<String>>,
     /// With `auth = "gm-signature"`: the `[[app]]` ids allowed here (default: every app).
     #[serde(default)]
     #[schemars(with = "Vec<String>")]

@@ -92,6 +92,8 @@ pub struct RouteSpec {
     pub auth: crate::snapshot::RouteAuth,
     /// Index into `Snapshot::masks`.
     pub mask: Option<usize>,
+    /// Index into `Snapshot::wafs`.
+    pub waf: Option<usize>,
     /// Where it was declared, for `explain`.
     pub origin: String,
     /// Position in declaration order.
@@ -218,6 +220,7 @@ mod tests {
             limits: Vec::new(),
             auth: Default::default(),
             mask: None,
+            waf: None,
             origin: String::new(),
             order,
         }

@@ -176,6 +176,8 @@ pub struct Snapshot {
     pub audit: Option<AuditSpec>,
     /// Masking profiles; routes refer to them by index.
     pub masks: Vec<MaskSpec>,
+    /// `[[waf]]` profiles; routes hold indexes.
+    pub wafs: Vec<WafSpec>,
     pub router: Router,
 }
 
@@ -350,4 +352,14 @@ pub struct MaskSpec {
     pub unmask_roles: Vec<String>,
     pub max_body: u64,
     pub on_overflow: crate::raw::OnOverflow,
+}
+
+/// A compiled `[[waf]]` profile.
+#[derive(Debug, Clone)]
+pub struct WafSpec {
+    pub name: String,
+    pub mode: crate::raw::WafMode,
+    pub config: menwei_waf::Config,
+    /// Most body bytes inspected.
+    pub max_body: u64,
 }

@@ -9,7 +9,7 @@ pub mod normalize;
 pub mod parse;
 pub mod rules;
 
-pub use parse::{Findings, Place, Request, Target};
+pub use parse::{Findings, Part, Place, Request, Target};
 pub use rules::{Category, Severity};
 
 use regex::{Regex, RegexSet};
@@ -164,9 +164,51 @@ pub mod code_rules {
     pub const TOO_MANY_ARGS: u32 = 920380;
     pub const COOKIE_V1: u32 = 921250;
     pub const JS_ESCAPE: u32 = 920540;
+
+    /// Every code rule id.
+    pub const ALL: &[u32] = &[
+        SQLI_LIBINJECTION,
+        XSS_LIBINJECTION,
+        METHOD,
+        CONTENT_TYPE,
+        CHARSET,
+        CHARSET_TWICE,
+        GET_WITH_BODY,
+        BODY_WITHOUT_TYPE,
+        RANGE,
+        REQUEST_RANGE,
+        CONNECTION,
+        RESTRICTED_HEADER,
+        CONTENT_TYPE_CHARS,
+        NUL,
+        FULLWIDTH,
+        INVALID_UTF8,
+        ENCODING_LAYERS,
+        JSON_INVALID,
+        MULTIPART_INVALID,
+        MULTIPART_CHARSET,
+        MULTIPART_CHARSET_FIELD,
+        TOO_MANY_ARGS,
+        COOKIE_V1,
+        JS_ESCAPE,
+    ];
+}
+
+/// The process's engine, compiled on first use (about 100 ms) and shared by every profile.
+pub fn shared() -> Result<&'static Engine, String> {
+    static ENGINE: std::sync::OnceLock<Result<Engine, String>> = std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(Engine::new)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 impl Engine {
+    /// Whether `id` names a rule (pattern or code).
+    pub fn knows(&self, id: u32) -> bool {
+        code_rules::ALL.contains(&id) || self.rules.iter().any(|r| r.id == id)
+    }
+
     pub fn new() -> Result<Engine, String> {
         let rules = rules::pattern_rules();
         let mut regexes = Vec::with_capacity(rules.len());
@@ -211,9 +253,25 @@ impl Engine {
 
     /// Inspects one request.
     pub fn inspect(&self, cfg: &Config, req: &Request<'_>) -> Verdict {
-        let mut v = Verdict::default();
-        let (targets, findings) = parse::targets(req);
-        self.request_rules(cfg, req, &targets, &findings, &mut v);
+        self.run(cfg, req, Part::All, Verdict::default())
+    }
+
+    /// Inspects the request line and headers only (the body streams later: `inspect_body`).
+    pub fn inspect_head(&self, cfg: &Config, req: &Request<'_>) -> Verdict {
+        self.run(cfg, req, Part::Head, Verdict::default())
+    }
+
+    /// Adds what the body (`req.body`) shows to the verdict of `inspect_head`.
+    pub fn inspect_body(&self, cfg: &Config, req: &Request<'_>, head: Verdict) -> Verdict {
+        self.run(cfg, req, Part::Body, head)
+    }
+
+    fn run(&self, cfg: &Config, req: &Request<'_>, part: Part, mut v: Verdict) -> Verdict {
+        let (targets, findings) = parse::targets(req, part);
+        if part != Part::Body {
+            self.request_rules(cfg, req, &mut v);
+        }
+        self.target_rules(cfg, req, part, &targets, &findings, &mut v);
         for t in &targets {
             self.patterns(cfg, t, &mut v);
             self.libinjection(cfg, t, &mut v);
@@ -346,16 +404,10 @@ impl Engine {
         }
     }
 
-    fn request_rules(
-        &self,
-        cfg: &Config,
-        req: &Request<'_>,
-        targets: &[Target],
-        f: &Findings,
-        v: &mut Verdict,
-    ) {
+    /// Rules on the request as a whole (method, framing headers, content type).
+    fn request_rules(&self, cfg: &Config, req: &Request<'_>, v: &mut Verdict) {
         use code_rules::*;
-        use Category::{Method, Multipart, Protocol, ProtocolAttack};
+        use Category::{Method, Protocol, ProtocolAttack};
         use Severity::{Critical, Warning};
         let mut add = |rule, cat, sev, what, target: &str, evidence: &str| {
             Self::add(
@@ -388,7 +440,11 @@ impl Engine {
             req.header(n)
                 .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
         };
-        let has_body = req.body.is_some_and(|b| !b.is_empty());
+        let has_body = req.body.is_some_and(|b| !b.is_empty())
+            || req.header("transfer-encoding").is_some()
+            || req
+                .header("content-length")
+                .is_some_and(|v| v.iter().any(|b| (b'1'..=b'9').contains(b)));
         if let Some(ct) = header("content-type") {
             let media = ct.split(';').next().unwrap_or("").trim().to_string();
             if has_body && !cfg.content_types.contains(&media) {
@@ -565,6 +621,34 @@ impl Engine {
                 "$Version",
             );
         }
+    }
+
+    /// Rules on each target and on what parsing found.
+    fn target_rules(
+        &self,
+        cfg: &Config,
+        req: &Request<'_>,
+        part: Part,
+        targets: &[Target],
+        f: &Findings,
+        v: &mut Verdict,
+    ) {
+        use code_rules::*;
+        use Category::{Multipart, Protocol};
+        use Severity::{Critical, Warning};
+        let mut add = |rule, cat, sev, what, target: &str, evidence: &str| {
+            Self::add(
+                cfg,
+                v,
+                rule,
+                cat,
+                sev,
+                what,
+                target.to_string(),
+                target,
+                evidence,
+            )
+        };
         for t in targets {
             let raw_nul = t.value.control
                 && matches!(
@@ -636,7 +720,9 @@ impl Engine {
             b.windows(4)
                 .any(|w| w[0] == b'%' && w[1..].eq_ignore_ascii_case(b"uff"))
         };
-        if iis_fullwidth(req.uri) || req.body.is_some_and(iis_fullwidth) {
+        let in_uri = part != Part::Body && iis_fullwidth(req.uri);
+        let in_body = part != Part::Head && req.body.is_some_and(iis_fullwidth);
+        if in_uri || in_body {
             add(
                 FULLWIDTH,
                 Protocol,

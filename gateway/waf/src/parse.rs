@@ -90,31 +90,57 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// At most this many arguments are inspected per request.
 pub const MAX_ARGS: usize = 1024;
 
+/// Which part of a request to split: the head (line and headers) and body can be inspected
+/// separately when the body streams after the head was forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Head,
+    Body,
+    All,
+}
+
 /// Splits the request into targets.
-pub fn targets(req: &Request<'_>) -> (Vec<Target>, Findings) {
+pub fn targets(req: &Request<'_>, part: Part) -> (Vec<Target>, Findings) {
     let mut out = Vec::new();
     let mut f = Findings::default();
+    if part != Part::Body {
+        head(&mut out, &mut f, req);
+    }
+    if part != Part::Head {
+        body(&mut out, &mut f, req);
+    }
+    if out.len() > MAX_ARGS {
+        out.truncate(MAX_ARGS);
+        f.too_many_args = true;
+    }
+    (out, f)
+}
+
+fn head(out: &mut Vec<Target>, f: &mut Findings, req: &Request<'_>) {
     let (path, query) = match req.uri.iter().position(|b| *b == b'?') {
         Some(i) => (&req.uri[..i], Some(&req.uri[i + 1..])),
         None => (req.uri, None),
     };
-    push(&mut out, Place::Path, "", path, true);
+    push(out, Place::Path, "", path, true);
     if let Some(q) = query {
-        form(&mut out, &mut f, q);
+        form(out, f, q);
     }
     for (name, value) in &req.headers {
         let lname = name.to_ascii_lowercase();
         match lname.as_str() {
-            "cookie" => cookies(&mut out, value),
-            "user-agent" => push(&mut out, Place::UserAgent, "user-agent", value, true),
-            "referer" => push(&mut out, Place::Referer, "referer", value, true),
-            n if is_filename_header(n) => push(&mut out, Place::FileName, n, value, true),
+            "cookie" => cookies(out, value),
+            "user-agent" => push(out, Place::UserAgent, "user-agent", value, true),
+            "referer" => push(out, Place::Referer, "referer", value, true),
+            n if is_filename_header(n) => push(out, Place::FileName, n, value, true),
             // Credentials and framing are checked elsewhere; inspecting them only misfires.
             "authorization" | "host" | "content-length" | "x-menwei-signature" => {}
-            _ => push(&mut out, Place::Header, &lname, value, true),
+            _ => push(out, Place::Header, &lname, value, true),
         }
-        push(&mut out, Place::HeaderName, "", name.as_bytes(), false);
+        push(out, Place::HeaderName, "", name.as_bytes(), false);
     }
+}
+
+fn body(out: &mut Vec<Target>, f: &mut Findings, req: &Request<'_>) {
     if let Some(body) = req.body.filter(|b| !b.is_empty()) {
         let original = req
             .header("content-type")
@@ -122,20 +148,15 @@ pub fn targets(req: &Request<'_>) -> (Vec<Target>, Findings) {
             .unwrap_or_default();
         let ctype = original.to_ascii_lowercase();
         if ctype.starts_with("application/x-www-form-urlencoded") {
-            form(&mut out, &mut f, body);
+            form(out, f, body);
         } else if ctype.starts_with("application/json") || ctype.contains("+json") {
-            json(&mut out, &mut f, body, req.body_truncated);
+            json(out, f, body, req.body_truncated);
         } else if ctype.starts_with("multipart/") {
-            multipart(&mut out, &mut f, &original, body);
+            multipart(out, f, &original, body);
         } else {
-            push(&mut out, Place::RawBody, "", body, true);
+            push(out, Place::RawBody, "", body, true);
         }
     }
-    if out.len() > MAX_ARGS {
-        out.truncate(MAX_ARGS);
-        f.too_many_args = true;
-    }
-    (out, f)
 }
 
 /// `X-Filename`, `X_Filename`, `X.Filename`, `X-File-Name`: upload helpers' file-name headers.
@@ -375,6 +396,10 @@ mod tests {
         }
     }
 
+    fn targets_all(r: &Request<'_>) -> (Vec<Target>, Findings) {
+        targets(r, Part::All)
+    }
+
     fn values(t: &[Target], place: Place) -> Vec<String> {
         t.iter()
             .filter(|t| t.place == place)
@@ -384,7 +409,7 @@ mod tests {
 
     #[test]
     fn query_form_cookies_json() {
-        let (t, f) = targets(&req(
+        let (t, f) = targets_all(&req(
             "/a%2Fb?q=%E5%BC%A0%E4%B8%89+x&n",
             "application/x-www-form-urlencoded",
             "k=v%3D1",
@@ -393,7 +418,7 @@ mod tests {
         assert_eq!(values(&t, Place::Arg), vec!["q=张三 x", "k=v=1"]);
         assert_eq!(values(&t, Place::Cookie), vec!["sid=abc", "theme=dark"]);
         assert_eq!(f, Findings::default());
-        let (t, f) = targets(&req(
+        let (t, f) = targets_all(&req(
             "/",
             "application/json",
             r#"{"a":{"b":["X",2]},"c":null}"#,
@@ -406,27 +431,27 @@ mod tests {
     #[test]
     fn deep_or_broken_json_is_flagged_and_read_raw() {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        let (t, f) = targets(&req("/", "application/json", &deep));
+        let (t, f) = targets_all(&req("/", "application/json", &deep));
         assert!(f.json_invalid);
         assert_eq!(values(&t, Place::RawBody).len(), 1);
-        let (_, f) = targets(&req("/", "application/json", "{\"a\":"));
+        let (_, f) = targets_all(&req("/", "application/json", "{\"a\":"));
         assert!(f.json_invalid);
     }
 
     #[test]
     fn multipart_parts_and_anomalies() {
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n申请\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.php\"\r\nContent-Type: image/png\r\n\r\nPNG...\r\n--XyZ--\r\n";
-        let (t, f) = targets(&req("/", "multipart/form-data; boundary=XyZ", body));
+        let (t, f) = targets_all(&req("/", "multipart/form-data; boundary=XyZ", body));
         assert_eq!(values(&t, Place::Arg), vec!["title=申请"]);
         assert_eq!(values(&t, Place::FileName), vec!["file=a.php"]);
         assert_eq!(f, Findings::default());
-        let (_, f) = targets(&req(
+        let (_, f) = targets_all(&req(
             "/",
             "multipart/form-data; boundary=XyZ",
             "--XyZ\r\nX: y\r\n\r\nv\r\n",
         ));
         assert!(f.multipart_invalid);
-        let (_, f) = targets(&req("/", "multipart/form-data", "whatever"));
+        let (_, f) = targets_all(&req("/", "multipart/form-data", "whatever"));
         assert!(f.multipart_invalid);
     }
 }
