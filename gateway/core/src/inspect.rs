@@ -33,10 +33,8 @@ fn request<'a>(
 ) -> Request<'a> {
     Request {
         method: req.method.as_str(),
-        uri: req
-            .uri
-            .path_and_query()
-            .map_or(b"/".as_slice(), |p| p.as_str().as_bytes()),
+        // As received (fragment and encoding kept), not as Pingora parsed it.
+        uri: req.raw_path(),
         headers: headers.to_vec(),
         body,
         body_truncated: truncated,
@@ -44,10 +42,19 @@ fn request<'a>(
 }
 
 fn headers(req: &pingora::http::RequestHeader) -> Vec<(&str, &[u8])> {
-    req.headers
+    let mut h: Vec<(&str, &[u8])> = req
+        .headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect()
+        .collect();
+    // HTTP/2 carries the host in `:authority`.
+    if let (Some(a), false) = (
+        req.uri.authority(),
+        req.headers.contains_key(http::header::HOST),
+    ) {
+        h.push(("host", a.as_str().as_bytes()));
+    }
+    h
 }
 
 /// Inspects the request head, and the body when it can be held back. `Err` is the refusal in

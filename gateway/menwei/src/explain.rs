@@ -159,11 +159,14 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
                         w.config.exclusions.len()
                     );
                     if let Ok(engine) = menwei_waf::shared() {
-                        let pairs: Vec<(&str, &[u8])> = headers
+                        let mut pairs: Vec<(&str, &[u8])> = headers
                             .iter()
                             .filter_map(|h| h.split_once(':'))
                             .map(|(k, v)| (k.trim(), v.trim().as_bytes()))
                             .collect();
+                        if !pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+                            pairs.push(("host", host.as_bytes()));
+                        }
                         let req = menwei_waf::Request {
                             method: method.as_str(),
                             uri: target.as_bytes(),

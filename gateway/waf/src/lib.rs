@@ -47,10 +47,6 @@ impl Default for Config {
                 "application/xml",
                 "application/soap+xml",
                 "application/json",
-                "application/cloudevents+json",
-                "application/cloudevents-batch+json",
-                "application/reports+json",
-                "application/csp-report",
                 "application/xss-auditor-report",
                 "text/plain",
                 "application/octet-stream",
@@ -164,6 +160,15 @@ pub mod code_rules {
     pub const TOO_MANY_ARGS: u32 = 920380;
     pub const COOKIE_V1: u32 = 921250;
     pub const JS_ESCAPE: u32 = 920540;
+    pub const MULTIPART_NAMES: u32 = 920120;
+    pub const ABSOLUTE_TARGET: u32 = 920100;
+    pub const NO_HOST: u32 = 920280;
+    pub const ACCEPT_CHARSET: u32 = 920600;
+    pub const ACCEPT_ENCODING_LONG: u32 = 920520;
+    pub const ARG_NAME_LONG: u32 = 920360;
+    pub const ARGS_MANY: u32 = 920381;
+    pub const ARGS_TOTAL: u32 = 920390;
+    pub const RFI_PARAM: u32 = 931110;
 
     /// Every code rule id.
     pub const ALL: &[u32] = &[
@@ -191,6 +196,15 @@ pub mod code_rules {
         TOO_MANY_ARGS,
         COOKIE_V1,
         JS_ESCAPE,
+        MULTIPART_NAMES,
+        ABSOLUTE_TARGET,
+        NO_HOST,
+        ACCEPT_CHARSET,
+        ACCEPT_ENCODING_LONG,
+        ARG_NAME_LONG,
+        ARGS_MANY,
+        ARGS_TOTAL,
+        RFI_PARAM,
     ];
 }
 
@@ -422,6 +436,79 @@ impl Engine {
                 evidence,
             )
         };
+        if !req.uri.starts_with(b"/") && req.uri != b"*" {
+            add(
+                ABSOLUTE_TARGET,
+                Protocol,
+                Critical,
+                "request target not in origin form (absolute URL or garbage)",
+                "uri",
+                &String::from_utf8_lossy(req.uri),
+            );
+        }
+        if req.header("host").is_none_or(|h| h.is_empty()) {
+            add(
+                NO_HOST,
+                Protocol,
+                Critical,
+                "request without a Host",
+                "header:host",
+                "",
+            );
+        }
+        if let Some(accept) = req.header("accept") {
+            let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
+            let odd = accept.split("charset=").skip(1).any(|rest| {
+                let value = rest
+                    .split([',', ';'])
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"');
+                !matches!(
+                    value,
+                    "utf-8"
+                        | "iso-8859-1"
+                        | "iso-8859-15"
+                        | "windows-1252"
+                        | "gbk"
+                        | "gb2312"
+                        | "gb18030"
+                )
+            });
+            if odd {
+                add(
+                    ACCEPT_CHARSET,
+                    Protocol,
+                    Critical,
+                    "charset not allowed by policy in the Accept header",
+                    "header:accept",
+                    "",
+                );
+            }
+        }
+        if req.header("accept-encoding").is_some_and(|v| v.len() > 100) {
+            add(
+                ACCEPT_ENCODING_LONG,
+                Protocol,
+                Critical,
+                "Accept-Encoding longer than 100 bytes (CVE-2022-21907)",
+                "header:accept-encoding",
+                "",
+            );
+        }
+        if let Some(ct) = req.header("content-type") {
+            if !content_type_well_formed(&String::from_utf8_lossy(ct)) {
+                add(
+                    CONTENT_TYPE_CHARS,
+                    Protocol,
+                    Critical,
+                    "malformed Content-Type",
+                    "header:content-type",
+                    &String::from_utf8_lossy(ct),
+                );
+            }
+        }
         if !cfg
             .methods
             .iter()
@@ -572,7 +659,7 @@ impl Engine {
                 add(
                     CONNECTION,
                     Protocol,
-                    Warning,
+                    Critical,
                     "contradictory or repeated Connection header",
                     "header:connection",
                     &conn,
@@ -584,6 +671,7 @@ impl Engine {
             if matches!(
                 n.as_str(),
                 "proxy"
+                    | "content-encoding"
                     | "lock-token"
                     | "content-range"
                     | "if"
@@ -592,7 +680,6 @@ impl Engine {
                     | "x-http-method"
                     | "x-method-override"
                     | "content-base"
-                    | "proxy-connection"
                     | "back"
                     | "x-forwarded-host-override"
             ) {
@@ -649,11 +736,71 @@ impl Engine {
                 evidence,
             )
         };
+        let mut rfi: Vec<&Target> = Vec::new();
+        let args: Vec<&Target> = targets.iter().filter(|t| t.place == Place::Arg).collect();
+        if args.len() > 255 {
+            add(
+                ARGS_MANY,
+                Protocol,
+                Critical,
+                "more than 255 arguments",
+                "args",
+                "",
+            );
+        }
+        if args.iter().map(|t| t.value.text.len()).sum::<usize>() > 64000 {
+            add(
+                ARGS_TOTAL,
+                Protocol,
+                Critical,
+                "arguments larger than 64000 bytes in all",
+                "args",
+                "",
+            );
+        }
         for t in targets {
+            if t.place == Place::ArgName && t.value.text.chars().count() > 100 {
+                add(
+                    ARG_NAME_LONG,
+                    Protocol,
+                    Critical,
+                    "argument name longer than 100 characters",
+                    "args",
+                    "",
+                );
+            }
+            if t.place == Place::Arg {
+                let name = t.name.to_ascii_lowercase();
+                let includes = [
+                    "_conf[",
+                    "absolute_path",
+                    "include",
+                    "require",
+                    "_path",
+                    "basepath",
+                    "root_path",
+                    "rootdir",
+                    "mosconfig",
+                    "_dir",
+                ]
+                .iter()
+                .any(|k| name.contains(k));
+                let url = ["http://", "https://", "ftp://", "ftps://"]
+                    .iter()
+                    .any(|p| t.value.text.trim_start().starts_with(p));
+                if includes && url {
+                    rfi.push(t);
+                }
+            }
             let raw_nul = t.value.control
                 && matches!(
                     t.place,
-                    Place::Arg | Place::ArgName | Place::Path | Place::Cookie
+                    Place::Arg
+                        | Place::ArgName
+                        | Place::Path
+                        | Place::Cookie
+                        | Place::Referer
+                        | Place::UserAgent
                 );
             if raw_nul {
                 add(
@@ -726,7 +873,7 @@ impl Engine {
             add(
                 FULLWIDTH,
                 Protocol,
-                Warning,
+                Critical,
                 "IIS %u full-width encoding",
                 "uri",
                 "%uff",
@@ -752,6 +899,16 @@ impl Engine {
                 "",
             );
         }
+        if f.multipart_names {
+            add(
+                MULTIPART_NAMES,
+                Multipart,
+                Critical,
+                "multipart field or file name with ; \\ = \" or &",
+                "body",
+                "",
+            );
+        }
         if f.multipart_evasive {
             add(
                 MULTIPART_CHARSET,
@@ -772,7 +929,57 @@ impl Engine {
                 "",
             );
         }
+        for t in rfi {
+            Self::add(
+                cfg,
+                v,
+                RFI_PARAM,
+                Category::Rfi,
+                Critical,
+                "URL in an include-path argument",
+                label(t),
+                &t.name,
+                &t.value.text,
+            );
+        }
     }
+}
+
+/// `type/subtype` then `; key=value` parameters of the keys request bodies use, nothing else.
+fn content_type_well_formed(ct: &str) -> bool {
+    let mut parts = ct.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&b))
+    };
+    let Some((ty, sub)) = media.split_once('/') else {
+        return false;
+    };
+    if !token(ty) || !token(sub) {
+        return false;
+    }
+    parts.all(|p| {
+        let Some((k, v)) = p.split_once('=') else {
+            return false;
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let v = v.trim_end();
+        matches!(
+            k.as_str(),
+            "charset"
+                | "boundary"
+                | "action"
+                | "component"
+                | "start"
+                | "start-info"
+                | "type"
+                | "version"
+        ) && !v.is_empty()
+            && !v.starts_with(' ')
+            && v.bytes().all(|b| b.is_ascii_graphic())
+    })
 }
 
 /// Removes `style="..."` attributes whose value holds only plain declarations (no parentheses,

@@ -222,16 +222,22 @@ fn entity(s: &str) -> Option<(char, usize)> {
         } else {
             (10, 2)
         };
-        let digits = b[start..]
+        // Leading zeros are legal and unbounded (`&#0000000036;`); significant digits are not.
+        let zeros = b[start..].iter().take_while(|c| **c == b'0').count();
+        let digits = b[start + zeros..]
             .iter()
             .take(8)
             .take_while(|c| (**c as char).is_digit(radix))
             .count();
-        if digits == 0 {
+        if digits + zeros == 0 {
             return None;
         }
-        let n = u32::from_str_radix(&s[start..start + digits], radix).ok()?;
-        let mut used = start + digits;
+        let n = if digits == 0 {
+            0
+        } else {
+            u32::from_str_radix(&s[start + zeros..start + zeros + digits], radix).ok()?
+        };
+        let mut used = start + zeros + digits;
         if b.get(used) == Some(&b';') {
             used += 1;
         }

@@ -81,6 +81,8 @@ pub struct Findings {
     pub multipart_invalid: bool,
     /// A multipart part carries its own charset or `Content-Transfer-Encoding` (evasion).
     pub multipart_evasive: bool,
+    /// A multipart field or file name holds `;`, `\\`, `=`, `"` or `&` (parser confusion).
+    pub multipart_names: bool,
     /// More arguments than [`MAX_ARGS`]: the rest were not inspected.
     pub too_many_args: bool,
 }
@@ -172,10 +174,16 @@ fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool
     if value.is_empty() {
         return;
     }
+    let mut value = normalize(value, url);
+    if place == Place::FileName {
+        // `shell. php`: what a server does with the blanks varies; read the name without them.
+        value.text.retain(|c| !c.is_whitespace());
+        value.folded.retain(|c| !c.is_whitespace());
+    }
     out.push(Target {
         place,
         name: name.to_string(),
-        value: normalize(value, url),
+        value,
     });
 }
 
@@ -329,6 +337,13 @@ fn multipart(out: &mut Vec<Target>, f: &mut Findings, ctype: &str, body: &[u8]) 
                 disposition = true;
                 name = param(line, "name");
                 filename = param(line, "filename");
+                let illegal = |v: &Option<String>| {
+                    v.as_deref()
+                        .is_some_and(|v| v.contains([';', '\\', '=', '"', '&']))
+                };
+                if illegal(&name) || illegal(&filename) {
+                    f.multipart_names = true;
+                }
             } else if lower.starts_with("content-transfer-encoding:")
                 || (lower.starts_with("content-type:") && lower.contains("charset="))
             {
@@ -347,18 +362,36 @@ fn multipart(out: &mut Vec<Target>, f: &mut Findings, ctype: &str, body: &[u8]) 
     }
 }
 
-/// `name="value"` (or unquoted) from a header line; `filename*` is not `filename`.
+/// `name="value"` (or unquoted) from a `Content-Disposition` line; `filename*` is not
+/// `filename`. Quoted values may hold `;`.
 fn param(line: &str, key: &str) -> Option<String> {
-    for piece in line.split(';').skip(1) {
-        let piece = piece.trim();
-        let Some((k, v)) = piece.split_once('=') else {
-            continue;
+    let mut rest = line.split_once(';')?.1;
+    loop {
+        let trimmed = rest.trim_start();
+        let (k, after) = trimmed.split_once('=')?;
+        let after = after.trim_start();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (
+                    &q[..end],
+                    q[end + 1..].split_once(';').map_or("", |(_, n)| n),
+                ),
+                None => (q, ""),
+            }
+        } else {
+            match after.split_once(';') {
+                Some((v, n)) => (v.trim_end(), n),
+                None => (after.trim_end(), ""),
+            }
         };
         if k.trim().eq_ignore_ascii_case(key) {
-            return Some(v.trim().trim_matches('"').to_string());
+            return Some(value.to_string());
         }
+        if next.is_empty() {
+            return None;
+        }
+        rest = next;
     }
-    None
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -155,11 +155,12 @@ macro_rules! rule {
 }
 
 /// Unix commands an injected command line starts with.
-const UNIX_CMDS: &str = r"(?:cat|tac|nl|head|tail|more|less|ls|dir|id|whoami|uname|ifconfig|ip|netstat|ps|pwd|env|printenv|set|echo|printf|wget|curl|fetch|lwp-download|nc|ncat|netcat|socat|telnet|ssh|scp|ftp|tftp|bash|sh|zsh|ksh|csh|tcsh|dash|ash|busybox|python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|php[0-9.]*|node|nodejs|lua|awk|gawk|sed|find|xargs|chmod|chown|chattr|rm|mv|cp|dd|mkfifo|mknod|kill|killall|pkill|sleep|ping|nslookup|dig|host|whois|crontab|base64|xxd|od|hexdump|strings|gcc|cc|c89|c99|g\+\+|make|tar|zip|unzip|gzip|gunzip|bzip2|column|rev|time|timeout|nohup|sudo|su|passwd|useradd|usermod|shutdown|reboot|systemctl|service|mount|tee|touch|grep|egrep|fgrep|sort|uniq|wc|cut|tr|diff|file|stat|which|whereis|locate|history|alias|exec|eval|source|export|ansible[a-z-]*|chef-[a-z-]+|knife|puppet|docker|kubectl|cpulimit|rmt(?:-[a-z]+)?|bridge|fold|flock|base32|perf|trap|irb[0-9.]*|aa-[a-z-]+|visudo|cscli|nmap|tcpdump|vi|vim|nano|ed|script|expect|openssl|at|batch|jobs|nice|renice|env|ld|ldd|strace|gdb|objdump|readelf|install|ln|ls|dmesg|lsof|w|who|last|finger|getent|groups|hostname|cpan|pip|pip3|npm|gem|apt|apt-get|yum|dnf|rpm|dpkg|mail|sendmail|mutt|xterm|rsync|svn|git)";
+const UNIX_CMDS: &str = r"(?:cat|tac|nl|head|tail|more|less|ls|dir|id|whoami|uname|ifconfig|ip|netstat|ps|pwd|env|printenv|set|echo|printf|wget|curl|fetch|lwp-download|nc|ncat|netcat|socat|telnet|ssh|scp|ftp|tftp|bash|sh|zsh|ksh|csh|tcsh|dash|ash|busybox|python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|php[0-9.]*|node|nodejs|lua|awk|gawk|sed|find|xargs|chmod|chown|chattr|rm|mv|cp|dd|mkfifo|mknod|kill|killall|pkill|sleep|ping|nslookup|dig|host|whois|crontab|base64|xxd|od|hexdump|strings|gcc|cc|c89|c99|g\+\+|make|tar|zip|unzip|gzip|gunzip|bzip2|column|rev|time|timeout|nohup|sudo|su|passwd|useradd|usermod|shutdown|reboot|systemctl|service|mount|tee|touch|grep|egrep|fgrep|sort|uniq|wc|cut|tr|diff|file|stat|which|whereis|locate|history|alias|exec|eval|source|export|ansible[a-z-]*|chef-[a-z-]+|knife|puppet|docker|kubectl|cpulimit|rmt(?:-[a-z]+)?|bridge|fold|flock|base32|perf|trap|irb[0-9.]*|aa-[a-z-]+|visudo|cscli|nmap|tcpdump|vi|vim|nano|ed|script|expect|openssl|at|batch|jobs|nice|renice|env|ld|ldd|strace|gdb|objdump|readelf|install|ln|ls|dmesg|lsof|w|who|last|finger|getent|groups|hostname|cpan|pip|pip3|npm|gem|apt|apt-get|yum|dnf|rpm|dpkg|mail|sendmail|mutt|xterm|rsync|svn|git|bsdtar)";
 
 #[rustfmt::skip]
 pub fn pattern_rules() -> Vec<PatternRule> {
-    let unix_chain = format!(r"(?:[;&|`\n]|\$\(|\|\||&&)\s*(?:[a-z_]+=\S*\s+)*(?:/[a-z/]*/)?{UNIX_CMDS}(?:\s|$|[;&|<>`'\x22])");
+    let unix_chain = format!(r"(?:[;&|`\n]|\$\(|\|\||&&)\s*(?:\$[a-z_]+\s*)*(?:[a-z_]+=\S*\s+)*(?:/[a-z/]*/)?{UNIX_CMDS}(?:\s|$|[;&|<>`'\x22])");
+    let prefixed = format!(r"(?:^|[;&|`])\s*(?:\$[a-z_]+\s*)*(?:time|strace|ltrace|nohup|nice|timeout\s+[0-9]+|sudo|xargs|watch|env|exec|eval|busybox|stdbuf\s+\S+)\s+{UNIX_CMDS}\b");
     let unix_start = format!(r"^\s*(?:[a-z_]+=\S*\s+)*(?:/[a-z/]*/)?{UNIX_CMDS}\s+(?:-{{1,2}}[a-z]|/|\./|~/|\$|<|>|\||\x22/|'/)");
     vec![
         // --- 913 scanners (User-Agent)
@@ -169,7 +170,7 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(930100, C::Lfi, 1, Critical, PATH | ARGS | HEADER, Text, "path traversal",
             r"(?:^|[/\\=:\s'\x22;])\.{2,3}[/\\;]|[/\\]\.{2,3}(?:[/\\]|$)|\.\.;"),
         rule!(930120, C::Lfi, 1, Critical, PATH | ARGS, Text, "operating-system file access",
-            r"(?:/etc/(?:passwd|shadow|group|hosts|issue|motd|crontab|sudoers|hostname|security/|ssh/|mysql/|nginx/|apache2?/|httpd/|php[0-9.]*/|init\.d|profile|bashrc|environment|fstab|resolv\.conf|inittab|master\.passwd|pwd\.db|spwd\.db)|/proc/(?:self|[0-9]+)/(?:environ|cmdline|fd|maps|mem|status|cwd|root|exe)|/proc/(?:version|cpuinfo|meminfo|mounts|net/|interrupts|partitions|sched_debug|kcore)|/sys/(?:class|kernel|devices|block|bus|firmware|module|power)|/var/log/|/var/(?:lib|run)/(?:mysql|php|sessions)|/root/|/home/[^/]+/\.|/usr/local/(?:etc|apache)|c:[/\\]+(?:windows|winnt|boot\.ini|inetpub|program files)|(?:^|[/\\])(?:boot\.ini|win\.ini|system\.ini|sam|ntuser\.dat)(?:$|\x00)|\\windows\\|/windows/win\.ini|web-inf/|meta-inf/|/\.?htpasswd|\.htaccess|/\.git/|/\.svn/|/\.hg/|/\.bzr/|/\.env(?:$|\.)|/\.ds_store|id_[rd]sa|authorized_keys|known_hosts|\.bash_history|\.mysql_history|\.ssh/|wp-config\.php|configuration\.php|localsettings\.php|\.aws/credentials|\.docker/config|\.kube/config|\.npmrc|\.pypirc|\.netrc|\.pgpass|/@fs/|/@id/|debug\.log$|/\.[a-z]+ignore$|\.sql(?:\.(?:zip|gz|bz2|7z|tar))?$)"),
+            r"(?:/etc/(?:passwd|shadow|group|hosts|issue|motd|crontab|sudoers|hostname|security/|ssh/|mysql/|nginx/|apache2?/|httpd/|php[0-9.]*/|init\.d|profile|bashrc|environment|fstab|resolv\.conf|inittab|master\.passwd|pwd\.db|spwd\.db)|/proc/(?:self|[0-9]+)/(?:environ|cmdline|fd|maps|mem|status|cwd|root|exe)|/proc/(?:version|cpuinfo|meminfo|mounts|net/|interrupts|partitions|sched_debug|kcore)|/sys/(?:class|kernel|devices|block|bus|firmware|module|power)|/var/log/|/var/(?:lib|run)/(?:mysql|php|sessions)|/root/|/home/[^/]+/\.|/usr/local/(?:etc|apache)|c:[/\\]+(?:windows|winnt|boot\.ini|inetpub|program files)|(?:^|[/\\])(?:boot\.ini|win\.ini|system\.ini|sam|ntuser\.dat)(?:$|\x00)|\\windows\\|/windows/win\.ini|web-inf/|meta-inf/|/\.?htpasswd|\.htaccess|/\.git/|/\.svn/|/\.hg/|/\.bzr/|/\.env(?:$|\.)|/\.ds_store|id_[rd]sa|authorized_keys|known_hosts|\.bash_history|\.mysql_history|\.ssh/|wp-config\.php|configuration\.php|localsettings\.php|\.aws/credentials|\.docker/config|\.kube/config|\.npmrc|\.pypirc|\.netrc|\.pgpass|/@fs/|/@id/|/\.(?:docker|kube|aws|ssh|gnupg|config/gcloud|azure)/|debug\.log$|/\.[a-z]+ignore$|\.sql(?:\.(?:zip|gz|bz2|7z|tar))?$)"),
         rule!(930140, C::Lfi, 1, Critical, PATH | FILE, Text, "AI assistant or tooling configuration file",
             r"(?:^|/)\.(?:claude|cursor|aider|cline|clinerules|continue|copilot|codeium|windsurf|roo|rovodev|a0proj|n8n|gemini|codex|augment|tabnine|kiro|zed|vscode|idea|github/copilot|mcp|opencode|plandex|junie|goose|amazonq|trae|qodo|openhands|devin|sourcegraph|cody)(?:/|\.|$)"),
         // --- 931 remote file inclusion
@@ -180,18 +181,22 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(931120, C::Rfi, 1, Critical, ARG, Text, "URL ending in a question mark",
             r"^(?:file|ftps?|https?|php|data|dict|gopher)(?:://[^\s]*)?\?+$"),
         // --- 932 command injection
-        rule!(932100, C::Rce, 1, Critical, ARGS_HEADERS, Folded, "Unix command after a separator",
+        rule!(932100, C::Rce, 1, Critical, ARGS | UA | REFERER, Folded, "Unix command after a separator",
             unix_chain.clone()),
         rule!(932230, C::Rce, 1, Critical, ARGS, Folded, "Unix command with a path or option argument",
             unix_start.clone()),
+        rule!(932235, C::Rce, 1, Critical, ARGS, Folded, "command run through a prefix command",
+            prefixed.clone()),
+        rule!(932251, C::Rce, 1, Critical, ARGS, Folded, "short Unix command as the whole value",
+            r"^(?:ls|ps|id|uname|whoami|ifconfig|ipconfig|netstat|pwd|env|printenv)(?:\s+[-/a-z.]|\s*$)"),
         rule!(932130, C::Rce, 1, Critical, ARGS, Text, "Unix shell expression",
-            r"\$\([^)]*\)|\$\{[^}]+\}|\$\(\(|`[^`]+`|/(?:etc|bin|usr|var|tmp)/[a-z]*\[[!^]?[a-z0-9/]+\]|[a-z]\[[a-z0-9/]+\][a-z]|\$\{ifs\}|\$ifs\b|<\(\s*[a-z]|>\(\s*[a-z]|\$\[[^\]]*\]|/\[[^\]]*\][a-z]|/[a-z]*\[[a-z0-9]-[a-z0-9]\][a-z]*/"),
+            r"\$\([^)]*\)|\$\{[^}]+\}|\$\(\(|`[^`]+`|/(?:etc|bin|usr|var|tmp)/[a-z]*\[[!^]?[a-z0-9/]+\]|[a-z]\[[a-z0-9/]+\][a-z]|\$\{ifs\}|\$ifs\b|<\(\s*[a-z]|>\(\s*[a-z]|\$\[[^\]]*\]|/\[[^\]]*\][a-z]|/[a-z]*\[[a-z0-9]-[a-z0-9]\][a-z]*/|/[a-z]*\[[!^]?[a-z0-9/]+\][a-z]*/"),
         rule!(932140, C::Rce, 1, Critical, ARGS, Folded, "Windows FOR / IF command",
             r"(?:^|[&|;\s(])(?:for\s*(?:/[a-z]\s*(?:[a-z]:\\\S*\s+)?)*(?:\x22[^\x22]*\x22\s+)?%%?\S+\s+in\s*\(|if(?:\s+|\s*/i\s*)(?:not\s+)?(?:(?:exist|defined|errorlevel|cmdextversion)\s+\S+|(?:\x22[^\x22]*\x22|\{[^}]*\}|\([^)]*\)|\S+)\s*(?:==|equ|neq|lss|leq|gtr|geq)\s*\S+))"),
         rule!(932120, C::Rce, 1, Critical, ARGS, Folded, "PowerShell command",
             r"(?:invoke-(?:webrequest|expression|command|item|restmethod|wmimethod|shellcode|mimikatz)|iex\s*\(|\biwr\s|\biwmi\s|new-object\s+(?:net\.webclient|system\.net)|downloadstring\(|downloadfile\(|start-process|set-executionpolicy|-encodedcommand|powershell(?:\.exe)?\s+-|get-wmiobject|get-childitem\s+env:|\[system\.(?:convert|text\.encoding)\]::)"),
         rule!(932150, C::Rce, 1, Critical, ARGS, Folded, "Windows command",
-            r"(?:^|[;&|`(\s])(?:cmd(?:\.exe)?\s*/[ck]|powershell|pwsh|certutil|bitsadmin|mshta|rundll32|regsvr32|wscript|cscript|regedit|reg\s+(?:add|query|delete)|net\s+(?:user|localgroup|share|use)|netsh|schtasks|wmic|taskkill|tasklist|systeminfo|ipconfig|bcdboot|bcdedit|vssadmin|wevtutil|icacls|cacls|attrib|xcopy|robocopy|type\s+[a-z]:\\|del\s+/|format\s+[a-z]:)(?:\s|$|\.exe)"),
+            r"(?:^|[;&|`(\s])(?:cmd(?:\.exe)?\s*/[ck]|powershell|pwsh|certutil|bitsadmin|mshta|rundll32|regsvr32|wscript|cscript|regedit|reg\s+(?:add|query|delete)|net\s+(?:user|localgroup|share|use)|netsh|schtasks|wmic|taskkill|tasklist|systeminfo|ipconfig|bcdboot|bcdedit|vssadmin|wevtutil|icacls|cacls|attrib|xcopy|robocopy|type\s+[a-z]:\\|del\s+/|format\s+[a-z]:)(?:\s|$|\.exe|/)"),
         rule!(932170, C::Rce, 1, Critical, ARGS_HEADERS | PATH, Text, "Shellshock",
             r"\(\s*\)\s*\{"),
         rule!(932180, C::Rce, 1, Critical, FILE, Text, "upload of a system or configuration file name",
@@ -211,7 +216,7 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(932340, C::Rce, 1, Critical, ARGS_HEADERS, Text, "command after a separator (short commands)",
             r"[;&|`]\s*(?:ps|env|id|w|ls|set|who|uname|ifconfig)(?:\s|$|;)"),
         rule!(932175, C::Rce, 1, Critical, ARGS, Folded, "alias definition",
-            r"(?:^|[;&|\s])alias\s+[a-z0-9_-]+="),
+            r"(?:^|[;&|\s])alias\s+(?:[+-]\S*\s+)*[^\s=]+="),
         rule!(932250, C::Rce, 1, Critical, ARGS, Folded, "interpreter with -c / -e",
             r"(?:^|[;&|`\s,])(?:sh|bash|zsh|ksh|csh|dash|python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|php[0-9.]*|node|lua)(?:\s+-[a-z]*\s*)*\s*[,\s]-[ce]\b|-wrapper\s+sh"),
         rule!(932260, C::Rce, 1, Critical, ARGS, Folded, "interpreter invocation",
@@ -226,15 +231,17 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(933130, C::Php, 1, Critical, ARGS, Text, "PHP superglobal",
             r"\$_(?:get|post|cookie|server|request|files|env|session)\b|\$globals\b|\$http_(?:get|post|cookie|server|raw_post_data)_vars|php://input"),
         rule!(933135, C::Php, 1, Critical, ARGS, Text, "PHP variable variable",
-            r"\$\s*\{\s*['\x22]"),
+            r"\$\s*\{\s*(?:['\x22]|\$|[a-z_][a-z0-9_]*\s*\})"),
         rule!(933140, C::Php, 1, Critical, ARGS | BODY, Text, "PHP stream wrapper",
-            r"(?:php|phar|zlib|glob|data|expect|input|ssh2|rar|ogg|zip|compress\.(?:zlib|bzip2))://"),
+            r"(?:php|phar|zlib|glob|data|expect|input|ssh2(?:\.[a-z]+)?|rar|ogg|zip|compress\.(?:zlib|bzip2))://"),
         rule!(933150, C::Php, 1, Critical, ARGS | PATH, Folded, "high-risk PHP function name",
-            r"(?:base64_decode|base64_encode|str_rot13|gzinflate|gzuncompress|gzdecode|gzencode|bzdecompress|zlib_decode|call_user_func(?:_array)?|create_function|preg_replace|file_get_contents|file_put_contents|show_source|highlight_file|phpinfo|passthru|shell_exec|proc_open|pcntl_exec|move_uploaded_file|unserialize|var_dump|print_r|parse_str|mb_ereg_replace|register_shutdown_function|register_tick_function|include_once|require_once|posix_[a-z]+|escapeshellcmd|escapeshellarg|set_time_limit|curl_exec|fsockopen|pfsockopen|stream_socket_client|get_defined_functions|get_defined_vars|get_defined_constants|func_get_args|array_map|array_filter|array_walk|ob_start|is_array|is_string|strip_tags|intval|filegroup|fileowner|fileperms|file_exists|is_file|is_dir|readfile|fpassthru|ini_set|ini_get|ini_restore|putenv|getenv|symlink|hex2bin|bin2hex|str_replace|strrev|implode|explode|sprintf|vsprintf|htmlspecialchars|addslashes|stripslashes|iterator_apply|forward_static_call|function_exists|method_exists|class_exists|get_class|assert_options|spl_autoload_register|libxml_disable_entity_loader|simplexml_load_string|ftp_connect|escapeshell[a-z]+|proc_[a-z]+|pcntl_[a-z]+|opendir|readdir|scandir|fopen|fwrite|fputs|fread|fgets|tempnam|tmpfile|unlink|rmdir|popen|shell_exec)[\s=]*\(\s*[^\s]"),
+            r"(?:base64_decode|base64_encode|str_rot13|gzinflate|gzuncompress|gzdecode|gzencode|bzdecompress|zlib_decode|call_user_func(?:_array)?|create_function|preg_replace|file_get_contents|file_put_contents|show_source|highlight_file|phpinfo|passthru|shell_exec|proc_open|pcntl_exec|move_uploaded_file|unserialize|var_dump|print_r|parse_str|mb_ereg_replace|register_shutdown_function|register_tick_function|include_once|require_once|posix_[a-z]+|escapeshellcmd|escapeshellarg|set_time_limit|curl_exec|fsockopen|pfsockopen|stream_socket_client|get_defined_functions|get_defined_vars|get_defined_constants|func_get_args|array_map|array_filter|array_walk|ob_start|is_array|is_string|strip_tags|intval|filegroup|fileowner|fileperms|file_exists|is_file|is_dir|readfile|fpassthru|ini_set|ini_get|ini_restore|putenv|getenv|symlink|hex2bin|bin2hex|str_replace|strrev|implode|explode|sprintf|vsprintf|htmlspecialchars|addslashes|stripslashes|iterator_apply|forward_static_call|function_exists|method_exists|class_exists|get_class|assert_options|spl_autoload_register|libxml_disable_entity_loader|simplexml_load_string|ftp_connect|escapeshell[a-z]+|proc_[a-z]+|pcntl_[a-z]+|opendir|readdir|scandir|fopen|fwrite|fputs|fread|fgets|tempnam|tmpfile|unlink|rmdir|popen|shell_exec|curl_[a-z_]+|substr|unpack)[\s=]*\(\s*[^\s]"),
         rule!(933151, C::Php, 1, Critical, ARGS | PATH, Folded, "PHP function call with no arguments",
-            r"(?:base64_decode|gzinflate|gzuncompress|gzdecode|bzdecompress|zlib_decode|call_user_func|fsockopen|is_array|intval|phpinfo|get_defined_[a-z]+|shell_exec|passthru)[\s=]*\(\s*\)"),
+            r"(?:base64_decode|gzinflate|gzuncompress|gzdecode|bzdecompress|zlib_decode|call_user_func|fsockopen|is_array|intval|phpinfo|get_defined_[a-z]+|shell_exec|passthru|curl_[a-z_]+|substr|unpack)[\s=]*\(\s*\)"),
         rule!(933160, C::Php, 1, Critical, ARGS, Folded, "PHP function call",
             r"\b(?:chr|exec|eval|system|assert|fopen|passthru|popen|proc_open|shell_exec|pcntl_exec|readfile|include|require|unserialize|create_function|call_user_func|base64_decode|gzinflate|str_rot13|file|opendir|readdir|mail|header|phpinfo|printf|print|echo)\s*\(|\(\s*['\x22]?(?:system|exec|passthru|shell_exec|assert|eval)\s*['\x22]?\s*\)\s*\(|\(\s*[a-z.'\x22()]+\s*\.\s*[a-z.'\x22()]+\)\s*\(|\b(?:strip_tags|intval|filegroup|is_array|fopen|exec|system|eval|chr|mail|include|require)\s*\("),
+        rule!(933161, C::Php, 1, Critical, ARGS, Text, "PHP call hidden behind line comments",
+            r"(?:\b(?:exec|eval|system|assert|passthru|shell_exec|popen|proc_open)|\$[a-z_0-9]+)[\s\x0b]*(?:(?:(?:#|//)[^\n]*\n|/\*.*?\*/)[\s\x0b]*(?:\[[^\]]*\][\s\x0b]*)*)+\("),
         rule!(933170, C::Php, 1, Critical, ARGS | COOKIE | BODY | HEADER, Text, "PHP serialized object",
             r"(?:^|[;{\s])[oc]:\+?[0-9]+:\x22[a-z_\\][a-z0-9_\\]*\x22:[0-9]+:\{"),
         rule!(933180, C::Php, 1, Critical, ARGS, Folded, "PHP variable function call",
@@ -244,7 +251,7 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(933200, C::Php, 1, Critical, ARGS | PATH, Text, "PHP archive or compression wrapper",
             r"(?:phar|compress\.(?:zlib|bzip2)|zip|rar|glob|expect)://"),
         rule!(933210, C::Php, 1, Critical, ARGS, Folded, "PHP string-built function call",
-            r"\(\s*(?:\(?\s*['\x22]?[a-z_]+['\x22]?\s*\)?\s*\.\s*)+\(?\s*['\x22]?[a-z_]+['\x22]?\s*\)?\s*\)\s*\(|\(\s*(?:system|exec|passthru|shell_exec|assert|eval|phpinfo)\s*\)\s*\(|\(\s*string\s*\)|\[\s*['\x22]?[a-z_]+['\x22]?\s*\]\s*(?:\[\s*[0-9]+\s*\]\s*)+\)?\s*(?:\{[^}]*\}\s*)?\(|\(\s*\$?[a-z_]+\s*\)\s*(?:\[\s*[0-9]+\s*\]\s*)*\(\s*['\x22a-z]|(?:^|;|return)\s*['\x22][a-z_\\0-9]+['\x22]\s*\(|define\s*\(\s*['\x22][a-z_]+['\x22]\s*,"),
+            r"\(\s*(?:\(?\s*['\x22]?[a-z_]+['\x22]?\s*\)?\s*\.\s*)+\(?\s*['\x22]?[a-z_]+['\x22]?\s*\)?\s*\)\s*\(|\(\s*(?:system|exec|passthru|shell_exec|assert|eval|phpinfo)\s*\)\s*\(|\(\s*string\s*\)|\[\s*['\x22]?[a-z_]+['\x22]?\s*\]\s*(?:\[\s*[0-9]+\s*\]\s*)+\)?\s*(?:\{[^}]*\}\s*)?\(|\(\s*\$?[a-z_]+\s*\)\s*(?:\[\s*[0-9]+\s*\]\s*)*\(\s*['\x22a-z]|(?:^|;|return)\s*['\x22][a-z_\\0-9]+['\x22]\s*\(|define\s*\(\s*['\x22][a-z_]+['\x22]\s*,|\(\s*\[\s*['\x22][a-z_]+['\x22]\s*\]\s*\)\s*\["),
         rule!(933220, C::Php, 1, Critical, FILE, Text, "upload of a PHP session file",
             r"(?:^|[/\\\s])sess_[a-z0-9,-]{10,}"),
         // --- 934 generic
@@ -257,7 +264,7 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(934150, C::Generic, 1, Critical, ARGS | BODY | HEADER, Text, "Ruby injection",
             r"\b(?:process\.spawn|kernel\.(?:exec|system|spawn|open)|io\.popen|open3\.|\.instance_eval|\.class_eval|object\.const_get|\.send\s*\(\s*:)"),
         rule!(934160, C::Generic, 1, Critical, ARGS, Folded, "Node.js denial of service (endless loop)",
-            r"while\s*\(\s*[!(-]*\s*(?:true|false|this|infinity|-?infinity|!?\d+|''|\x22\x22|\[\]|\{\}|-0|!+\s*(?:''|\x22\x22|0|false|null|undefined|\[\]))\s*\)+|d2hpbguo"),
+            r"while\s*\(\s*[!+\-~(\s]*(?:true|false|this|infinity|nan|null|undefined|new\s+[a-z]+|[0-9.]+|''|\x22\x22|``|\[\]|\{\})[\s)]*\)|d2hpbguo|xhuwmdc3xhuwmdy4awxl"),
         rule!(934170, C::Generic, 1, Critical, ARGS, Text, "data: URL",
             r"^\s*data:(?:text|application)/[a-z0-9.+-]*"),
         rule!(934190, C::Generic, 1, Critical, ARGS | COOKIE, Text, "server-side request to a local host name",
@@ -270,7 +277,7 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(941120, C::Xss, 1, Critical, ARGS_HEADERS, Text, "event handler attribute",
             r"(?:^|[\s\x22'/<;`])on[a-z]{3,}\s*=|\bon(?:error|load|click|mouseover|focus|blur|select|change|submit|toggle|pageshow|animationstart|begin|readystatechange)\s*="),
         rule!(941130, C::Xss, 1, Critical, ARGS_HEADERS, Text, "XSS through XML namespaces or attributes",
-            r"xmlns(?::[a-z]+)?\s*=|xlink:href|<\?xml|xsi:|<!entity|<!doctype|<!\[cdata\[|\bpattern\s*=\s*\x22|\bformaction\s*=|\bsrcdoc\s*="),
+            r"!entity\s|xmlns(?::[a-z]+)?\s*=|xlink:href|<\?xml|xsi:|<!entity|<!doctype|<!\[cdata\[|\bpattern\s*=\s*\x22|\bformaction\s*=|\bsrcdoc\s*="),
         rule!(941140, C::Xss, 1, Critical, ARGS_HEADERS, Text, "script URL in CSS",
             r"url\s*\(\s*['\x22]?\s*(?:javascript|vbscript|data)|expression\s*\(|behavior\s*:|-moz-binding"),
         rule!(941160, C::Xss, 1, Critical, ARGS_HEADERS | PATH, Text, "HTML injection",
@@ -285,6 +292,8 @@ pub fn pattern_rules() -> Vec<PatternRule> {
             r"<\s*[a-z]?\s*:\s*(?:vmlframe|image|rect|fill|shape)"),
         rule!(941210, C::Xss, 1, Critical, ARGS, Text, "obfuscated javascript: scheme",
             r"j\W*a\W*v\W*a\W*s\W*c\W*r\W*i\W*p\W*t\W*:|v\W*b\W*s\W*c\W*r\W*i\W*p\W*t\W*:"),
+        rule!(941181, C::Xss, 1, Critical, ARGS | BODY, Text, "server-side include directive",
+            r"<!--\s*#\s*(?:exec|include|set|echo|config|printenv|fsize|flastmod|if|elif)\b"),
         rule!(941360, C::Xss, 1, Critical, ARGS, Text, "JSFuck",
             r"!\s*!?\s*\[\s*\]|\[\s*\]\s*\[\s*\(|\(\s*!\s*\["),
         rule!(941370, C::Xss, 1, Critical, ARGS, Folded, "DOM object through comments",
@@ -299,7 +308,7 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(942140, C::Sqli, 1, Critical, ARGS, Folded, "database schema name",
             r"\b(?:information_schema|pg_catalog|pg_shadow|pg_user|pg_database|mysql\.(?:user|db)|sysobjects|syscolumns|sysusers|sys\.(?:tables|objects|columns|databases)|msysaccessobjects|msysobjects|sqlite_master|sqlite_schema|all_tables|user_tables|dba_users|user_objects|master\.\.|tempdb|northwind|msdb|xp_cmdshell|sp_executesql|sp_oacreate|sp_makewebtask|sp_password|v\$version|dual\b|db_name|schema_name|table_name|column_name|current_database|sqlite_[a-z_]+)"),
         rule!(942151, C::Sqli, 1, Critical, ARGS, Folded, "SQL function call",
-            r"\b(?:abs|acos|ascii|asin|atan2?|avg|benchmark|bin|bit_(?:and|or|xor|length)|cast|ceil(?:ing)?|char(?:_length|acter_length)?|chr|coalesce|concat(?:_ws)?|convert|cos|cot|count|crc32|curdate|current_user|database|datediff|dbms_[a-z_.]+|decode|degrees|elt|encode|exp|export_set|extractvalue|field|find_in_set|floor|format|found_rows|from_base64|from_unixtime|get_lock|greatest|group_concat|hex|if|ifnull|iif|inet_aton|inet_ntoa|insert|instr|is_srvrolemember|isnull|json_[a-z]+|last_insert_id|lcase|least|left|length|ln|load_file|locate|log|log10|log2|lower|lpad|ltrim|make_set|master_pos_wait|md5|mid|name_const|nullif|oct|ord|password|pg_[a-z_]+|pi|position|pow|power|quote|radians|rand|regexp_[a-z]+|release_lock|repeat|replace|reverse|right|round|row_count|rpad|rtrim|schema|sha1?|sha2|sign|sin|sleep|soundex|space|sqrt|std|stddev|strcmp|subdate|substr|substring|substring_index|sum|sysdate|system_user|tan|to_base64|trim|truncate|ucase|uncompress|unhex|unistr|updatexml|upper|user|utl_[a-z_.]+|uuid|version|waitfor|xmltype|xp_[a-z]+|compress|sqlite_[a-z_]+|db_name|now)[\s=\\]*\("),
+            r"\b(?:abs|acos|ascii|asin|atan2?|avg|benchmark|bin|bit_(?:and|or|xor|length)|cast|ceil(?:ing)?|char(?:_length|acter_length)?|chr|coalesce|concat(?:_ws)?|convert|cos|cot|count|crc32|curdate|current_user|database|datediff|dbms_[a-z_.]+|decode|degrees|elt|encode|exp|export_set|extractvalue|field|find_in_set|floor|format|found_rows|from_base64|from_unixtime|get_lock|greatest|group_concat|hex|if|ifnull|iif|inet_aton|inet_ntoa|insert|instr|is_srvrolemember|isnull|json_[a-z]+|last_insert_id|lcase|least|left|length|ln|load_file|locate|log|log10|log2|lower|lpad|ltrim|make_set|master_pos_wait|md5|mid|name_const|nullif|oct|ord|password|pg_[a-z_]+|pi|position|pow|power|quote|radians|rand|regexp_[a-z]+|release_lock|repeat|replace|reverse|right|round|row_count|rpad|rtrim|schema|sha1?|sha2|sign|sin|sleep|soundex|space|sqrt|std|stddev|strcmp|subdate|substr|substring|substring_index|sum|sysdate|system_user|tan|to_base64|trim|truncate|ucase|uncompress|unhex|unistr|updatexml|upper|user|utl_[a-z_.]+|uuid|version|waitfor|xmltype|xp_[a-z]+|compress|sqlite_[a-z_]+|db_name|now|starts_with|jsonb?_[a-z_]+|div|lo_(?:get|import|export|open|put|from_bytea))[\s=\\]*\("),
         rule!(942160, C::Sqli, 1, Critical, ARGS | PATH, Folded, "blind SQL (sleep / benchmark)",
             r"\b(?:sleep|pg_sleep|benchmark|dbms_lock\.sleep|dbms_pipe\.receive_message)\s*\(|waitfor\s+(?:delay|time)\s"),
         rule!(942190, C::Sqli, 1, Critical, ARGS, Folded, "SQL code execution or union",
@@ -321,7 +330,7 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(942291, C::Sqli, 1, Critical, ARG_NAME, Text, "NoSQL operator as a JSON key",
             r"^\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|elemmatch|or|and|nor|not|expr|jsonschema|mod|all|size|type|text|function|accumulator|lookup)$"),
         rule!(942320, C::Sqli, 1, Critical, ARGS, Folded, "stored procedure or function injection",
-            r"\bprocedure\s+analyse\s*\(|\bexec(?:ute)?\s*\(\s*@|\bdeclare\s+@|\bcreate\s+(?:or\s+replace\s+)?(?:function|procedure|trigger)\b|;\s*declare\b|\bcursor\s+for\b"),
+            r"\b[a-z_)]+::(?:int|integer|int[248]|text|varchar|bigint|numeric|bool|boolean|jsonb?|regclass|oid|bytea)\b|\bprocedure\s+analyse\s*\(|\bexec(?:ute)?\s*\(\s*@|\bdeclare\s+@|\bcreate\s+(?:or\s+replace\s+)?(?:function|procedure|trigger)\b|;\s*declare\b|\bcursor\s+for\b"),
         rule!(942350, C::Sqli, 1, Critical, ARGS, Folded, "SQL data definition or manipulation",
             r"(?:^|[;'\x22)])\s*(?:insert\s+into|delete\s+from|update\s+\S+\s+set|drop\s+(?:table|database|schema|user|view|function|procedure)|alter\s+(?:table|user|database)|truncate\s+table|create\s+(?:table|database|user|function|view)|grant\s+\S+\s+on|rename\s+table)\b|\bcreate\s+function\b.*\breturns\b|;\s*truncate\b|;\s*replace\b.*\bvalues\b|(?:^|[;/])\s*create\s+table\b"),
         rule!(942360, C::Sqli, 1, Critical, ARGS, Folded, "SQL keyword sequence",
@@ -331,7 +340,7 @@ pub fn pattern_rules() -> Vec<PatternRule> {
         rule!(942540, C::Sqli, 1, Critical, ARGS, Text, "quote-terminated authentication bypass",
             r"^[a-z0-9_.@+-]+@[a-z0-9.-]+['\x22`]\s*(?:;|--|#|/\*|$)|^[a-z0-9_.-]+['\x22`]\s*(?:;|--\s|#|/\*)"),
         rule!(942550, C::Sqli, 1, Critical, ARGS | PATH, Folded, "JSON operators in SQL",
-            r"['\x22]\s*::\s*jsonb?\b|\bjsonb?\s*(?:<@|@>|\?[|&]?|#>>?|@@|->>?)|(?:<@|@>|#>>?|@@|\?&|\?\|)\s*['\x22]?(?:\{|\[|array\[|\$)|['\x22]\s*(?:<@|@>)\s*['\x22]"),
+            r"['\x22]\s*(?:->>?|\?|[<>]=?)\s*['\x22]\$?[.\[a-z0-9]|json_extract\s*\(|['\x22]\s*::\s*jsonb?\b|\bjsonb?\s*(?:<@|@>|\?[|&]?|#>>?|@@|->>?)|(?:<@|@>|#>>?|@@|\?&|\?\|)\s*['\x22]?(?:\{|\[|array\[|\$)|['\x22]\s*(?:<@|@>)\s*['\x22]"),
         rule!(942560, C::Sqli, 1, Critical, ARGS, Folded, "MySQL scientific-notation bypass",
             r"[0-9]\.e\s*[(,)]|[0-9]\.e\s*[a-z.]"),
         // --- 943 session fixation
@@ -378,6 +387,8 @@ pub fn pattern_rules() -> Vec<PatternRule> {
             r"~(?:$|/)|\.(?:swp|swo|bak|old|orig|save|tmp)$"),
         rule!(920440, C::Protocol, 1, Critical, PATH, Text, "restricted file extension",
             r"\.(?:asa|asax|ascx|axd|backup|bak|bat|cdx|cer|cfg|cmd|com|config|conf|cs|csproj|csr|dat|db|dbf|dll|dos|htr|htw|ida|idc|idq|inc|ini|key|licx|lnk|log|mdb|old|pass|pdb|pol|printer|pwd|rdb|resources|resx|sql|swp|sys|vb|vbs|vbproj|vsdisco|webinfo|xsd|xsx|sqlite|sqlite3|kdbx|pem|p12|pfx|jks|keystore|env|git|svn|htpasswd|htaccess|yml|yaml|toml|lock|bash_history)$"),
+        rule!(920101, C::Protocol, 1, Critical, PATH, Text, "port-like colon in a path segment",
+            r"[a-z0-9]\.[a-z0-9]+:[0-9]+(?:$|/)"),
         rule!(920610, C::Protocol, 1, Critical, PATH, Text, "raw fragment in the request target",
             r"#"),
         // Notice-level smells that only add up with something else.
