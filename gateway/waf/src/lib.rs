@@ -92,6 +92,9 @@ pub struct Verdict {
     pub hits: Vec<Hit>,
     /// Score reached the configured threshold.
     pub attack: bool,
+    /// Arguments seen so far and their total size (the head's count carries into the body's).
+    pub args: usize,
+    pub arg_bytes: usize,
 }
 
 impl Verdict {
@@ -723,6 +726,15 @@ impl Engine {
         use code_rules::*;
         use Category::{Multipart, Protocol};
         use Severity::{Critical, Warning};
+        let mut rfi: Vec<&Target> = Vec::new();
+        let (args, arg_bytes) = targets
+            .iter()
+            .filter(|t| t.place == Place::Arg)
+            .fold((v.args, v.arg_bytes), |(n, b), t| {
+                (n + 1, b + t.value.text.len())
+            });
+        v.args = args;
+        v.arg_bytes = arg_bytes;
         let mut add = |rule, cat, sev, what, target: &str, evidence: &str| {
             Self::add(
                 cfg,
@@ -736,9 +748,7 @@ impl Engine {
                 evidence,
             )
         };
-        let mut rfi: Vec<&Target> = Vec::new();
-        let args: Vec<&Target> = targets.iter().filter(|t| t.place == Place::Arg).collect();
-        if args.len() > 255 {
+        if args > 255 {
             add(
                 ARGS_MANY,
                 Protocol,
@@ -748,7 +758,7 @@ impl Engine {
                 "",
             );
         }
-        if args.iter().map(|t| t.value.text.len()).sum::<usize>() > 64000 {
+        if arg_bytes > 64000 {
             add(
                 ARGS_TOTAL,
                 Protocol,
