@@ -189,6 +189,15 @@ impl Gateway {
         assert!(ready, "menwei not ready:\n{}", self.log());
     }
 
+    /// Kills the process (no graceful shutdown) and starts it again on the same ports and policy.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
     /// The policy directory.
     pub fn policies(&self) -> PathBuf {
         self.dir.path().join("policies")

@@ -113,6 +113,14 @@ for i in range(60):   # API paging and detail views
         f"/api/v1/geo/reverse?lat=22.5{random.randint(1000, 9999)}&lng=113.9{random.randint(1000, 9999)}",
         f"/api/v1/export?format=xlsx&fields=name,idCard,mobile&filter=status%20eq%20%27done%27"]),
         extra={"X-Requested-With": "XMLHttpRequest"})
+COMMON = [{"id": "5", "type": "set", "order": "desc", "sort": "id"}, {"env": "prod", "mode": "time", "cmd": "list"},
+          {"path": "/docs/guide/a.pdf", "file": "report.pdf", "host": "www.example.gov.cn"},
+          {"url": "https://www.gov.cn/zhengce/content.htm", "callback": "jQuery1124_1716", "_": "1716000000000"},
+          {"q": "docker", "ls": "1", "ps": "note"}, {"name": "perf", "value": "passwd", "key": "ls"},
+          {"date": "2024-05-01", "time": "09:30", "exec": "true", "system": "ios"},
+          {"select": "all", "from": "2024-01-01", "to": "2024-12-31", "where": "beijing"}]
+for i in range(40):   # common parameter names and short values
+    add("params", "GET", "/api/v1/list?" + q(random.choice(COMMON)), extra={"X-Requested-With": "XMLHttpRequest"})
 for i in range(40):   # static assets and pages
     add("static", "GET", random.choice(["/portal/index.html", f"/static/js/app.{random.randint(10**7, 10**8):x}.js", f"/static/css/main.css?v={random.randint(1, 99)}",
         "/favicon.ico", f"/static/img/banner-{random.randint(1, 9)}.webp", "/portal/guide/%E5%8A%9E%E4%BA%8B%E6%8C%87%E5%8D%97.html",
@@ -120,7 +128,7 @@ for i in range(40):   # static assets and pages
         extra={"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"})
 for i in range(30):   # login and account forms
     add("login", "POST", "/auth/login", q({"username": random.choice(["zhangsan", "li.si", "wang_wu2024", phone(), "o'connor"]),
-        "password": random.choice(["P@ssw0rd!2024", "abc#123$XYZ", "我的密码123", "a'b\"c;--d", "(secret)=1"]),
+        "password": random.choice(["P@ssw0rd!2024", "abc#123$XYZ", "我的密码123", "a'b\"c;--d", "(secret)=1"]), "passwd": "x",
         "captcha": f"{random.randint(1000, 9999)}", "redirect": "/portal/home"}), "application/x-www-form-urlencoded")
 
 with open(__file__.replace("make_benign.py", "benign.jsonl"), "w", encoding="utf-8") as f:

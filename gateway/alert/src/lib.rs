@@ -249,8 +249,29 @@ impl Alerter {
                     Some(e) => self.arrive(e, &mut windows, &mut workers),
                     None => return,
                 },
-                _ = tick.tick() => self.flush(&mut windows, &mut workers, false),
+                _ = tick.tick() => {
+                    // Every configured sink has a worker, even before its first alert, so that
+                    // what its spool kept from before a restart is delivered.
+                    self.sync_workers(&mut workers);
+                    self.flush(&mut windows, &mut workers, false);
+                }
             }
+        }
+    }
+
+    fn sync_workers(
+        &self,
+        workers: &mut HashMap<String, (sinks::SinkSpec, tokio::sync::mpsc::Sender<Event>)>,
+    ) {
+        let config = self.config.load_full();
+        workers.retain(|name, (spec, _)| config.sinks.iter().any(|s| s.name == *name && s == spec));
+        for spec in &config.sinks {
+            workers.entry(spec.name.clone()).or_insert_with(|| {
+                let (tx, rx) = tokio::sync::mpsc::channel(1024);
+                let spool = spool::Spool::open(config.spool_dir.as_deref(), &spec.name);
+                tokio::spawn(sinks::worker(spec.clone(), rx, spool, self.hook.clone()));
+                (spec.clone(), tx)
+            });
         }
     }
 
@@ -342,19 +363,16 @@ impl Alerter {
             "ALERT {}",
             e.summary
         );
+        self.sync_workers(workers);
         let config = self.config.load_full();
-        workers.retain(|name, (spec, _)| config.sinks.iter().any(|s| s.name == *name && s == spec));
         for spec in &config.sinks {
             if e.severity < spec.min_severity {
                 continue;
             }
-            let entry = workers.entry(spec.name.clone()).or_insert_with(|| {
-                let (tx, rx) = tokio::sync::mpsc::channel(1024);
-                let spool = spool::Spool::open(config.spool_dir.as_deref(), &spec.name);
-                tokio::spawn(sinks::worker(spec.clone(), rx, spool, self.hook.clone()));
-                (spec.clone(), tx)
-            });
-            if entry.1.try_send(e.clone()).is_err() {
+            let sent = workers
+                .get(&spec.name)
+                .is_some_and(|(_, tx)| tx.try_send(e.clone()).is_ok());
+            if !sent {
                 (self.hook)(&spec.name, "dropped");
             }
         }

@@ -234,6 +234,13 @@ impl ServeHttp for Admin {
                 )
             }
             "/healthz" => reply(200, "text/plain", b"ok\n".to_vec()),
+            "/alerts" => {
+                let body = serde_json::to_vec_pretty(&serde_json::json!({
+                    "alerts": self.store.alerter.recent(),
+                }))
+                .unwrap_or_default();
+                reply(200, "application/json", body)
+            }
             "/readyz" if self.draining.load(Ordering::Relaxed) => {
                 reply(503, "text/plain", b"draining\n".to_vec())
             }
@@ -248,7 +255,7 @@ impl ServeHttp for Admin {
             _ => reply(
                 404,
                 "text/plain",
-                b"not found: try /metrics /healthz /readyz /policy /bans\n".to_vec(),
+                b"not found: try /metrics /healthz /readyz /policy /bans /alerts\n".to_vec(),
             ),
         }
     }

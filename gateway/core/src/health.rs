@@ -114,6 +114,13 @@ fn status_ok(head: &[u8]) -> bool {
 
 /// Refreshes the per-backend availability gauge (called at each `/metrics` scrape, so it is exact).
 pub fn publish(store: &Store) {
+    use std::sync::atomic::Ordering;
+    let a = &store.alerter.stats;
+    let m = &store.metrics;
+    m.alerts_emitted
+        .set(a.emitted.load(Ordering::Relaxed) as i64);
+    m.alerts_dropped
+        .set(a.dropped.load(Ordering::Relaxed) as i64);
     let live = store.current();
     for g in &live.upstreams {
         for b in &g.backends {

@@ -118,6 +118,10 @@ pub struct Store {
     /// Nonces of signed requests seen (memory; Redis when `[gm] nonce_store = "redis"`).
     pub nonces: menwei_state::Seen,
     pub metrics: Metrics,
+    /// Alerts to the security team (`[alerts]`), kept across reloads.
+    pub alerter: Arc<menwei_alert::Alerter>,
+    /// Behavioural detectors (`[[detect]]`); rebuilt when the rules change.
+    pub detector: ArcSwap<menwei_alert::behaviour::Detector>,
 }
 
 fn build_cluster(snapshot: &Snapshot, prev: Option<&Live>) -> Option<Arc<ClusterStore>> {
@@ -265,7 +269,19 @@ impl Store {
         );
         let bans = Arc::new(menwei_ratelimit::BanList::default());
         bans.set_redis(live.cluster.as_ref().map(|c| c.redis().clone()));
+        let outcomes = metrics.alerts.clone();
+        let alerter = menwei_alert::Alerter::new(
+            live.snapshot.alerts.clone(),
+            Arc::new(move |sink: &str, outcome: &str| {
+                outcomes.with_label_values(&[sink, outcome]).inc();
+            }),
+        );
+        let detector = ArcSwap::from_pointee(menwei_alert::behaviour::Detector::new(
+            live.snapshot.detect.clone(),
+        ));
         Self {
+            alerter,
+            detector,
             sso,
             audit,
             bans,
@@ -351,6 +367,13 @@ impl Store {
                 };
                 self.bans
                     .set_redis(live.cluster.as_ref().map(|c| c.redis().clone()));
+                self.alerter.reconfigure(live.snapshot.alerts.clone());
+                if live.snapshot.detect != current.snapshot.detect {
+                    self.detector
+                        .store(Arc::new(menwei_alert::behaviour::Detector::new(
+                            live.snapshot.detect.clone(),
+                        )));
+                }
                 self.audit(
                     "policy_reload",
                     serde_json::json!({"version": version + 1, "sha256": live.snapshot.sha256}),

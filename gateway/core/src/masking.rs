@@ -16,6 +16,8 @@ pub struct MaskState {
     pub json: bool,
     pub max: u64,
     pub buf: Vec<u8>,
+    /// Values masked in this response (the bulk-exfiltration signal).
+    pub masked: u64,
 }
 
 fn roles(live: &Live, ctx: &Ctx) -> Vec<String> {
@@ -91,6 +93,7 @@ pub fn on_head(
         json,
         max: spec.max_body,
         buf: Vec::new(),
+        masked: 0,
     });
     Ok(())
 }
@@ -119,31 +122,21 @@ pub fn on_body(
         return Err("masking profile gone");
     };
     let data = std::mem::take(&mut st.buf);
-    let out = if st.json {
+    let (out, masked) = if st.json {
         match spec.profile.mask_json(&data) {
-            Ok((out, _stats)) => out,
+            Ok((out, stats)) => (out, (stats.by_rule + stats.by_detector) as u64),
             // Not JSON after all: what the detectors find is masked as in text.
             Err(_) => mask_text(&data),
         }
     } else {
         mask_text(&data)
     };
+    st.masked = masked;
     *body = Some(Bytes::from(out));
     Ok(())
 }
 
-fn mask_text(data: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(data);
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for (r, k) in menwei_mask::scan(&text) {
-        out.push_str(text.get(last..r.start).unwrap_or(""));
-        out.push_str(&menwei_mask::mask(
-            text.get(r.clone()).unwrap_or(""),
-            &menwei_mask::json::style_for(k),
-        ));
-        last = r.end;
-    }
-    out.push_str(text.get(last..).unwrap_or(""));
-    out.into_bytes()
+fn mask_text(data: &[u8]) -> (Vec<u8>, u64) {
+    let (out, n) = menwei_mask::mask_text_counted(&String::from_utf8_lossy(data));
+    (out.into_bytes(), n as u64)
 }

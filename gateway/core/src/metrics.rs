@@ -24,6 +24,9 @@ pub struct Metrics {
     pub reload_failures: IntCounter,
     pub restart_required: IntGauge,
     pub waf: IntCounterVec,
+    pub alerts: IntCounterVec,
+    pub alerts_emitted: IntGauge,
+    pub alerts_dropped: IntGauge,
 }
 
 /// Registers `c` and hands it back, so each metric is declared once.
@@ -180,9 +183,33 @@ impl Metrics {
                 &["route", "category", "action"],
             )?,
         )?;
+        let alerts = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "menwei_alert_deliveries_total",
+                    "Alert deliveries by sink and outcome (sent, retry, dropped)",
+                ),
+                &["sink", "outcome"],
+            )?,
+        )?;
+        let alerts_emitted = reg(
+            &registry,
+            IntGauge::new("menwei_alerts_emitted", "Alert events raised since start")?,
+        )?;
+        let alerts_dropped = reg(
+            &registry,
+            IntGauge::new(
+                "menwei_alerts_dropped",
+                "Alert events dropped since start because the alert queue was full",
+            )?,
+        )?;
         Ok(Self {
             registry,
             waf,
+            alerts,
+            alerts_emitted,
+            alerts_dropped,
             requests,
             latency,
             upstream_healthy,

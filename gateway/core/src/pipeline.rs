@@ -638,6 +638,12 @@ impl ProxyHttp for Gateway {
                 );
             }
         }
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.deny.map(|d| d.status))
+            .unwrap_or(0);
+        crate::watch::observe(&self.store, ctx, status).await;
         crate::access_log::record(&self.store, session, ctx);
         ctx.inflight = None;
     }

@@ -125,3 +125,19 @@ impl BackgroundService for BanSync {
         }
     }
 }
+
+/// Runs the alert dispatcher (aggregation, sinks, spools) on the background runtime.
+pub struct Alerts {
+    pub store: Arc<Store>,
+}
+
+#[async_trait]
+impl BackgroundService for Alerts {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let run = self.store.alerter.clone().run();
+        tokio::select! {
+            _ = run => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

@@ -102,6 +102,12 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
         },
     ));
     server.add_service(background_service(
+        "alerts",
+        crate::reload::Alerts {
+            store: store.clone(),
+        },
+    ));
+    server.add_service(background_service(
         "ban list",
         crate::reload::BanSync {
             store: store.clone(),

@@ -139,7 +139,8 @@ pub fn mask_text(s: &str) -> String {
     mask_text_counted(s).0
 }
 
-fn mask_text_counted(s: &str) -> (String, usize) {
+/// `mask_text`, and how many values it masked.
+pub fn mask_text_counted(s: &str) -> (String, usize) {
     let found = scan(s);
     if found.is_empty() {
         return (s.to_string(), 0);

@@ -8,5 +8,5 @@ pub mod json;
 pub mod style;
 
 pub use detect::{detect, scan, Kind};
-pub use json::mask_text;
+pub use json::{mask_text, mask_text_counted};
 pub use style::{mask, Style};

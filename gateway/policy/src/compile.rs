@@ -73,7 +73,20 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         diags,
         &mut cert_digest,
     );
-    let sha256 = if certificates.is_empty() && sso.is_none() && gm.is_none() {
+    let alerts = crate::compile_alert::compile_alerts(&cx, singles.alerts, diags, &mut cert_digest);
+    let alert_secrets = alerts.sinks.iter().any(|s| {
+        matches!(
+            &s.kind,
+            menwei_alert::sinks::SinkKind::DingTalk {
+                secret: Some(_),
+                ..
+            } | menwei_alert::sinks::SinkKind::Feishu {
+                secret: Some(_),
+                ..
+            }
+        )
+    });
+    let sha256 = if certificates.is_empty() && sso.is_none() && gm.is_none() && !alert_secrets {
         loaded.sha256.clone()
     } else {
         let mut h = Sha256::new();
@@ -95,6 +108,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     check_cluster_limits(&cx, &loaded.files, singles.state.is_some(), diags);
     let (masks, masks_by_name) = crate::compile_mask::compile(&cx, &loaded.files, diags);
     let (wafs, waf_names) = crate::compile_waf::compile(&cx, &loaded.files, diags);
+    let detect = crate::compile_alert::compile_detect(&cx, &loaded.files, diags);
     let names = crate::compile_route::Names {
         upstreams: &by_name,
         limits: &limits_by_name,
@@ -140,6 +154,8 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         audit: compile_audit(&cx, singles.audit, diags),
         masks,
         wafs,
+        alerts,
+        detect,
         router: Router::new(routes),
     })
 }
@@ -169,6 +185,7 @@ struct Singles<'a> {
     sso: Option<(usize, &'a Spanned<raw::Sso>)>,
     gm: Option<(usize, &'a Spanned<raw::Gm>)>,
     audit: Option<(usize, &'a Spanned<raw::Audit>)>,
+    alerts: Option<(usize, &'a Spanned<raw::Alerts>)>,
 }
 
 fn single<'a, T>(
@@ -209,6 +226,7 @@ impl<'a> Singles<'a> {
             sso: single(cx, "sso", files, |f| f.sso.as_ref(), diags),
             gm: single(cx, "gm", files, |f| f.gm.as_ref(), diags),
             audit: single(cx, "audit", files, |f| f.audit.as_ref(), diags),
+            alerts: single(cx, "alerts", files, |f| f.alerts.as_ref(), diags),
         }
     }
 }

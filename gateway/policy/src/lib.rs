@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod compile;
+mod compile_alert;
 pub mod compile_gm;
 pub mod compile_limit;
 pub mod compile_mask;

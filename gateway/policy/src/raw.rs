@@ -66,6 +66,139 @@ pub struct PolicyFile {
     /// Request inspection profiles (attack detection), referenced by routes.
     #[serde(default)]
     pub waf: Vec<WafProfile>,
+    /// Where alerts go (chat robots, webhook, syslog) and how they are aggregated.
+    #[schemars(with = "Option<Alerts>")]
+    pub alerts: Option<Spanned<Alerts>>,
+    /// Behavioural detection rules (brute force, enumeration, credential stuffing...).
+    #[serde(default)]
+    pub detect: Vec<Detect>,
+}
+
+/// Alert severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSeverity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// Kind of alert sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// POST of the alert as JSON to `url`.
+    Webhook,
+    /// 企业微信 group robot (`url` with its key).
+    Wecom,
+    /// 钉钉 group robot (`url` with its access token; `secret_file` to sign).
+    Dingtalk,
+    /// 飞书 group robot (`url`; `secret_file` to sign).
+    Feishu,
+    /// RFC 5424 syslog to `address` over `transport`.
+    Syslog,
+}
+
+/// Syslog transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogTransport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// Aggregation window per rule and key: the first alert goes out at once, the others of the
+    /// window as one summary (default `60s`).
+    pub window: Option<Duration>,
+    /// Directory where undelivered alerts are kept (relative to the policy directory); without
+    /// it they wait in memory and are lost on restart.
+    #[schemars(with = "Option<String>")]
+    pub spool_dir: Option<Spanned<String>>,
+    /// Destinations.
+    #[serde(default)]
+    pub sink: Vec<AlertSink>,
+}
+
+/// `[[alerts.sink]]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSink {
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    #[schemars(with = "SinkKind")]
+    pub kind: Spanned<SinkKind>,
+    /// Webhook or robot URL (`http://` or `https://`).
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Spanned<String>>,
+    /// DingTalk / Feishu signing secret, in a file only the gateway can read.
+    #[schemars(with = "Option<String>")]
+    pub secret_file: Option<Spanned<String>>,
+    /// Syslog `host:port`.
+    #[schemars(with = "Option<String>")]
+    pub address: Option<Spanned<String>>,
+    /// Syslog transport (default `udp`).
+    #[serde(default)]
+    pub transport: SyslogTransport,
+    /// Syslog facility `local0` .. `local7`, `auth`, `authpriv`, `daemon`, `user` (default `local0`).
+    #[schemars(with = "Option<String>")]
+    pub facility: Option<Spanned<String>>,
+    /// Least severity sent here (default `warning`).
+    pub min_severity: Option<AlertSeverity>,
+    /// Per delivery attempt (default `5s`).
+    pub timeout: Option<Duration>,
+}
+
+/// What a `[[detect]]` rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectSignal {
+    /// 401 answers and failed sign-ins.
+    AuthFailure,
+    /// 404 answers (enumeration).
+    NotFound,
+    /// 429 answers (repeated rate-limit refusals).
+    RateLimited,
+    /// Refused request signatures.
+    SignatureFailure,
+    /// Requests scored as attacks by inspection.
+    Attack,
+    /// Personal values masked in responses (bulk exfiltration).
+    MaskedValues,
+    /// Distinct users signing in from one key (credential stuffing).
+    DistinctUsers,
+}
+
+/// What a `[[detect]]` rule counts per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectKey {
+    ClientIp,
+    User,
+    App,
+}
+
+/// `[[detect]]`: a behavioural rule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Detect {
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    pub signal: DetectSignal,
+    pub key: DetectKey,
+    /// Count (or distinct users) in the window that trips the rule.
+    #[schemars(with = "u64")]
+    pub threshold: Spanned<u64>,
+    /// Sliding window (default `60s`).
+    pub window: Option<Duration>,
+    /// Ban the key this long when the rule trips (shared through `[state]` when configured).
+    pub ban: Option<Duration>,
+    /// Alert severity (default `warning`, `critical` when `ban` is set).
+    pub severity: Option<AlertSeverity>,
 }
 
 /// What a route does with a request its inspection scores as an attack.

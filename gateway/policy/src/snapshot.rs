@@ -178,6 +178,10 @@ pub struct Snapshot {
     pub masks: Vec<MaskSpec>,
     /// `[[waf]]` profiles; routes hold indexes.
     pub wafs: Vec<WafSpec>,
+    /// `[alerts]`: sinks, window, spool.
+    pub alerts: menwei_alert::Config,
+    /// `[[detect]]` rules.
+    pub detect: Vec<menwei_alert::behaviour::Rule>,
     pub router: Router,
 }
 

@@ -81,7 +81,8 @@ pub struct Hit {
     pub what: &'static str,
     /// `arg:q`, `header:user-agent`, `path`...
     pub target: String,
-    /// What matched, at most 64 characters (callers mask it before it leaves the process).
+    /// What matched with some context, at most 96 characters (callers mask it before it leaves
+    /// the process).
     pub evidence: String,
 }
 
@@ -329,7 +330,7 @@ impl Engine {
             severity,
             what,
             target,
-            evidence: evidence.chars().take(64).collect(),
+            evidence: evidence.chars().take(96).collect(),
         });
     }
 
@@ -350,8 +351,9 @@ impl Engine {
                 }
                 let evidence = self.regexes[i]
                     .find(value)
-                    .map(|m| m.as_str())
-                    .unwrap_or("");
+                    .map(|m| context(value, m.start(), m.end()))
+                    .unwrap_or_default();
+                let evidence = evidence.as_str();
                 Self::add(
                     cfg,
                     v,
@@ -1024,6 +1026,20 @@ fn strip_plain_styles(html: &str) -> std::borrow::Cow<'_, str> {
     }
     out.push_str(rest);
     std::borrow::Cow::Owned(out)
+}
+
+/// The match with up to 24 characters either side.
+fn context(value: &str, start: usize, end: usize) -> String {
+    let before: String = value[..start]
+        .chars()
+        .rev()
+        .take(24)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let after: String = value[end..].chars().take(24).collect();
+    format!("{before}{}{after}", &value[start..end])
 }
 
 fn label(t: &Target) -> String {
