@@ -397,3 +397,61 @@ timeout = "1s"
         assert!(rules.iter().any(|x| x == r), "{rules:?}");
     }
 }
+
+#[test]
+fn standing_bans_from_the_policy_and_the_admin_token() {
+    let echo = Backend::echo("e");
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let server = format!("admin_token_file = \"{}\"\n", token.display());
+    let gw_toml = gateway_toml("").replace(
+        "grace_period = \"0s\"\n",
+        &format!("grace_period = \"0s\"\n{server}"),
+    );
+    let open = routes(&echo, "");
+    let gw = Gateway::start(&[("gateway.toml", &gw_toml), ("routes.toml", &open)]);
+    assert_eq!(get(gw.addr, "/x").status, 200);
+    // Ban calls need the token now, even from loopback.
+    let ban = br#"{"key": "ip:198.51.100.9", "ttl_secs": 60, "reason": "test"}"#;
+    let r = request(gw.admin, "POST", "/bans", &[], Some(ban));
+    assert_eq!(r.status, 401);
+    let r = request(
+        gw.admin,
+        "POST",
+        "/bans",
+        &[("Authorization", "Bearer wrong-token-wrong-token")],
+        Some(ban),
+    );
+    assert_eq!(r.status, 401);
+    let r = request(
+        gw.admin,
+        "POST",
+        "/bans",
+        &[("Authorization", "Bearer 0123456789abcdef0123456789abcdef")],
+        Some(ban),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    // A standing ban written into the policy: the loopback network, by reload.
+    gw.write(
+        "bans.toml",
+        "[[ban]]\nkey = \"ip:127.0.0.0/8\"\nreason = \"drill\"\n",
+    );
+    gw.sighup();
+    assert!(gw.wait_version(2), "{}", gw.log());
+    let r = get_with(gw.addr, "/x", &[("Accept", "application/json")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "MW-BAN-001");
+    // A malformed key is refused with its place in the file; the last good policy keeps serving.
+    gw.write("bans.toml", "[[ban]]\nkey = \"203.0.113.7\"\n");
+    gw.sighup();
+    assert!(wait_until(Duration::from_secs(10), || gw
+        .log()
+        .contains("is not ip:<address>")));
+    assert_eq!(get(gw.addr, "/x").status, 403);
+}

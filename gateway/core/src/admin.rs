@@ -23,6 +23,41 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// Calls that change state: the bearer token of `[server] admin_token_file` (compared in
+    /// constant time), or, when none is configured, a caller on the loopback address.
+    fn authorised(&self, session: &ServerSession) -> Result<(), &'static str> {
+        let live = self.store.current();
+        let Some(want) = live.snapshot.admin_token.as_ref() else {
+            let local = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .is_some_and(|a| a.ip().is_loopback());
+            return if local {
+                Ok(())
+            } else {
+                Err("set [server] admin_token_file to call this from another host")
+            };
+        };
+        let given = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or("missing Authorization: Bearer <admin token>")?;
+        use sha2::Digest;
+        let got: [u8; 32] = sha2::Sha256::digest(given.trim().as_bytes()).into();
+        let diff = got
+            .iter()
+            .zip(want.0.iter())
+            .fold(0u8, |d, (a, b)| d | (a ^ b));
+        if diff == 0 {
+            Ok(())
+        } else {
+            Err("wrong admin token")
+        }
+    }
+
     /// Whether every public listener accepts connections (checked by connecting to each, until
     /// the first time they all do).
     async fn listening(&self) -> Result<(), String> {
@@ -213,6 +248,12 @@ impl ServeHttp for Admin {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         if path == "/bans" || path.starts_with("/bans/") {
+            if method != http::Method::GET {
+                if let Err(why) = self.authorised(session) {
+                    tracing::warn!(%path, %method, why, "admin call refused");
+                    return reply(401, "text/plain", format!("{why}\n").into_bytes());
+                }
+            }
             return match (method, path.strip_prefix("/bans/")) {
                 (http::Method::GET, None) => self.bans(),
                 (http::Method::POST, None) => self.add_ban(session).await,

@@ -297,6 +297,14 @@ impl ProxyHttp for Gateway {
                 return self.banned(session, ctx, "ip", ban).await;
             }
         }
+        // Standing bans of the policy ([[ban]]).
+        if let (Some(live), Some(c)) = (ctx.live.clone(), ctx.client) {
+            if let Some(reason) = live.snapshot.bans.ip(c) {
+                self.store.metrics.banned.with_label_values(&["ip"]).inc();
+                tracing::info!(request_id = %ctx.request_id, reason, "refused: banned by policy");
+                return self.deny(session, ctx, errors::BANNED, &Extra::new()).await;
+            }
+        }
         if let Err((d, extra)) = self.admit(session, ctx) {
             if d == errors::BAD_FRAMING {
                 session.set_keepalive(None);
@@ -359,6 +367,15 @@ impl ProxyHttp for Gateway {
             if let Some(ban) = self.store.bans.get(&format!("user:{}", id.sub)) {
                 return self.banned(session, ctx, "user", ban).await;
             }
+        }
+        if let Some(reason) = ctx
+            .identity
+            .as_ref()
+            .and_then(|id| live.snapshot.bans.user(&id.sub))
+        {
+            self.store.metrics.banned.with_label_values(&["user"]).inc();
+            tracing::info!(request_id = %ctx.request_id, reason, "refused: user banned by policy");
+            return self.deny(session, ctx, errors::BANNED, &Extra::new()).await;
         }
         // Limits and quotas keyed on who the caller is (user, app, department, any claim).
         if limits::has(&live, route, Phase::AfterAuth) {

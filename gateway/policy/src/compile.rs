@@ -74,18 +74,47 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         &mut cert_digest,
     );
     let alerts = crate::compile_alert::compile_alerts(&cx, singles.alerts, diags, &mut cert_digest);
-    let alert_secrets = alerts.sinks.iter().any(|s| {
-        matches!(
-            &s.kind,
-            menwei_alert::sinks::SinkKind::DingTalk {
-                secret: Some(_),
-                ..
-            } | menwei_alert::sinks::SinkKind::Feishu {
-                secret: Some(_),
-                ..
+    let admin_token = server
+        .as_ref()
+        .and_then(|s| s.admin_token_file.as_ref())
+        .and_then(|f| {
+            let src = &cx.sources[singles.server_src];
+            let bytes = crate::compile_sso::read_secret(
+                &cx,
+                src,
+                f,
+                "admin token",
+                diags,
+                &mut cert_digest,
+            )?;
+            let token = String::from_utf8_lossy(&bytes).trim().to_string();
+            if token.len() < 16 {
+                diags.at(
+                    Code::KeyFile,
+                    src,
+                    f.span(),
+                    "the admin token is shorter than 16 characters".into(),
+                    "the token is all that protects the ban calls of the admin listener",
+                    "write a long random token, e.g. openssl rand -hex 32 > admin.token".into(),
+                );
+                return None;
             }
-        )
-    });
+            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            Some(crate::snapshot::Secret(digest))
+        });
+    let alert_secrets = admin_token.is_some()
+        || alerts.sinks.iter().any(|s| {
+            matches!(
+                &s.kind,
+                menwei_alert::sinks::SinkKind::DingTalk {
+                    secret: Some(_),
+                    ..
+                } | menwei_alert::sinks::SinkKind::Feishu {
+                    secret: Some(_),
+                    ..
+                }
+            )
+        });
     let sha256 = if certificates.is_empty() && sso.is_none() && gm.is_none() && !alert_secrets {
         loaded.sha256.clone()
     } else {
@@ -109,6 +138,7 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     let (masks, masks_by_name) = crate::compile_mask::compile(&cx, &loaded.files, diags);
     let (wafs, waf_names) = crate::compile_waf::compile(&cx, &loaded.files, diags);
     let detect = crate::compile_alert::compile_detect(&cx, &loaded.files, diags);
+    let bans = crate::compile_alert::compile_bans(&cx, &loaded.files, diags);
     let names = crate::compile_route::Names {
         upstreams: &by_name,
         limits: &limits_by_name,
@@ -156,6 +186,8 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         wafs,
         alerts,
         detect,
+        bans,
+        admin_token,
         router: Router::new(routes),
     })
 }

@@ -260,3 +260,43 @@ pub(crate) fn compile_detect(
     }
     out
 }
+
+pub(crate) fn compile_bans(
+    cx: &Ctx,
+    files: &[(usize, PolicyFile)],
+    diags: &mut Diagnostics,
+) -> crate::snapshot::PolicyBans {
+    let mut out = crate::snapshot::PolicyBans::default();
+    for (src, f) in files {
+        let source = &cx.sources[*src];
+        for b in &f.ban {
+            let key = b.key.get_ref().trim();
+            let reason = b
+                .reason
+                .clone()
+                .unwrap_or_else(|| "listed in the policy".into());
+            let parsed = if let Some(ip) = key.strip_prefix("ip:") {
+                ip.parse::<ipnet::IpNet>()
+                    .ok()
+                    .or_else(|| ip.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+                    .map(|n| out.nets.push((n.trunc(), reason.clone())))
+            } else if let Some(u) = key.strip_prefix("user:").filter(|u| !u.is_empty()) {
+                out.users.insert(u.to_string(), reason.clone());
+                Some(())
+            } else {
+                None
+            };
+            if parsed.is_none() {
+                diags.at(
+                    Code::InvalidValue,
+                    source,
+                    b.key.span(),
+                    format!("ban key `{key}` is not ip:<address>, ip:<network> or user:<sub>"),
+                    "standing bans name an address, a network in CIDR form, or a user",
+                    "write e.g. key = \"ip:203.0.113.0/24\" or key = \"user:alice\"".into(),
+                );
+            }
+        }
+    }
+    out
+}

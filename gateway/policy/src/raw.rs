@@ -72,6 +72,20 @@ pub struct PolicyFile {
     /// Behavioural detection rules (brute force, enumeration, credential stuffing...).
     #[serde(default)]
     pub detect: Vec<Detect>,
+    /// Standing bans written by operators: addresses, networks or users refused while listed.
+    #[serde(default)]
+    pub ban: Vec<PolicyBan>,
+}
+
+/// `[[ban]]`: a standing ban.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBan {
+    /// `ip:203.0.113.7`, `ip:203.0.113.0/24` (a network) or `user:<sub>`.
+    #[schemars(with = "String")]
+    pub key: Spanned<String>,
+    /// Why (logged with each refusal).
+    pub reason: Option<String>,
 }
 
 /// Alert severity.
@@ -652,6 +666,11 @@ pub struct Server {
     pub grace_period: Option<Duration>,
     /// Idle connections kept to each upstream (default 128; restart required).
     pub upstream_keepalive_pool: Option<usize>,
+    /// A file holding the token that admin calls which change state (`POST /bans`,
+    /// `DELETE /bans/...`) must send as `Authorization: Bearer <token>`. Without it those calls
+    /// are refused unless they come from the loopback address.
+    #[schemars(with = "Option<String>")]
+    pub admin_token_file: Option<Spanned<String>>,
 }
 
 /// `[[listener]]`: an address the gateway serves public traffic on. Restart required when changed.

@@ -182,6 +182,10 @@ pub struct Snapshot {
     pub alerts: menwei_alert::Config,
     /// `[[detect]]` rules.
     pub detect: Vec<menwei_alert::behaviour::Rule>,
+    /// `[[ban]]`: standing bans from the policy.
+    pub bans: PolicyBans,
+    /// SHA-256 of the admin token (`[server] admin_token_file`).
+    pub admin_token: Option<Secret<[u8; 32]>>,
     pub router: Router,
 }
 
@@ -366,4 +370,29 @@ pub struct WafSpec {
     pub config: menwei_waf::Config,
     /// Most body bytes inspected.
     pub max_body: u64,
+}
+
+/// Standing bans from `[[ban]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyBans {
+    pub nets: Vec<(ipnet::IpNet, String)>,
+    pub users: std::collections::HashMap<String, String>,
+}
+
+impl PolicyBans {
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty() && self.users.is_empty()
+    }
+
+    /// The reason an address is banned, if it is.
+    pub fn ip(&self, ip: std::net::IpAddr) -> Option<&str> {
+        self.nets
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map(|(_, r)| r.as_str())
+    }
+
+    pub fn user(&self, sub: &str) -> Option<&str> {
+        self.users.get(sub).map(String::as_str)
+    }
 }
