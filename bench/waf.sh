@@ -66,7 +66,7 @@ python3 tools/waf-replay.py --target "127.0.0.1:$ON" tests/waf/benign.jsonl || t
 python3 - tests/waf/benign.jsonl "$out/benign.lua" <<'PY'
 import json, sys
 reqs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
-def lua(s): return "\"" + "".join(chr(b) if b < 128 and (chr(b).isalnum() or chr(b) in " /?=&.-_:;,%+") else "\\%d" % b for b in s.encode()) + "\""
+def lua(s): return "\"" + "".join(chr(b) if b < 128 and (chr(b).isalnum() or chr(b) in " /?=&.-_:;,%+") else "\\%03d" % b for b in s.encode()) + "\""
 with open(sys.argv[2], "w") as f:
     f.write("local reqs = {\n")
     for d in reqs:

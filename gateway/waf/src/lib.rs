@@ -126,10 +126,9 @@ impl Verdict {
 pub struct Engine {
     rules: Vec<PatternRule>,
     regexes: Vec<Regex>,
-    text: RegexSet,
-    text_ids: Vec<usize>,
-    folded: RegexSet,
-    folded_ids: Vec<usize>,
+    /// Per place (bit index of [`Place`]) and form (text, folded): the set of the rules that
+    /// read it, and their indexes. Small per-place sets keep the lazy DFAs small and fast.
+    sets: Vec<[Option<(RegexSet, Vec<usize>)>; 2]>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,6 +136,9 @@ impl std::fmt::Debug for Engine {
         write!(f, "Engine({} rules)", self.rules.len())
     }
 }
+
+/// Number of [`Place`] variants (bits 0..PLACES).
+const PLACES: usize = 11;
 
 /// Ids of the rules written as code rather than patterns.
 pub mod code_rules {
@@ -228,7 +230,10 @@ impl Engine {
     }
 
     pub fn new() -> Result<Engine, String> {
-        let rules = rules::pattern_rules();
+        let mut rules = rules::pattern_rules();
+        for r in &mut rules {
+            r.pattern = std::borrow::Cow::Owned(ascii_word_boundaries(&r.pattern));
+        }
         let mut regexes = Vec::with_capacity(rules.len());
         for r in &rules {
             regexes.push(
@@ -238,26 +243,29 @@ impl Engine {
                     .map_err(|e| format!("rule {}: {e}", r.id))?,
             );
         }
-        let set = |form: Form| -> Result<(RegexSet, Vec<usize>), String> {
+        let set = |bit: u16, form: Form| -> Result<Option<(RegexSet, Vec<usize>)>, String> {
             let ids: Vec<usize> = (0..rules.len())
-                .filter(|i| rules[*i].form == form)
+                .filter(|i| rules[*i].form == form && rules[*i].places & bit != 0)
                 .collect();
+            if ids.is_empty() {
+                return Ok(None);
+            }
             let set = regex::RegexSetBuilder::new(ids.iter().map(|i| rules[*i].pattern.as_ref()))
                 .size_limit(1 << 26)
                 .dfa_size_limit(1 << 26)
                 .build()
                 .map_err(|e| format!("rule set: {e}"))?;
-            Ok((set, ids))
+            Ok(Some((set, ids)))
         };
-        let (text, text_ids) = set(Form::Text)?;
-        let (folded, folded_ids) = set(Form::Folded)?;
+        let mut sets = Vec::with_capacity(PLACES);
+        for i in 0..PLACES {
+            let bit = 1u16 << i;
+            sets.push([set(bit, Form::Text)?, set(bit, Form::Folded)?]);
+        }
         Ok(Engine {
             rules,
             regexes,
-            text,
-            text_ids,
-            folded,
-            folded_ids,
+            sets,
         })
     }
 
@@ -336,10 +344,11 @@ impl Engine {
 
     fn patterns(&self, cfg: &Config, t: &Target, v: &mut Verdict) {
         let place = t.place as u16;
-        for (set, ids, value) in [
-            (&self.text, &self.text_ids, t.value.text.as_str()),
-            (&self.folded, &self.folded_ids, t.value.folded.as_str()),
-        ] {
+        let Some([text, folded]) = self.sets.get(place.trailing_zeros() as usize) else {
+            return;
+        };
+        for (set, value) in [(text, t.value.text.as_str()), (folded, t.value.folded())] {
+            let Some((set, ids)) = set else { continue };
             if value.is_empty() {
                 continue;
             }
@@ -386,9 +395,11 @@ impl Engine {
         if value.len() < 2 || value.len() > 64 * 1024 {
             return;
         }
+        let (may_sqli, may_xss) = may_inject(&t.value.text);
         // libinjection's SQL tokeniser wants the original case-insensitive text; lower case is fine.
-        let sqli = std::panic::catch_unwind(|| libinjectionrs::detect_sqli(value).is_injection())
-            .unwrap_or(false);
+        let sqli = may_sqli
+            && std::panic::catch_unwind(|| libinjectionrs::detect_sqli(value).is_injection())
+                .unwrap_or(false);
         if sqli && t.place != Place::Path {
             Self::add(
                 cfg,
@@ -404,6 +415,9 @@ impl Engine {
         }
         // Rich-text editors send `style="color: red"`, which libinjection reports on its own;
         // plain declarations are dropped first (dangerous CSS is rule 941140's job).
+        if !may_xss {
+            return;
+        }
         let html = strip_plain_styles(&t.value.text);
         let xss =
             std::panic::catch_unwind(|| libinjectionrs::detect_xss(html.as_bytes()).is_injection())
@@ -1026,6 +1040,57 @@ fn strip_plain_styles(html: &str) -> std::borrow::Cow<'_, str> {
     }
     out.push_str(rest);
     std::borrow::Cow::Owned(out)
+}
+
+/// `\b` as an ASCII word boundary. A Unicode one makes the regex crate's lazy DFA give up on
+/// any non-ASCII input (all Chinese text) and fall back to its far slower PikeVM; the keywords the
+/// rules bound are ASCII anyway.
+fn ascii_word_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some(n) => {
+                out.push('\\');
+                out.push(n);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Whether a value holds a character SQL injection (quotes, comments, operators, statement
+/// ends), resp. HTML injection (tags, attributes), needs; plain words, dates, paths and Chinese
+/// text skip libinjection (the keyword rules still read them).
+fn may_inject(value: &str) -> (bool, bool) {
+    let (mut sql, mut html) = (false, false);
+    let b = value.as_bytes();
+    for (i, c) in b.iter().enumerate() {
+        match c {
+            b'\'' | b'"' | b'`' => {
+                sql = true;
+                html = true;
+            }
+            b'<' | b'>' | b'=' => {
+                html = true;
+                sql = true;
+            }
+            b';' | b'(' | b')' | b'#' | b'|' | b'&' | b'!' | b'\\' => sql = true,
+            b'-' if b.get(i + 1) == Some(&b'-') => sql = true,
+            b'/' if b.get(i + 1) == Some(&b'*') => sql = true,
+            _ => {}
+        }
+        if sql && html {
+            break;
+        }
+    }
+    (sql, html)
 }
 
 /// The match with up to 24 characters either side.

@@ -13,7 +13,8 @@ pub struct Normalized {
     pub text: String,
     /// `text` with comments (`/* */`, `<!-- -->`) removed and runs of whitespace folded to one
     /// space: what SQL and shell detectors read.
-    pub folded: String,
+    /// `None` when it would equal `text` (most values): see [`Normalized::folded`].
+    pub folded: Option<String>,
     /// How many rounds of URL decoding changed the value.
     pub layers: usize,
     /// NUL bytes or other C0 control characters (not tab, CR, LF) were present after decoding.
@@ -24,7 +25,40 @@ pub struct Normalized {
 
 /// Normalises one value. `url` says whether URL decoding applies (query and form values are
 /// decoded once by the parser already; path segments, cookies and headers are not).
+impl Normalized {
+    /// The folded form (comments removed, whitespace runs folded).
+    pub fn folded(&self) -> &str {
+        self.folded.as_deref().unwrap_or(&self.text)
+    }
+}
+
 pub fn normalize(raw: &[u8], url: bool) -> Normalized {
+    // Fast path: nothing to decode, fold or lower (plain ASCII words, numbers, dates; Chinese
+    // text without escapes): one copy.
+    let plain = raw.iter().all(|b| {
+        !matches!(
+            b,
+            b'%' | b'\\' | b'&' | b'/' | b'*' | b'<' | 0xc0 | 0xc1 | 0xe0
+        ) && !b.is_ascii_uppercase()
+            && (*b >= 0x20 || *b == b'\t')
+            && *b != b'\t'
+    }) && !raw.windows(2).any(|w| w == b"  ");
+    if plain {
+        if let Ok(text) = std::str::from_utf8(raw) {
+            let unicode_space =
+                !text.is_ascii() && text.chars().any(|c| c.is_whitespace() && !c.is_ascii());
+            let lower = text.is_ascii() || text.chars().all(|c| !c.is_uppercase());
+            if !unicode_space && lower {
+                return Normalized {
+                    text: text.to_string(),
+                    folded: None,
+                    layers: 0,
+                    control: false,
+                    escapes: false,
+                };
+            }
+        }
+    }
     let mut bytes = raw.to_vec();
     let mut layers = 0;
     let mut escapes = false;
@@ -32,7 +66,7 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
     // undo all three until nothing changes, a bounded number of times.
     for _ in 0..MAX_DECODE_ROUNDS {
         let mut changed = false;
-        if url {
+        if url && bytes.contains(&b'%') {
             let next = url_decode(&bytes);
             if next != bytes {
                 layers += 1;
@@ -60,7 +94,11 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
             break;
         }
     }
-    let bytes = decode_overlong(&bytes);
+    let bytes = if bytes.iter().any(|b| *b == 0xc0 || *b == 0xc1 || *b == 0xe0) {
+        decode_overlong(&bytes)
+    } else {
+        bytes
+    };
     let text = String::from_utf8_lossy(&bytes);
     let mut control = false;
     let text: String = text
@@ -73,7 +111,16 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
         })
         .flat_map(char::to_lowercase)
         .collect();
-    let folded = fold(&text);
+    // Most values have nothing to fold: share the text rather than copy it.
+    let b = text.as_bytes();
+    let needs_fold = text.contains("/*")
+        || text.contains("*/")
+        || text.contains("<!--")
+        || b.windows(2).any(|w| w[0] == b' ' && w[1] == b' ')
+        || b.iter()
+            .any(|c| matches!(c, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+        || (!text.is_ascii() && text.chars().any(|c| c.is_whitespace() && !c.is_ascii()));
+    let folded = needs_fold.then(|| fold(&text)).filter(|f| *f != text);
     Normalized {
         text,
         folded,
@@ -391,7 +438,7 @@ mod tests {
         assert_eq!(n.text, "<script>alert(1)</script>");
         assert!(n.control);
         let n = normalize(b"UNION/**/SELECT/*!50000password*/  \t FROM users", false);
-        assert_eq!(n.folded, "union select password from users");
+        assert_eq!(n.folded(), "union select password from users");
     }
 
     #[test]

@@ -134,8 +134,28 @@ fn head(out: &mut Vec<Target>, f: &mut Findings, req: &Request<'_>) {
             "user-agent" => push(out, Place::UserAgent, "user-agent", value, true),
             "referer" => push(out, Place::Referer, "referer", value, true),
             n if is_filename_header(n) => push(out, Place::FileName, n, value, true),
-            // Credentials and framing are checked elsewhere; inspecting them only misfires.
-            "authorization" | "host" | "content-length" | "x-menwei-signature" => {}
+            // Credentials and framing are checked elsewhere, and the negotiation headers every
+            // browser sends have grammars the protocol rules check; reading them as free text
+            // only misfires and costs time.
+            "authorization"
+            | "host"
+            | "content-length"
+            | "x-menwei-signature"
+            | "accept"
+            | "accept-encoding"
+            | "accept-language"
+            | "connection"
+            | "cache-control"
+            | "pragma"
+            | "upgrade-insecure-requests"
+            | "if-modified-since"
+            | "if-none-match"
+            | "dnt"
+            | "te"
+            | "priority"
+            | "content-type"
+            | "keep-alive" => {}
+            n if n.starts_with("sec-fetch-") || n.starts_with("sec-ch-") => {}
             _ => push(out, Place::Header, &lname, value, true),
         }
         push(out, Place::HeaderName, "", name.as_bytes(), false);
@@ -178,7 +198,9 @@ fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool
     if place == Place::FileName {
         // `shell. php`: what a server does with the blanks varies; read the name without them.
         value.text.retain(|c| !c.is_whitespace());
-        value.folded.retain(|c| !c.is_whitespace());
+        if let Some(f) = value.folded.as_mut() {
+            f.retain(|c| !c.is_whitespace());
+        }
     }
     out.push(Target {
         place,

@@ -1,0 +1,55 @@
+//! Time per inspection over a JSON-lines file, in process (for finding what is slow).
+//!   cargo run --release -p menwei-waf --example timing -- FILE [ROUNDS]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use menwei_waf::{Config, Engine, Request};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rounds: usize = args.get(2).map(|r| r.parse().unwrap()).unwrap_or(5);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&args[1])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let engine = Engine::new().unwrap();
+    let cfg = Config::default();
+    let owned: Vec<(String, String, Vec<(String, Vec<u8>)>, Option<Vec<u8>>)> = lines
+        .iter()
+        .map(|d| {
+            (
+                d["method"].as_str().unwrap_or("GET").to_string(),
+                d["uri"].as_str().unwrap_or("/").to_string(),
+                d["headers"]
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                d["body"].as_str().map(|b| b.as_bytes().to_vec()),
+            )
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    for _ in 0..rounds {
+        for (m, u, h, b) in &owned {
+            let req = Request {
+                method: m,
+                uri: u.as_bytes(),
+                headers: h.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect(),
+                body: b.as_deref(),
+                body_truncated: false,
+            };
+            std::hint::black_box(engine.inspect(&cfg, &req));
+            n += 1;
+        }
+    }
+    let el = start.elapsed();
+    println!(
+        "{n} inspections, {:.1} us each",
+        el.as_secs_f64() * 1e6 / n as f64
+    );
+}
