@@ -14,7 +14,8 @@ fn main() {
         .collect();
     let engine = Engine::new().unwrap();
     let cfg = Config::default();
-    let owned: Vec<(String, String, Vec<(String, Vec<u8>)>, Option<Vec<u8>>)> = lines
+    type Line = (String, String, Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
+    let owned: Vec<Line> = lines
         .iter()
         .map(|d| {
             (
@@ -32,6 +33,25 @@ fn main() {
             )
         })
         .collect();
+    let paranoia: u8 = std::env::var("PARANOIA")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    let cfg = Config { paranoia, ..cfg };
+    let mut hits = std::collections::BTreeMap::new();
+    for (m, u, h, b) in &owned {
+        let req = Request {
+            method: m,
+            uri: u.as_bytes(),
+            headers: h.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect(),
+            body: b.as_deref(),
+            body_truncated: false,
+        };
+        for hit in engine.inspect(&cfg, &req).hits {
+            *hits.entry(hit.rule).or_insert(0u32) += 1;
+        }
+    }
+    println!("rules that fired (not necessarily an attack): {hits:?}");
     let start = std::time::Instant::now();
     let mut n = 0;
     for _ in 0..rounds {

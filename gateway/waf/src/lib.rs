@@ -128,7 +128,11 @@ pub struct Engine {
     regexes: Vec<Regex>,
     /// Per place (bit index of [`Place`]) and form (text, folded): the set of the rules that
     /// read it, and their indexes. Small per-place sets keep the lazy DFAs small and fast.
-    sets: Vec<[Option<(RegexSet, Vec<usize>)>; 2]>,
+    sets: Vec<[Option<RuleSet>; 2]>,
+    /// The same sets compiled multi-line, run once over all of a place's values joined by
+    /// newlines: when that finds nothing (nearly always) no value of the place is scanned alone.
+    /// Joined values can only match more (a superset), never less, so nothing is missed.
+    joined: Vec<[Option<RegexSet>; 2]>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -136,6 +140,9 @@ impl std::fmt::Debug for Engine {
         write!(f, "Engine({} rules)", self.rules.len())
     }
 }
+
+/// A compiled set and the indexes (into `Engine::rules`) of its patterns.
+type RuleSet = (RegexSet, Vec<usize>);
 
 /// Number of [`Place`] variants (bits 0..PLACES).
 const PLACES: usize = 11;
@@ -243,7 +250,7 @@ impl Engine {
                     .map_err(|e| format!("rule {}: {e}", r.id))?,
             );
         }
-        let set = |bit: u16, form: Form| -> Result<Option<(RegexSet, Vec<usize>)>, String> {
+        let set = |bit: u16, form: Form| -> Result<Option<RuleSet>, String> {
             let ids: Vec<usize> = (0..rules.len())
                 .filter(|i| rules[*i].form == form && rules[*i].places & bit != 0)
                 .collect();
@@ -258,14 +265,28 @@ impl Engine {
             Ok(Some((set, ids)))
         };
         let mut sets = Vec::with_capacity(PLACES);
+        let mut joined = Vec::with_capacity(PLACES);
         for i in 0..PLACES {
             let bit = 1u16 << i;
-            sets.push([set(bit, Form::Text)?, set(bit, Form::Folded)?]);
+            let pair = [set(bit, Form::Text)?, set(bit, Form::Folded)?];
+            let multi = |s: &Option<RuleSet>| -> Result<Option<RegexSet>, String> {
+                let Some((_, ids)) = s else { return Ok(None) };
+                regex::RegexSetBuilder::new(ids.iter().map(|i| rules[*i].pattern.as_ref()))
+                    .multi_line(true)
+                    .size_limit(1 << 26)
+                    .dfa_size_limit(1 << 26)
+                    .build()
+                    .map(Some)
+                    .map_err(|e| format!("rule set: {e}"))
+            };
+            joined.push([multi(&pair[0])?, multi(&pair[1])?]);
+            sets.push(pair);
         }
         Ok(Engine {
             rules,
             regexes,
             sets,
+            joined,
         })
     }
 
@@ -298,8 +319,38 @@ impl Engine {
             self.request_rules(cfg, req, &mut v);
         }
         self.target_rules(cfg, req, part, &targets, &findings, &mut v);
+        // Which (place, form) pairs have any match at all, from one scan of their joined values.
+        let mut hot = [[false; 2]; PLACES];
+        for (p, hot) in hot.iter_mut().enumerate() {
+            let bit = 1u16 << p;
+            let of_place = || targets.iter().filter(move |t| t.place as u16 == bit);
+            if of_place().next().is_none() {
+                continue;
+            }
+            let Some(joined) = self.joined.get(p) else {
+                continue;
+            };
+            for (form, set) in joined.iter().enumerate() {
+                let Some(set) = set else { continue };
+                let mut all = String::new();
+                for t in of_place() {
+                    all.push_str(if form == 0 {
+                        &t.value.text
+                    } else {
+                        t.value.folded()
+                    });
+                    all.push('\n');
+                }
+                hot[form] = set.is_match(&all);
+            }
+        }
         for t in &targets {
-            self.patterns(cfg, t, &mut v);
+            let p = (t.place as u16).trailing_zeros() as usize;
+            if let Some(h) = hot.get(p) {
+                if h[0] || h[1] {
+                    self.patterns(cfg, t, *h, &mut v);
+                }
+            }
             self.libinjection(cfg, t, &mut v);
         }
         v.attack = v.score >= cfg.threshold;
@@ -342,14 +393,17 @@ impl Engine {
         });
     }
 
-    fn patterns(&self, cfg: &Config, t: &Target, v: &mut Verdict) {
+    fn patterns(&self, cfg: &Config, t: &Target, hot: [bool; 2], v: &mut Verdict) {
         let place = t.place as u16;
         let Some([text, folded]) = self.sets.get(place.trailing_zeros() as usize) else {
             return;
         };
-        for (set, value) in [(text, t.value.text.as_str()), (folded, t.value.folded())] {
+        for (n, (set, value)) in [(text, t.value.text.as_str()), (folded, t.value.folded())]
+            .into_iter()
+            .enumerate()
+        {
             let Some((set, ids)) = set else { continue };
-            if value.is_empty() {
+            if value.is_empty() || !hot[n] {
                 continue;
             }
             for m in set.matches(value).iter() {

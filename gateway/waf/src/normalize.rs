@@ -36,12 +36,12 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
     // Fast path: nothing to decode, fold or lower (plain ASCII words, numbers, dates; Chinese
     // text without escapes): one copy.
     let plain = raw.iter().all(|b| {
-        !matches!(
-            b,
-            b'%' | b'\\' | b'&' | b'/' | b'*' | b'<' | 0xc0 | 0xc1 | 0xe0
-        ) && !b.is_ascii_uppercase()
-            && (*b >= 0x20 || *b == b'\t')
-            && *b != b'\t'
+        *b >= 0x20
+            && !b.is_ascii_uppercase()
+            && !matches!(
+                b,
+                b'%' | b'\\' | b'&' | b'/' | b'*' | b'<' | 0xc0 | 0xc1 | 0xe0
+            )
     }) && !raw.windows(2).any(|w| w == b"  ");
     if plain {
         if let Ok(text) = std::str::from_utf8(raw) {
