@@ -7,6 +7,7 @@
 #     interleaved rounds (compare ratios within one run).
 #
 #   bench/waf.sh [CORPUS.jsonl] [ROUNDS] [SECONDS]
+#   TRAFFIC=get bench/waf.sh ...   (cost measured on the benign set's GET requests only)
 #   (default corpus: ../shared/corpora/waf/crs-v4.28.0.jsonl, else the sample in tests/waf)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -63,9 +64,11 @@ echo "## false positives: tests/waf/benign.jsonl"
 python3 tools/waf-replay.py --target "127.0.0.1:$ON" tests/waf/benign.jsonl || true
 
 # wrk cycles through the benign requests.
-python3 - tests/waf/benign.jsonl "$out/benign.lua" <<'PY'
-import json, sys
+TRAFFIC="${TRAFFIC:-all}" python3 - tests/waf/benign.jsonl "$out/benign.lua" <<'PY'
+import json, os, sys
 reqs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+if os.environ.get("TRAFFIC") == "get":
+    reqs = [d for d in reqs if d["method"] == "GET"]
 def lua(s): return "\"" + "".join(chr(b) if b < 128 and (chr(b).isalnum() or chr(b) in " /?=&.-_:;,%+") else "\\%03d" % b for b in s.encode()) + "\""
 with open(sys.argv[2], "w") as f:
     f.write("local reqs = {\n")
@@ -74,7 +77,7 @@ with open(sys.argv[2], "w") as f:
         f.write("{%s,%s,{%s},%s},\n" % (lua(d["method"]), lua(d["uri"]), ",".join("[%s]=%s" % (lua(k), lua(v)) for k, v in h.items()), lua(d["body"] or "")))
     f.write("}\nlocal i = 0\nrequest = function()\n  i = i % #reqs + 1\n  local r = reqs[i]\n  local body = nil\n  if #r[4] > 0 then body = r[4] end\n  return wrk.format(r[1], r[2], r[3], body)\nend\n")
 PY
-echo "## cost: req/s on the benign set (one gateway thread on core 1, wrk on core 0)"
+echo "## cost: req/s on the benign set (${TRAFFIC:-all} requests; one gateway thread on core 1, wrk on core 0)"
 for r in $(seq "$rounds"); do
   for t in off on; do
     port=$([ $t = on ] && echo $ON || echo $OFF)
