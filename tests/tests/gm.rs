@@ -649,8 +649,14 @@ fn audit_log_chains_security_decisions_and_verify_finds_tampering() {
         String::from_utf8_lossy(&ok.stdout)
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("intact: 3 record(s)"));
-    // One changed character in the first record: the second record's chain breaks.
-    let tampered = text.replacen("MW-SIG-002", "MW-SIG-003", 1);
+    // One changed character in the first record (whichever decision it is: the refusal, the
+    // ban and the reload race): the second record's chain breaks.
+    let (first, rest) = text.split_once('\n').unwrap();
+    let tampered = format!(
+        "{}\n{rest}",
+        first.replacen("\"event\":\"", "\"event\":\"x", 1)
+    );
+    assert_ne!(tampered, text);
     std::fs::write(p("tampered.log"), tampered).unwrap();
     let bad = verify(&p("tampered.log"));
     assert_eq!(bad.status.code(), Some(1));

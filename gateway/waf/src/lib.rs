@@ -182,6 +182,7 @@ pub mod code_rules {
     pub const ARGS_MANY: u32 = 920381;
     pub const ARGS_TOTAL: u32 = 920390;
     pub const RFI_PARAM: u32 = 931110;
+    pub const CONTENT_TYPE_SMUGGLED: u32 = 921421;
 
     /// Every code rule id.
     pub const ALL: &[u32] = &[
@@ -218,6 +219,7 @@ pub mod code_rules {
         ARGS_MANY,
         ARGS_TOTAL,
         RFI_PARAM,
+        CONTENT_TYPE_SMUGGLED,
     ];
 }
 
@@ -571,6 +573,23 @@ impl Engine {
             );
         }
         if let Some(ct) = req.header("content-type") {
+            let lower = String::from_utf8_lossy(ct).to_ascii_lowercase();
+            let smuggled = lower.split(';').skip(1).any(|p| {
+                p.split_once('=').is_some_and(|(k, v)| {
+                    matches!(k.trim(), "boundary" | "charset")
+                        && v.trim().trim_matches(['"', '\'']).contains('/')
+                })
+            });
+            if smuggled {
+                add(
+                    CONTENT_TYPE_SMUGGLED,
+                    ProtocolAttack,
+                    Critical,
+                    "a media type hidden in a Content-Type parameter",
+                    "header:content-type",
+                    &lower,
+                );
+            }
             if !content_type_well_formed(&String::from_utf8_lossy(ct)) {
                 add(
                     CONTENT_TYPE_CHARS,

@@ -380,8 +380,6 @@ pub fn pattern_rules() -> Vec<PatternRule> {
             r"\)\s*[(|&!]\s*[(&|!]|\)\s*\(\s*[a-z]+\s*[~<>]?=|\*\)\s*\(|\)\s*\(\s*\||\)\s*[|&]\s*\(|^[^()]*\)\s*\(\s*[&|!]?\s*\)"),
         rule!(921240, C::ProtocolAttack, 1, Critical, ARGS | PATH, Text, "mod_proxy unix socket attack",
             r"unix:[^|]*\|"),
-        rule!(921421, C::ProtocolAttack, 1, Critical, HEADER, Text, "content type hidden in a parameter",
-            r"^[^;]+;.*(?:boundary|charset)\s*=\s*['\x22]?[a-z]+/"),
         // --- 920 protocol (values)
         rule!(920500, C::Protocol, 1, Critical, PATH, Text, "backup or editor file",
             r"~(?:$|/)|\.(?:swp|swo|bak|old|orig|save|tmp)$"),
