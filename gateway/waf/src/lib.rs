@@ -851,7 +851,7 @@ impl Engine {
             add(
                 ARGS_TOTAL,
                 Protocol,
-                Critical,
+                Warning,
                 "arguments larger than 64000 bytes in all",
                 "args",
                 "",
