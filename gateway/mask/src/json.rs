@@ -1,11 +1,31 @@
-//! Masking a JSON document by profile: field rules by name (exact, case-insensitive, or with a
-//! leading / trailing `*`), then, when the profile enables them, the detectors on every other
-//! string. This first version parses the whole (bounded) body; valid JSON in, valid JSON out,
-//! keys kept in their order.
+//! Masking JSON by profile, streaming: bytes go in as they arrive from the backend, in chunks cut
+//! anywhere (inside an escape, inside a multi-byte character), and masked bytes come out as soon
+//! as each value is complete. Only the value being read is held (a string, a number), never the
+//! document. Rules name a field (`idCard`, `*Phone`, `addr*`) or a path (`$.data[*].idCard`,
+//! `$..phone`); the first that matches a value masks it and everything inside it. When the
+//! profile enables them, the detectors run on every string no rule names (and, with `numbers`,
+//! on numbers). Values that are not masked are copied byte for byte, escapes included; a masked
+//! value is written as a JSON string. Valid JSON in, valid JSON out. Input that stops being JSON
+//! is masked as text from the last complete value on (`finish` says so): nothing unmasked leaves.
 
 use crate::detect::{detect, scan, Kind};
 use crate::style::{mask, Style};
-use serde_json::Value;
+
+/// How a rule compares names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Case {
+    /// `idcard`, `IdCard` and `IDCARD` are the same name (the default).
+    #[default]
+    Insensitive,
+    Sensitive,
+}
+
+fn name_eq(a: &str, b: &str, case: Case) -> bool {
+    match case {
+        Case::Insensitive => a.eq_ignore_ascii_case(b),
+        Case::Sensitive => a == b,
+    }
+}
 
 /// A field-name pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,12 +36,11 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    /// `idCard`, `*Phone`, `addr*` (matched case-insensitively).
+    /// `idCard`, `*Phone`, `addr*`.
     pub fn parse(p: &str) -> Result<Pattern, String> {
-        let lower = p.to_ascii_lowercase();
-        let stars = lower.matches('*').count();
-        match (stars, lower.strip_prefix('*'), lower.strip_suffix('*')) {
-            (0, _, _) if !lower.is_empty() => Ok(Pattern::Exact(lower)),
+        let stars = p.matches('*').count();
+        match (stars, p.strip_prefix('*'), p.strip_suffix('*')) {
+            (0, _, _) if !p.is_empty() => Ok(Pattern::Exact(p.to_string())),
             (1, Some(rest), _) if !rest.is_empty() => Ok(Pattern::Suffix(rest.to_string())),
             (1, _, Some(rest)) if !rest.is_empty() => Ok(Pattern::Prefix(rest.to_string())),
             _ => Err(format!(
@@ -30,21 +49,171 @@ impl Pattern {
         }
     }
 
-    fn matches(&self, key: &str) -> bool {
-        let k = key.to_ascii_lowercase();
-        match self {
-            Pattern::Exact(p) => k == *p,
-            Pattern::Prefix(p) => k.starts_with(p.as_str()),
-            Pattern::Suffix(p) => k.ends_with(p.as_str()),
-        }
+    fn matches(&self, key: &str, case: Case) -> bool {
+        let (p, part) = match self {
+            Pattern::Exact(p) => return name_eq(key, p, case),
+            Pattern::Prefix(p) => (p, key.get(..p.len())),
+            Pattern::Suffix(p) => (p, key.len().checked_sub(p.len()).and_then(|i| key.get(i..))),
+        };
+        part.is_some_and(|part| name_eq(part, p, case))
     }
 }
 
-/// One field rule.
+/// One step of a JSON path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// `.name` or `['name']`.
+    Child(String),
+    /// `.*` or `[*]`: any member or element.
+    Any,
+    /// `[3]`.
+    Index(usize),
+    /// `..name`: the member `name` at any depth below.
+    Descendant(String),
+}
+
+/// A JSON path: `$` then `.name`, `['name']`, `.*`, `[*]`, `[N]` and `..name` steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath {
+    steps: Vec<Step>,
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-' || c == '$'
+}
+
+impl JsonPath {
+    /// Compiles a path; `Err` says what is wrong and where.
+    pub fn parse(src: &str) -> Result<JsonPath, String> {
+        let Some(mut rest) = src.strip_prefix('$') else {
+            return Err(format!(
+                "`{src}`: a JSON path starts with `$` (the document)"
+            ));
+        };
+        let at = |rest: &str| src.len() - rest.len() + 1;
+        let mut steps = Vec::new();
+        let name = |s: &str| -> (String, usize) {
+            let end = s.find(|c: char| !is_name_char(c)).unwrap_or(s.len());
+            (s[..end].to_string(), end)
+        };
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix("..") {
+                let (n, len) = name(r);
+                if n.is_empty() {
+                    return Err(format!(
+                        "`{src}`: `..` must be followed by a field name (character {})",
+                        at(r)
+                    ));
+                }
+                steps.push(Step::Descendant(n));
+                rest = &r[len..];
+            } else if let Some(r) = rest.strip_prefix(".*") {
+                steps.push(Step::Any);
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix('.') {
+                let (n, len) = name(r);
+                if n.is_empty() {
+                    return Err(format!(
+                        "`{src}`: `.` must be followed by a field name or `*` (character {})",
+                        at(r)
+                    ));
+                }
+                steps.push(Step::Child(n));
+                rest = &r[len..];
+            } else if let Some(r) = rest.strip_prefix('[') {
+                let Some(close) = r.find(']') else {
+                    return Err(format!(
+                        "`{src}`: `[` at character {} is never closed",
+                        at(rest)
+                    ));
+                };
+                let inner = r[..close].trim();
+                let quoted = |q: char| inner.strip_prefix(q).and_then(|s| s.strip_suffix(q));
+                if inner == "*" {
+                    steps.push(Step::Any);
+                } else if let Some(n) = quoted('\'').or_else(|| quoted('"')) {
+                    if n.is_empty() {
+                        return Err(format!("`{src}`: an empty field name in brackets"));
+                    }
+                    steps.push(Step::Child(n.to_string()));
+                } else if let Ok(i) = inner.parse::<usize>() {
+                    steps.push(Step::Index(i));
+                } else {
+                    return Err(format!(
+                        "`{src}`: `[{inner}]` is not `[*]`, an index like `[0]` or a quoted name like `['id card']`"
+                    ));
+                }
+                rest = &r[close + 1..];
+            } else {
+                return Err(format!(
+                    "`{src}`: unexpected `{}` at character {}; steps are `.name`, `..name`, `.*`, `[*]`, `[N]`, `['name']`",
+                    rest.chars().next().unwrap_or(' '),
+                    at(rest)
+                ));
+            }
+        }
+        if steps.is_empty() {
+            return Err(format!(
+                "`{src}`: the path names no field (`$` alone is the whole document)"
+            ));
+        }
+        Ok(JsonPath { steps })
+    }
+
+    fn matches(&self, path: &[Seg], case: Case) -> bool {
+        fn go(steps: &[Step], path: &[Seg], case: Case) -> bool {
+            let Some((step, more)) = steps.split_first() else {
+                return path.is_empty();
+            };
+            match step {
+                Step::Descendant(n) => (0..path.len()).any(|skip| {
+                    matches!(&path[skip], Seg::Key(k) if name_eq(k, n, case))
+                        && go(more, &path[skip + 1..], case)
+                }),
+                _ => {
+                    let Some((seg, rest)) = path.split_first() else {
+                        return false;
+                    };
+                    let ok = match (step, seg) {
+                        (Step::Any, _) => true,
+                        (Step::Child(n), Seg::Key(k)) => name_eq(k, n, case),
+                        (Step::Index(i), Seg::Index(j)) => i == j,
+                        _ => false,
+                    };
+                    ok && go(more, rest, case)
+                }
+            }
+        }
+        go(&self.steps, path, case)
+    }
+}
+
+/// What a rule matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// The value of a member with this name, anywhere.
+    Field(Pattern),
+    /// The value at this path.
+    Path(JsonPath),
+}
+
+/// One rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldRule {
-    pub pattern: Pattern,
+    pub matcher: Matcher,
+    pub case: Case,
     pub style: Style,
+}
+
+impl FieldRule {
+    /// A field rule, case-insensitive (the common case).
+    pub fn field(pattern: Pattern, style: Style) -> FieldRule {
+        FieldRule {
+            matcher: Matcher::Field(pattern),
+            case: Case::Insensitive,
+            style,
+        }
+    }
 }
 
 /// A compiled masking profile.
@@ -53,6 +222,9 @@ pub struct Profile {
     pub rules: Vec<FieldRule>,
     /// Run the detectors on strings no rule names.
     pub detect: bool,
+    /// Also run them on numbers no rule names (an ID card or phone sent as a JSON number); a
+    /// number found to be one is written as a masked string.
+    pub numbers: bool,
 }
 
 /// The default style of what a detector found.
@@ -71,67 +243,569 @@ pub fn style_for(kind: Kind) -> Style {
 /// What masking did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
-    /// Values masked by field rules.
+    /// Values masked by rules.
     pub by_rule: usize,
     /// Values masked by detectors.
     pub by_detector: usize,
 }
 
 impl Profile {
-    fn rule(&self, key: &str) -> Option<&FieldRule> {
-        self.rules.iter().find(|r| r.pattern.matches(key))
+    fn has_paths(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.matcher, Matcher::Path(_)))
     }
 
-    fn walk(&self, v: &mut Value, rule: Option<&FieldRule>, stats: &mut Stats) {
-        match v {
-            Value::Object(map) => {
-                for (k, child) in map.iter_mut() {
-                    let r = self.rule(k).or(rule);
-                    self.walk(child, r, stats);
-                }
-            }
-            Value::Array(items) => {
-                for child in items {
-                    self.walk(child, rule, stats);
-                }
-            }
-            Value::String(s) => {
-                if let Some(r) = rule {
-                    *s = mask(s, &r.style);
-                    stats.by_rule += 1;
-                } else if self.detect {
-                    if let Some(k) = detect(s) {
-                        *s = mask(s, &style_for(k));
-                        stats.by_detector += 1;
-                    } else {
-                        let (masked, n) = mask_text_counted(s);
-                        if n > 0 {
-                            *s = masked;
-                            stats.by_detector += n;
-                        }
-                    }
-                }
-            }
-            Value::Number(n) if rule.is_some() => {
-                // A number under a rule (an ID sent as a number) is masked as a string.
-                let text = n.to_string();
-                if let Some(r) = rule {
-                    *v = Value::String(mask(&text, &r.style));
-                    stats.by_rule += 1;
-                }
-            }
-            _ => {}
+    /// The first rule for the value at `path` (whose last member name is `key`).
+    fn rule_for(&self, key: Option<&str>, path: &[Seg]) -> Option<usize> {
+        self.rules.iter().position(|r| match &r.matcher {
+            Matcher::Field(p) => key.is_some_and(|k| p.matches(k, r.case)),
+            Matcher::Path(jp) => jp.matches(path, r.case),
+        })
+    }
+
+    /// Masks a whole JSON document. `Err` when it is not JSON (the caller decides what to send).
+    pub fn mask_json(&self, body: &[u8]) -> Result<(Vec<u8>, Stats), String> {
+        let mut m = JsonMasker::new(self);
+        let mut out = Vec::with_capacity(body.len());
+        m.push(self, body, &mut out);
+        m.finish(self, &mut out)?;
+        Ok((out, m.stats))
+    }
+}
+
+/// One step of the path to the value being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// What the next significant byte may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// A value (document start, after `:` or after `,` in an array).
+    Value,
+    /// A value or `]` (after `[`).
+    ValueOrClose,
+    /// A key or `}` (after `{`).
+    KeyOrClose,
+    /// A key (after `,` in an object).
+    Key,
+    Colon,
+    /// `,` or the container's close.
+    CommaOrClose,
+    /// Only whitespace (after the document).
+    End,
+}
+
+/// An open object or array.
+#[derive(Debug)]
+struct Frame {
+    object: bool,
+    /// The rule that masks this container and everything inside it.
+    rule: Option<usize>,
+    /// Next element index (arrays).
+    index: usize,
+}
+
+/// The token being read.
+#[derive(Debug)]
+enum Token {
+    None,
+    /// A string (bytes between the quotes, escapes as sent).
+    Str {
+        key: bool,
+        escaped: bool,
+    },
+    Number,
+    /// `true`, `false`, `null`.
+    Literal,
+}
+
+/// Deepest nesting accepted (serde_json's own limit is 128).
+const MAX_DEPTH: usize = 512;
+
+/// A streaming JSON masker for one body.
+#[derive(Debug)]
+pub struct JsonMasker {
+    expect: Expect,
+    frames: Vec<Frame>,
+    /// Path to the value being read (kept only when the profile has path rules).
+    path: Vec<Seg>,
+    track_path: bool,
+    /// The last key read, for the value that follows it.
+    key: Option<String>,
+    /// The rule of the scalar value being read.
+    value_rule: Option<usize>,
+    token: Token,
+    buf: Vec<u8>,
+    /// Set once the input stopped being JSON: the rest is collected and masked as text.
+    broken: Option<String>,
+    tail: Vec<u8>,
+    pub stats: Stats,
+}
+
+impl JsonMasker {
+    pub fn new(profile: &Profile) -> JsonMasker {
+        JsonMasker {
+            expect: Expect::Value,
+            frames: Vec::new(),
+            path: Vec::new(),
+            track_path: profile.has_paths(),
+            key: None,
+            value_rule: None,
+            token: Token::None,
+            buf: Vec::new(),
+            broken: None,
+            tail: Vec::new(),
+            stats: Stats::default(),
         }
     }
 
-    /// Masks a JSON document. `Err` when it is not JSON (the caller decides what to send).
-    pub fn mask_json(&self, body: &[u8]) -> Result<(Vec<u8>, Stats), String> {
-        let mut v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        let mut stats = Stats::default();
-        self.walk(&mut v, None, &mut stats);
-        let out = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
-        Ok((out, stats))
+    /// Bytes held back at the moment (the value being read, or the text after a syntax error).
+    pub fn held(&self) -> usize {
+        self.buf.len() + self.tail.len()
     }
+
+    /// Masks the next chunk of the body into `out`.
+    pub fn push(&mut self, p: &Profile, input: &[u8], out: &mut Vec<u8>) {
+        if self.broken.is_some() {
+            self.tail.extend_from_slice(input);
+            return;
+        }
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.token {
+                Token::Str { key, escaped } => {
+                    // Copy the run up to the next quote or backslash in one go.
+                    if !escaped {
+                        let run = input[i..]
+                            .iter()
+                            .position(|&c| c == b'"' || c == b'\\')
+                            .unwrap_or(input.len() - i);
+                        self.buf.extend_from_slice(&input[i..i + run]);
+                        i += run;
+                        let Some(&c) = input.get(i) else { break };
+                        if c == b'\\' {
+                            self.buf.push(c);
+                            self.token = Token::Str { key, escaped: true };
+                        } else {
+                            self.token = Token::None;
+                            if let Err(why) = self.end_string(p, key, out) {
+                                self.buf.insert(0, b'"');
+                                self.buf.push(b'"');
+                                return self.fail(why, input, i + 1);
+                            }
+                        }
+                    } else {
+                        self.buf.push(b);
+                        self.token = Token::Str {
+                            key,
+                            escaped: false,
+                        };
+                    }
+                    i += 1;
+                    continue;
+                }
+                Token::Number => {
+                    if matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                        self.buf.push(b);
+                        i += 1;
+                        continue;
+                    }
+                    self.token = Token::None;
+                    if let Err(why) = self.end_number(p, out) {
+                        return self.fail(why, input, i);
+                    }
+                    // `b` is read again below.
+                }
+                Token::Literal => {
+                    if b.is_ascii_alphabetic() {
+                        self.buf.push(b);
+                        i += 1;
+                        continue;
+                    }
+                    self.token = Token::None;
+                    if let Err(why) = self.end_literal(out) {
+                        return self.fail(why, input, i);
+                    }
+                }
+                Token::None => {}
+            }
+            if let Err(why) = self.structural(p, b, out) {
+                return self.fail(why, input, i);
+            }
+            i += 1;
+        }
+    }
+
+    /// Ends the body. `Err` when it was not one complete JSON document: what was written is
+    /// still masked (the rest as text), but it is not valid JSON.
+    pub fn finish(&mut self, p: &Profile, out: &mut Vec<u8>) -> Result<(), String> {
+        if self.broken.is_none() {
+            let done = match self.token {
+                Token::Number => {
+                    self.token = Token::None;
+                    self.end_number(p, out)
+                }
+                Token::Literal => {
+                    self.token = Token::None;
+                    self.end_literal(out)
+                }
+                Token::Str { .. } => Err("the body ends inside a string".to_string()),
+                Token::None => Ok(()),
+            };
+            let done = done.and_then(|()| match self.expect {
+                Expect::End => Ok(()),
+                _ if self.frames.is_empty() && self.expect == Expect::Value => {
+                    Err("the body is empty".to_string())
+                }
+                _ => Err("the body ends before the document does".to_string()),
+            });
+            if let Err(why) = done {
+                self.fail(why, &[], 0);
+            }
+        }
+        let Some(why) = self.broken.clone() else {
+            return Ok(());
+        };
+        let tail = std::mem::take(&mut self.tail);
+        let (masked, n) = mask_text_counted(&String::from_utf8_lossy(&tail));
+        self.stats.by_detector += n;
+        out.extend_from_slice(masked.as_bytes());
+        Err(why)
+    }
+
+    /// Input stopped being JSON at `input[at]`: hold what is pending and everything after it.
+    fn fail(&mut self, why: String, input: &[u8], at: usize) {
+        let mut tail = Vec::new();
+        if matches!(self.token, Token::Str { .. }) {
+            tail.push(b'"');
+        }
+        // A value that was being read (a string failing its check carries its quotes).
+        tail.append(&mut self.buf);
+        tail.extend_from_slice(input.get(at..).unwrap_or(&[]));
+        self.tail = tail;
+        self.token = Token::None;
+        self.broken = Some(why);
+    }
+
+    fn structural(&mut self, p: &Profile, b: u8, out: &mut Vec<u8>) -> Result<(), String> {
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            out.push(b);
+            return Ok(());
+        }
+        match (self.expect, b) {
+            (Expect::Value | Expect::ValueOrClose, _) if b != b']' => self.begin_value(p, b, out),
+            (Expect::ValueOrClose | Expect::CommaOrClose, b']')
+                if self.frames.last().is_some_and(|f| !f.object) =>
+            {
+                self.close(out, b)
+            }
+            (Expect::KeyOrClose | Expect::CommaOrClose, b'}')
+                if self.frames.last().is_some_and(|f| f.object) =>
+            {
+                self.close(out, b)
+            }
+            (Expect::KeyOrClose | Expect::Key, b'"') => {
+                self.token = Token::Str {
+                    key: true,
+                    escaped: false,
+                };
+                Ok(())
+            }
+            (Expect::Colon, b':') => {
+                out.push(b);
+                self.expect = Expect::Value;
+                Ok(())
+            }
+            (Expect::CommaOrClose, b',') => {
+                out.push(b);
+                self.expect = match self.frames.last() {
+                    Some(f) if f.object => Expect::Key,
+                    _ => Expect::Value,
+                };
+                Ok(())
+            }
+            _ => Err(format!(
+                "unexpected `{}` where {} was expected",
+                char::from(b).escape_default(),
+                match self.expect {
+                    Expect::Value | Expect::ValueOrClose => "a value",
+                    Expect::KeyOrClose | Expect::Key => "a key",
+                    Expect::Colon => "`:`",
+                    Expect::CommaOrClose => "`,` or a closing bracket",
+                    Expect::End => "the end of the body",
+                }
+            )),
+        }
+    }
+
+    /// A value starts with `b`: find its rule, then open it.
+    fn begin_value(&mut self, p: &Profile, b: u8, out: &mut Vec<u8>) -> Result<(), String> {
+        let key = self.key.take();
+        let parent_rule = self.frames.last().and_then(|f| f.rule);
+        if self.track_path {
+            match self.frames.last_mut() {
+                Some(f) if f.object => self.path.push(Seg::Key(key.clone().unwrap_or_default())),
+                Some(f) => {
+                    self.path.push(Seg::Index(f.index));
+                }
+                None => {}
+            }
+        }
+        if let Some(f) = self.frames.last_mut() {
+            if !f.object {
+                f.index += 1;
+            }
+        }
+        let rule = p.rule_for(key.as_deref(), &self.path).or(parent_rule);
+        match b {
+            b'{' | b'[' => {
+                if self.frames.len() >= MAX_DEPTH {
+                    return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+                }
+                out.push(b);
+                self.frames.push(Frame {
+                    object: b == b'{',
+                    rule,
+                    index: 0,
+                });
+                self.expect = if b == b'{' {
+                    Expect::KeyOrClose
+                } else {
+                    Expect::ValueOrClose
+                };
+            }
+            b'"' => {
+                self.value_rule = rule;
+                self.token = Token::Str {
+                    key: false,
+                    escaped: false,
+                };
+            }
+            b'-' | b'0'..=b'9' => {
+                self.value_rule = rule;
+                self.buf.push(b);
+                self.token = Token::Number;
+            }
+            b't' | b'f' | b'n' => {
+                self.buf.push(b);
+                self.token = Token::Literal;
+            }
+            _ => {
+                return Err(format!(
+                    "unexpected `{}` where a value was expected",
+                    char::from(b).escape_default()
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// A value ended: back to its container.
+    fn end_value(&mut self) {
+        if self.frames.is_empty() {
+            self.expect = Expect::End;
+            return;
+        }
+        if self.track_path {
+            self.path.pop();
+        }
+        self.expect = Expect::CommaOrClose;
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>, b: u8) -> Result<(), String> {
+        self.frames.pop();
+        out.push(b);
+        self.end_value();
+        Ok(())
+    }
+
+    fn end_string(&mut self, p: &Profile, key: bool, out: &mut Vec<u8>) -> Result<(), String> {
+        let raw = std::mem::take(&mut self.buf);
+        let r = if key {
+            self.key_string(p, &raw, out)
+        } else {
+            self.value_string(p, &raw, out)
+        };
+        self.buf = raw;
+        if r.is_ok() {
+            self.buf.clear();
+        }
+        r
+    }
+
+    fn key_string(&mut self, p: &Profile, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let k = decode(raw)?;
+        // A map keyed by ID numbers or phones: the key is personal data too.
+        let found = (p.detect && raw.iter().any(|c| c.is_ascii_digit() || *c == b'@'))
+            .then(|| detect(&k))
+            .flatten();
+        match found {
+            Some(kind) => {
+                self.stats.by_detector += 1;
+                write_string(out, &mask(&k, &style_for(kind)));
+            }
+            None => {
+                out.push(b'"');
+                out.extend_from_slice(raw);
+                out.push(b'"');
+            }
+        }
+        self.key = Some(k.into_owned());
+        self.expect = Expect::Colon;
+        Ok(())
+    }
+
+    fn value_string(&mut self, p: &Profile, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let rule = self.value_rule.take();
+        let masked = match rule.and_then(|r| p.rules.get(r)) {
+            Some(r) => {
+                self.stats.by_rule += 1;
+                Some(mask(&decode(raw)?, &r.style))
+            }
+            // Every detector needs a digit or an `@`: most strings are cleared at a glance.
+            None if p.detect && raw.iter().any(|c| c.is_ascii_digit() || *c == b'@') => {
+                let s = decode(raw)?;
+                if let Some(k) = detect(&s) {
+                    self.stats.by_detector += 1;
+                    Some(mask(&s, &style_for(k)))
+                } else {
+                    let (masked, n) = mask_text_counted(&s);
+                    self.stats.by_detector += n;
+                    (n > 0).then_some(masked)
+                }
+            }
+            None => {
+                // Checked, not masked: it must still be valid UTF-8 and escapes.
+                if raw.contains(&b'\\') || !raw.is_ascii() || raw.iter().any(|c| *c < 0x20) {
+                    decode(raw)?;
+                }
+                None
+            }
+        };
+        match masked {
+            Some(m) => write_string(out, &m),
+            None => {
+                out.push(b'"');
+                out.extend_from_slice(raw);
+                out.push(b'"');
+            }
+        }
+        self.end_value();
+        Ok(())
+    }
+
+    fn end_number(&mut self, p: &Profile, out: &mut Vec<u8>) -> Result<(), String> {
+        let raw = std::mem::take(&mut self.buf);
+        if !valid_number(&raw) {
+            self.buf = raw;
+            return Err(format!(
+                "`{}` is not a JSON number",
+                String::from_utf8_lossy(&self.buf)
+            ));
+        }
+        let text = std::str::from_utf8(&raw).unwrap_or("");
+        let rule = self.value_rule.take();
+        match rule.and_then(|r| p.rules.get(r)) {
+            // A number under a rule (an ID sent as a number) is masked as a string.
+            Some(r) => {
+                self.stats.by_rule += 1;
+                write_string(out, &mask(text, &r.style));
+            }
+            None => match detect(text).filter(|_| p.detect && p.numbers) {
+                Some(k) => {
+                    self.stats.by_detector += 1;
+                    write_string(out, &mask(text, &style_for(k)));
+                }
+                None => out.extend_from_slice(&raw),
+            },
+        }
+        self.buf = raw;
+        self.buf.clear();
+        self.end_value();
+        Ok(())
+    }
+
+    fn end_literal(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        if !matches!(&self.buf[..], b"true" | b"false" | b"null") {
+            return Err(format!(
+                "`{}` is not a JSON value",
+                String::from_utf8_lossy(&self.buf)
+            ));
+        }
+        out.extend_from_slice(&self.buf);
+        self.buf.clear();
+        self.end_value();
+        Ok(())
+    }
+}
+
+/// The text of a JSON string's body (escapes resolved).
+fn decode(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
+    if !raw.contains(&b'\\') {
+        return match std::str::from_utf8(raw) {
+            Ok(s) if !s.bytes().any(|c| c < 0x20) => Ok(std::borrow::Cow::Borrowed(s)),
+            Ok(_) => Err("a control character inside a string".into()),
+            Err(_) => Err("a string that is not UTF-8".into()),
+        };
+    }
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<String>(&quoted)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|e| format!("a bad string: {e}"))
+}
+
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Serialising a &str cannot fail; the fallback keeps the output valid regardless.
+    match serde_json::to_vec(s) {
+        Ok(v) => out.extend_from_slice(&v),
+        Err(_) => out.extend_from_slice(b"\"****\""),
+    }
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+fn valid_number(s: &[u8]) -> bool {
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while s.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > start
+    };
+    if s.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match s.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(s.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(s.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == s.len()
 }
 
 /// Masks every personal value the detectors find inside free text (log lines, alert evidence).
@@ -164,32 +838,37 @@ mod tests {
     fn profile() -> Profile {
         Profile {
             rules: vec![
-                FieldRule {
-                    pattern: Pattern::parse("name").unwrap(),
-                    style: Style::Name,
-                },
-                FieldRule {
-                    pattern: Pattern::parse("*address").unwrap(),
-                    style: Style::Address,
-                },
-                FieldRule {
-                    pattern: Pattern::parse("idCard").unwrap(),
-                    style: Style::Keep { head: 6, tail: 4 },
-                },
+                FieldRule::field(Pattern::parse("name").unwrap(), Style::Name),
+                FieldRule::field(Pattern::parse("*address").unwrap(), Style::Address),
+                FieldRule::field(
+                    Pattern::parse("idCard").unwrap(),
+                    Style::Keep { head: 6, tail: 4 },
+                ),
             ],
             detect: true,
+            numbers: false,
         }
     }
 
+    /// Masks `doc` fed in chunks of `n` bytes.
+    fn chunked(p: &Profile, doc: &[u8], n: usize) -> (Vec<u8>, Result<(), String>) {
+        let mut m = JsonMasker::new(p);
+        let mut out = Vec::new();
+        for c in doc.chunks(n.max(1)) {
+            m.push(p, c, &mut out);
+        }
+        let r = m.finish(p, &mut out);
+        (out, r)
+    }
+
+    const DOC: &str = r#"{"code":0,"data":[{"name":"张三丰","idCard":"11010519491231002X","homeAddress":"北京市东城区长安街1号","mobile":"13800138000","note":"卡号6222020200112233446，订单110105194912310021","id":7}]}"#;
+    const MASKED: &str = r#"{"code":0,"data":[{"name":"张**","idCard":"110105********002X","homeAddress":"北京市东城区****","mobile":"138****8000","note":"卡号***************3446，订单110105194912310021","id":7}]}"#;
+
     #[test]
     fn rules_then_detectors_keys_in_order() {
-        let doc = r#"{"code":0,"data":[{"name":"张三丰","idCard":"11010519491231002X","homeAddress":"北京市东城区长安街1号","mobile":"13800138000","note":"卡号6222020200112233446，订单110105194912310021","id":7}]}"#;
-        let (out, stats) = profile().mask_json(doc.as_bytes()).unwrap();
+        let (out, stats) = profile().mask_json(DOC.as_bytes()).unwrap();
         let out = String::from_utf8(out).unwrap();
-        assert_eq!(
-            out,
-            r#"{"code":0,"data":[{"name":"张**","idCard":"110105********002X","homeAddress":"北京市东城区****","mobile":"138****8000","note":"卡号***************3446，订单110105194912310021","id":7}]}"#
-        );
+        assert_eq!(out, MASKED);
         assert_eq!(
             stats,
             Stats {
@@ -203,13 +882,120 @@ mod tests {
     }
 
     #[test]
-    fn numbers_under_rules_and_bad_input() {
+    fn any_chunking_gives_the_same_output() {
+        // Escapes and multi-byte characters split at every position.
+        let doc = r#"{"name":"\u5f20\u4e09","x":"a\"b\\","mobile" : "1380013\u0038000", "list":[1.5e3,-0,true,null,{"idCard":110105194912310021}]}"#;
+        let (whole, r) = chunked(&profile(), doc.as_bytes(), doc.len());
+        assert!(r.is_ok());
+        let v: serde_json::Value = serde_json::from_slice(&whole).unwrap();
+        assert_eq!(v["name"], "张*");
+        assert_eq!(v["mobile"], "138****8000");
+        assert_eq!(v["x"], "a\"b\\");
+        assert_eq!(v["list"][4]["idCard"], "110105********0021");
+        for n in 1..12 {
+            assert_eq!(
+                chunked(&profile(), doc.as_bytes(), n).0,
+                whole,
+                "chunks of {n}"
+            );
+        }
+        let (masked, _) = chunked(&profile(), DOC.as_bytes(), 1);
+        assert_eq!(String::from_utf8(masked).unwrap(), MASKED);
+    }
+
+    #[test]
+    fn paths_and_case() {
+        let p = Profile {
+            rules: vec![
+                FieldRule {
+                    matcher: Matcher::Path(JsonPath::parse("$.data[*].contact").unwrap()),
+                    case: Case::Sensitive,
+                    style: Style::Redact,
+                },
+                FieldRule {
+                    matcher: Matcher::Path(JsonPath::parse("$..secret").unwrap()),
+                    case: Case::Insensitive,
+                    style: Style::SameLength,
+                },
+                FieldRule {
+                    matcher: Matcher::Path(JsonPath::parse("$.rows[1]").unwrap()),
+                    case: Case::Insensitive,
+                    style: Style::Redact,
+                },
+            ],
+            detect: false,
+            numbers: false,
+        };
+        let doc = br#"{"data":[{"contact":{"a":"x","b":["y"]},"Contact":"kept"}],"contact":"top","deep":{"x":[{"SECRET":"abc"}]},"rows":["r0","r1","r2"]}"#;
+        let (out, _) = p.mask_json(doc).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"data":[{"contact":{"a":"****","b":["****"]},"Contact":"kept"}],"contact":"top","deep":{"x":[{"SECRET":"***"}]},"rows":["r0","****","r2"]}"#
+        );
+        for bad in ["data", "$.", "$[", "$[x]", "$..", "$", "$.a b"] {
+            assert!(JsonPath::parse(bad).is_err(), "{bad}");
+        }
+        assert!(JsonPath::parse("$['id card'][0].*").is_ok());
+        assert!(Pattern::parse("ID*")
+            .unwrap()
+            .matches("idCard", Case::Insensitive));
+        assert!(!Pattern::parse("ID*")
+            .unwrap()
+            .matches("idCard", Case::Sensitive));
+        assert!(Pattern::parse("*Phone")
+            .unwrap()
+            .matches("homephone", Case::Insensitive));
+        assert!(!Pattern::parse("*Phone")
+            .unwrap()
+            .matches("ph", Case::Insensitive));
+    }
+
+    #[test]
+    fn numbers_under_rules_and_by_option() {
         let (out, _) = profile()
             .mask_json(br#"{"idCard":110105194912310021}"#)
             .unwrap();
         assert_eq!(out, br#"{"idCard":"110105********0021"}"#);
-        assert!(profile().mask_json(b"{not json").is_err());
+        let doc = br#"{"phone":13800138000,"count":13800138001,"ts":1763788800128}"#;
+        let (kept, _) = profile().mask_json(doc).unwrap();
+        assert_eq!(
+            kept, doc,
+            "numbers are left alone unless the profile says so"
+        );
+        let p = Profile {
+            numbers: true,
+            ..profile()
+        };
+        let (out, _) = p.mask_json(doc).unwrap();
+        assert_eq!(
+            out,
+            br#"{"phone":"138****8000","count":"138****8001","ts":1763788800128}"#
+        );
+    }
+
+    #[test]
+    fn not_json_is_masked_as_text_and_said_so() {
+        for doc in [
+            &b"{not json 13800138000"[..],
+            b"<html>13800138000</html>",
+            b"{\"a\":\"13800138000",
+            b"{\"a\":1}} 13800138000",
+            b"{\"a\":[1,2}",
+            b"",
+            b"{\"a\":tru}",
+            b"{\"a\":01}",
+            b"\"\xff\xfe\"",
+        ] {
+            let (out, r) = chunked(&profile(), doc, 3);
+            assert!(r.is_err(), "{}", String::from_utf8_lossy(doc));
+            let text = String::from_utf8_lossy(&out);
+            assert!(!text.contains("13800138000"), "{text}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1);
+        assert!(chunked(&profile(), deep.as_bytes(), 64).1.is_err());
         assert!(Pattern::parse("a*b").is_err());
         assert!(Pattern::parse("*").is_err());
+        // A top-level scalar is a document too.
+        assert_eq!(profile().mask_json(b" 42 ").unwrap().0, b" 42 ");
     }
 }

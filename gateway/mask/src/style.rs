@@ -21,9 +21,19 @@ pub enum Style {
     Redact,
     /// A stable pseudonym: HMAC-SM3 under the profile's key, first 16 hex digits; equal inputs
     /// give equal outputs, so joins across responses still work.
-    Sm3Hash { key: Vec<u8> },
+    Sm3Hash { key: Key },
     /// Same length, every character `*`.
     SameLength,
+}
+
+/// A pseudonym key; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(pub Vec<u8>);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(redacted)")
+    }
 }
 
 const COMPOUND_SURNAMES: [&str; 16] = [
@@ -91,7 +101,7 @@ pub fn mask(value: &str, style: &Style) -> String {
         },
         Style::Redact => "****".into(),
         Style::Sm3Hash { key } => {
-            let mac = menwei_gm::hmac_sm3(key, value.as_bytes());
+            let mac = menwei_gm::hmac_sm3(&key.0, value.as_bytes());
             hex::encode(&mac[..8])
         }
         Style::SameLength => "*".repeat(value.chars().count()),
@@ -128,11 +138,15 @@ mod tests {
         assert_eq!(mask("anything", &Style::Redact), "****");
         assert_eq!(mask("张三", &Style::SameLength), "**");
         let k = Style::Sm3Hash {
-            key: b"profile-key".to_vec(),
+            key: Key(b"profile-key".to_vec()),
         };
         assert_eq!(mask("13800138000", &k), mask("13800138000", &k));
         assert_ne!(mask("13800138000", &k), mask("13800138001", &k));
         assert_eq!(mask("13800138000", &k).len(), 16);
+        assert!(
+            !format!("{k:?}").contains("profile"),
+            "the key is never printed"
+        );
         // Too short to keep parts: all masked.
         assert_eq!(mask("123", &Style::Keep { head: 6, tail: 4 }), "***");
     }
