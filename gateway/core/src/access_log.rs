@@ -38,13 +38,15 @@ pub fn record(store: &Store, session: &Session, ctx: &Ctx) {
         .and_then(|u| live.upstreams.get(u))
         .map(|g| g.spec.name.as_str());
     let req = session.req_header();
+    // A path may carry an ID card or phone number (`/citizens/110101...`): masked in the log.
+    let path = log_safe(&ctx.path);
     tracing::info!(
         target: "menwei::access",
         request_id = ctx.request_id.as_str(),
         client = ctx.client_str.as_str(),
         method = req.method.as_str(),
         host = ctx.host.as_str(),
-        path = ctx.path.as_str(),
+        path = path.as_ref(),
         route,
         upstream = upstream.unwrap_or("-"),
         backend = backend.unwrap_or("-"),
@@ -55,6 +57,17 @@ pub fn record(store: &Store, session: &Session, ctx: &Ctx) {
         attempts = ctx.tried.len(),
         policy_version = live.snapshot.version,
     );
+}
+
+/// `s` with the personal data the detectors find masked (most paths have none: no copy).
+pub fn log_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
+        let (masked, n) = menwei_mask::mask_text_counted(s);
+        if n > 0 {
+            return std::borrow::Cow::Owned(masked);
+        }
+    }
+    std::borrow::Cow::Borrowed(s)
 }
 
 fn status_label(s: u16) -> &'static str {

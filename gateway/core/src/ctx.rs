@@ -50,6 +50,8 @@ pub struct Ctx {
     pub cert_identity: Option<menwei_gm::cert::CertIdentity>,
     /// The response being masked (`route.mask`).
     pub mask: Option<crate::masking::MaskState>,
+    /// Why a masked route's answer was refused (alert rule, what was seen).
+    pub mask_refused: Option<(&'static str, String)>,
     /// Request inspection (`route.waf`): verdict so far, and the body head still to inspect.
     pub waf: Option<crate::inspect::WafState>,
     /// The whole body, read before forwarding (inspection or a signature check); Pingora
@@ -85,6 +87,7 @@ impl Ctx {
             app_id: None,
             cert_identity: None,
             mask: None,
+            mask_refused: None,
             waf: None,
             read_ahead: None,
         }

@@ -18,8 +18,9 @@
 //! | upstream_request_filter | the ONLY place identity/forwarding headers are written: strip, then  |
 //! |                         | identity headers + signed assertion                                 |
 //! | response_filter         | request id on the response; passive health success; masking        |
-//! |                         | decision (unmask roles audited, compressed or oversized refused)    |
-//! | response_body_filter    | masking: body collected up to the cap, masked at its end            |
+//! |                         | decision (unmask roles audited, gzip/deflate/br decoded, others and |
+//! |                         | oversized refused)                                                  |
+//! | response_body_filter    | masking: JSON rewritten as it streams, text masked at its end       |
 //! | logging                 | metrics; access log                                                  |
 //! | fail_to_connect / error_while_proxy | passive ejection; retry decision                         |
 //! | fail_to_proxy           | the client's error page (JSON or HTML), never internals              |
@@ -607,9 +608,16 @@ impl ProxyHttp for Gateway {
         let Some(live) = ctx.live.clone() else {
             return Ok(None);
         };
-        if let Err(why) = crate::masking::on_body(&live, body, end_of_stream, ctx) {
-            tracing::warn!(request_id = %ctx.request_id, why, "ALERT masked response cut");
-            return Err(Error::explain(ErrorType::InternalError, why));
+        if let Err((deny, why)) = crate::masking::on_body(&live, body, end_of_stream, ctx) {
+            // Refused with its code when nothing was sent yet; otherwise the connection is cut.
+            tracing::warn!(request_id = %ctx.request_id, why, "ALERT masked response refused");
+            let rule = if deny.code == errors::MASK_TOO_LARGE.code {
+                "mask:overflow"
+            } else {
+                "mask:unreadable"
+            };
+            ctx.mask_refused = Some((rule, why.to_string()));
+            return Err(status_error(ctx, deny));
         }
         Ok(None)
     }
@@ -650,7 +658,7 @@ impl ProxyHttp for Gateway {
                     serde_json::json!({
                         "code": d.code, "status": d.status, "request_id": ctx.request_id,
                         "route": ctx.route_name(), "client": ctx.client_str,
-                        "path": ctx.path, "sub": ctx.identity.as_ref().map(|i| i.sub.as_str()),
+                        "path": crate::access_log::log_safe(&ctx.path), "sub": ctx.identity.as_ref().map(|i| i.sub.as_str()),
                     }),
                 );
             }

@@ -52,6 +52,19 @@ pub async fn observe(store: &Store, ctx: &Ctx, status: u16) {
         e.request_id = Some(ctx.request_id.clone());
         store.alerter.emit(e);
     }
+    // A masked route's answer that could not be protected (too large, unreadable encoding).
+    if let Some((rule, what)) = &ctx.mask_refused {
+        let mut e = Event::new(
+            Severity::Warning,
+            *rule,
+            format!("masked route's response refused, nothing unmasked sent ({what})"),
+        );
+        e.client = Some(ctx.client_str.clone());
+        e.user = user.clone();
+        e.route = Some(route.clone());
+        e.request_id = Some(ctx.request_id.clone());
+        store.alerter.emit(e);
+    }
     let detector = store.detector.load_full();
     if detector.rules().is_empty() {
         return;

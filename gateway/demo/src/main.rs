@@ -3,7 +3,10 @@
 //! - echo: answers with the request it received (method, path, headers, body) as JSON;
 //!   `/slow?ms=N` waits first; `/status/N` answers status N; `GET /healthz` answers 200 until
 //!   `POST /healthz/down` (then 503 until `POST /healthz/up`); a WebSocket upgrade echoes messages.
-//! - citizens: `/citizens/?page=P&count=N` answers JSON lists of fake citizens.
+//! - citizens: `/citizens/?page=P&count=N` answers JSON lists of fake citizens. For masking tests
+//!   it can also behave like a careless backend: `encoding=gzip|deflate|deflate-raw|br|zstd`
+//!   compresses whatever the client accepts, `chunk=N` sends the body in N-byte chunks (a
+//!   millisecond apart, so they arrive apart), `truncate=N` cuts the JSON after N bytes.
 //!
 //! Each listener prints `LISTENING <kind> <addr>` on standard output once bound, so that tests
 //! can use port 0.
@@ -13,11 +16,13 @@ mod citizens;
 use bytes::Bytes;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,10 +53,10 @@ struct State {
     healthy: AtomicBool,
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<BoxBody<Bytes, std::convert::Infallible>>;
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -95,7 +100,7 @@ async fn websocket(req: Request<Incoming>) -> Resp {
             }
         }
     });
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(Full::new(Bytes::new()).boxed());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(
@@ -187,7 +192,77 @@ async fn citizens(req: Request<Incoming>) -> Resp {
     let q = query(&req);
     let page = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
     let count = q.get("count").and_then(|c| c.parse().ok()).unwrap_or(10);
-    json(StatusCode::OK, &citizens::page(page, count))
+    let mut body = citizens::page(page, count).to_string().into_bytes();
+    if let Some(n) = q.get("truncate").and_then(|n| n.parse::<usize>().ok()) {
+        body.truncate(n);
+    }
+    let encoding = q.get("encoding").map(String::as_str);
+    let body = match encoding {
+        Some(e) => match compress(e, &body) {
+            Ok(b) => b,
+            Err(e) => return json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": e})),
+        },
+        None => body,
+    };
+    let chunk = q
+        .get("chunk")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut r = if chunk == 0 {
+        Response::new(Full::new(Bytes::from(body)).boxed())
+    } else {
+        let pieces: Vec<Bytes> = body.chunks(chunk).map(Bytes::copy_from_slice).collect();
+        let stream = futures_util::stream::iter(pieces).then(|b| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))
+        });
+        Response::new(BodyExt::boxed(StreamBody::new(stream)))
+    };
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if let Some(e) = encoding {
+        let name = if e == "deflate-raw" { "deflate" } else { e };
+        if let Ok(v) = hyper::header::HeaderValue::from_str(name) {
+            r.headers_mut().insert(hyper::header::CONTENT_ENCODING, v);
+        }
+    }
+    r
+}
+
+/// Compresses a body as a backend that ignores `Accept-Encoding` would.
+fn compress(encoding: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    let io = |e: std::io::Error| e.to_string();
+    match encoding {
+        "gzip" => {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            w.write_all(body).map_err(io)?;
+            w.finish().map_err(io)
+        }
+        "deflate" => {
+            let mut w = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            w.write_all(body).map_err(io)?;
+            w.finish().map_err(io)
+        }
+        "deflate-raw" => {
+            let mut w =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            w.write_all(body).map_err(io)?;
+            w.finish().map_err(io)
+        }
+        "br" => {
+            let mut out = Vec::new();
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                w.write_all(body).map_err(io)?;
+            }
+            Ok(out)
+        }
+        // Not really zstd: a backend's answer in an encoding the gateway cannot read.
+        "zstd" => Ok(body.to_vec()),
+        other => Err(format!("unknown encoding {other}")),
+    }
 }
 
 async fn serve(kind: Kind, addr: SocketAddr, st: Arc<State>) -> std::io::Result<()> {

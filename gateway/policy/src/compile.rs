@@ -74,6 +74,8 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
         &mut cert_digest,
     );
     let alerts = crate::compile_alert::compile_alerts(&cx, singles.alerts, diags, &mut cert_digest);
+    let (masks, masks_by_name) =
+        crate::compile_mask::compile(&cx, &loaded.files, diags, &mut cert_digest);
     let admin_token = server
         .as_ref()
         .and_then(|s| s.admin_token_file.as_ref())
@@ -135,7 +137,6 @@ fn compile(dir: &Path, loaded: &Loaded, diags: &mut Diagnostics) -> Option<Snaps
     let state = compile_state(&cx, singles.state, diags);
     // An invalid [state] has its own diagnostic; only a missing one is reported per limit.
     check_cluster_limits(&cx, &loaded.files, singles.state.is_some(), diags);
-    let (masks, masks_by_name) = crate::compile_mask::compile(&cx, &loaded.files, diags);
     let (wafs, waf_names) = crate::compile_waf::compile(&cx, &loaded.files, diags);
     let detect = crate::compile_alert::compile_detect(&cx, &loaded.files, diags);
     let bans = crate::compile_alert::compile_bans(&cx, &loaded.files, diags);

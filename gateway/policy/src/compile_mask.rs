@@ -1,23 +1,128 @@
-//! `[[mask]]` profiles -> `MaskSpec`s, by name for routes.
+//! `[[mask]]` profiles -> `MaskSpec`s, by name for routes. Each rule names a field or a JSON path
+//! (compiled here, with located diagnostics); the `pseudonym` style reads the profile's key file.
 
 use crate::compile::Ctx;
 use crate::diag::{did_you_mean, Code, Declared, Diagnostics, Source};
-use crate::raw::{self, MaskStyle, PolicyFile};
+use crate::raw::{self, MaskCase, MaskField, MaskStyle, PolicyFile};
 use crate::snapshot::MaskSpec;
-use menwei_mask::json::{FieldRule, Pattern, Profile};
+use menwei_mask::json::{Case, FieldRule, JsonPath, Matcher, Pattern, Profile};
 use menwei_mask::Style;
+use sha2::Sha256;
 use std::collections::HashMap;
 
-fn style(s: MaskStyle) -> Style {
-    match s {
-        MaskStyle::IdCard => Style::Keep { head: 6, tail: 4 },
+/// The style of a rule; `Err` is what is wrong with it.
+fn style(f: &MaskField, key: Option<&[u8]>) -> Result<Style, String> {
+    let keep = |head: usize, tail: usize| Style::Keep {
+        head: f.keep_head.unwrap_or(head),
+        tail: f.keep_tail.unwrap_or(tail),
+    };
+    let s = *f.style.get_ref();
+    let keeps = matches!(s, MaskStyle::IdCard | MaskStyle::SameLength);
+    if !keeps && (f.keep_head.is_some() || f.keep_tail.is_some()) {
+        return Err(
+            "`keep_head` / `keep_tail` apply to the `id-card` and `same-length` styles only".into(),
+        );
+    }
+    Ok(match s {
+        MaskStyle::IdCard => keep(6, 4),
+        MaskStyle::SameLength if f.keep_head.is_some() || f.keep_tail.is_some() => keep(0, 0),
+        MaskStyle::SameLength => Style::SameLength,
         MaskStyle::Mobile => Style::Mobile,
         MaskStyle::BankCard => Style::CardLast4,
         MaskStyle::Name => Style::Name,
         MaskStyle::Address => Style::Address,
         MaskStyle::Email => Style::Email,
         MaskStyle::Redact => Style::Redact,
-        MaskStyle::SameLength => Style::SameLength,
+        MaskStyle::Pseudonym => {
+            match key {
+                Some(k) => Style::Sm3Hash {
+                    key: menwei_mask::style::Key(k.to_vec()),
+                },
+                None => return Err(
+                    "the `pseudonym` style needs the profile's `pseudonym_key_file` (a secret key)"
+                        .into(),
+                ),
+            }
+        }
+    })
+}
+
+/// One rule, or the diagnostic it earns.
+fn rule(
+    source: &Source,
+    profile: &str,
+    f: &MaskField,
+    key: Option<&[u8]>,
+    diags: &mut Diagnostics,
+) -> Option<FieldRule> {
+    let case = match f.case {
+        MaskCase::Insensitive => Case::Insensitive,
+        MaskCase::Sensitive => Case::Sensitive,
+    };
+    let matcher = match (&f.name, &f.path) {
+        (Some(n), None) => Pattern::parse(n.get_ref())
+            .map(Matcher::Field)
+            .map_err(|why| {
+                (
+                    n.span(),
+                    why,
+                    "write e.g. name = \"idCard\" or name = \"*Phone\"",
+                )
+            }),
+        (None, Some(p)) => JsonPath::parse(p.get_ref())
+            .map(Matcher::Path)
+            .map_err(|why| {
+                (
+                    p.span(),
+                    why,
+                    "write e.g. path = \"$.data[*].idCard\" or path = \"$..phone\"",
+                )
+            }),
+        (Some(n), Some(_)) => Err((
+            n.span(),
+            "a rule has both `name` and `path`".into(),
+            "keep one: `name` matches a field anywhere, `path` one place in the document",
+        )),
+        (None, None) => Err((
+            f.style.span(),
+            "a rule has neither `name` nor `path`".into(),
+            "add name = \"<field>\" or path = \"$.<path>\"",
+        )),
+    };
+    let matcher = match matcher {
+        Ok(m) => m,
+        Err((span, why, fix)) => {
+            diags.at(
+                Code::InvalidValue,
+                source,
+                span,
+                format!("mask `{profile}`: {why}"),
+                "a rule names a JSON field (case-insensitive, one `*` at its start or end) or a JSON path",
+                fix.into(),
+            );
+            return None;
+        }
+    };
+    match style(f, key) {
+        Ok(style) => Some(FieldRule {
+            matcher,
+            case,
+            style,
+        }),
+        Err(why) => {
+            diags.at(
+                Code::InvalidValue,
+                source,
+                f.style.span(),
+                format!("mask `{profile}`: {why}"),
+                "each style takes only the settings it uses",
+                match f.style.get_ref() {
+                    MaskStyle::Pseudonym => "add pseudonym_key_file = \"<file>\" to the profile (e.g. openssl rand -hex 32 > mask.key; chmod 600 mask.key)".into(),
+                    _ => "remove keep_head / keep_tail, or use style = \"id-card\"".into(),
+                },
+            );
+            None
+        }
     }
 }
 
@@ -25,6 +130,7 @@ pub(crate) fn compile(
     cx: &Ctx,
     files: &[(usize, PolicyFile)],
     diags: &mut Diagnostics,
+    digest: &mut Sha256,
 ) -> (Vec<MaskSpec>, HashMap<String, usize>) {
     let mut out = Vec::new();
     let mut by_name = HashMap::new();
@@ -36,28 +142,48 @@ pub(crate) fn compile(
             if !declared.first(source, &m.name, why, "rename one of them", diags) {
                 continue;
             }
-            let mut rules = Vec::new();
+            let name = m.name.get_ref().clone();
             let mut ok = true;
-            for field in &m.fields {
-                match Pattern::parse(field.name.get_ref()) {
-                    Ok(pattern) => rules.push(FieldRule {
-                        pattern,
-                        style: style(field.style),
-                    }),
-                    Err(why) => {
-                        ok = false;
-                        diags.at(
-                            Code::InvalidValue,
-                            source,
-                            field.name.span(),
-                            format!("mask `{}`: {why}", m.name.get_ref()),
-                            "field rules match JSON field names, case-insensitively",
-                            "write e.g. name = \"idCard\" or name = \"*Phone\"".into(),
-                        );
+            let key = match &m.pseudonym_key_file {
+                None => None,
+                Some(path) => {
+                    let bytes = crate::compile_sso::read_secret(
+                        cx,
+                        source,
+                        path,
+                        "pseudonym key",
+                        diags,
+                        digest,
+                    );
+                    match bytes {
+                        Some(b) if b.trim_ascii().len() >= 16 => Some(b.trim_ascii().to_vec()),
+                        Some(_) => {
+                            diags.at(
+                                Code::KeyFile,
+                                source,
+                                path.span(),
+                                format!("mask `{name}`: the pseudonym key is shorter than 16 bytes"),
+                                "a short key lets anyone who guesses it reverse pseudonyms of ID numbers and phones",
+                                "write a long random key, e.g. openssl rand -hex 32 > mask.key".into(),
+                            );
+                            ok = false;
+                            None
+                        }
+                        None => {
+                            ok = false;
+                            None
+                        }
                     }
                 }
+            };
+            let mut rules = Vec::new();
+            for field in &m.fields {
+                match rule(source, &name, field, key.as_deref(), diags) {
+                    Some(r) => rules.push(r),
+                    // A missing key was already reported at the key file.
+                    None => ok = false,
+                }
             }
-            let name = m.name.get_ref().clone();
             if !ok {
                 by_name.insert(name, usize::MAX);
                 continue;
@@ -68,6 +194,7 @@ pub(crate) fn compile(
                 profile: Profile {
                     rules,
                     detect: m.detect.unwrap_or(true),
+                    numbers: m.numbers,
                 },
                 unmask_roles: m.unmask_roles.clone(),
                 max_body: m.max_body.map(|b| b.0).unwrap_or(1024 * 1024),

@@ -295,16 +295,38 @@ pub enum MaskStyle {
     Redact,
     /// As many `*` as characters.
     SameLength,
+    /// A stable pseudonym: HMAC-SM3 under the profile's `pseudonym_key_file`, 16 hex digits.
+    Pseudonym,
 }
 
-/// A field rule of a masking profile.
+/// How a mask rule compares field names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaskCase {
+    #[default]
+    Insensitive,
+    Sensitive,
+}
+
+/// A rule of a masking profile: a field name or a JSON path, and a style.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaskField {
-    /// JSON field name, case-insensitive; one `*` allowed at the start or end (`*Phone`).
-    #[schemars(with = "String")]
-    pub name: Spanned<String>,
-    pub style: MaskStyle,
+    /// JSON field name; one `*` allowed at the start or end (`*Phone`).
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// JSON path instead of a name: `$.data[*].idCard`, `$..phone`, `$['id card']`, `$.rows[0]`.
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    #[schemars(with = "MaskStyle")]
+    pub style: Spanned<MaskStyle>,
+    /// `insensitive` (default) or `sensitive` comparison of names.
+    #[serde(default)]
+    pub case: MaskCase,
+    /// Characters kept at the start, for `id-card` (default 6) or `same-length` (default 0).
+    pub keep_head: Option<usize>,
+    /// Characters kept at the end, for `id-card` (default 4) or `same-length` (default 0).
+    pub keep_tail: Option<usize>,
 }
 
 /// What a masked route does with a response larger than `max_body`.
@@ -331,6 +353,13 @@ pub struct MaskProfile {
     /// Run the detectors (ID card, mobile, bank card, e-mail, credit code, passport, fixed line,
     /// each with its checksum) on values no rule names, and on text bodies (default true).
     pub detect: Option<bool>,
+    /// Run the detectors on JSON numbers too (an ID card or phone sent as a number is then
+    /// written as a masked string). Default false: numbers are left alone unless a rule names them.
+    #[serde(default)]
+    pub numbers: bool,
+    /// Secret key of the `pseudonym` style (at least 16 bytes; only the gateway's user may read it).
+    #[schemars(with = "Option<String>")]
+    pub pseudonym_key_file: Option<Spanned<String>>,
     /// Roles (the provider's `roles` claim) that see originals; each such response is audited.
     #[serde(default)]
     pub unmask_roles: Vec<String>,
