@@ -6,6 +6,7 @@
 //
 // CONFIG (paths relative to the config file):
 //   { "port": 9000, "issuer": "http://127.0.0.1:9000", "users": "users.json",
+//     // port 0: any free port; the issuer is then http://127.0.0.1:<port> unless given
 //     "keys": "../../certs/dev/idp-jwks.json",      // private JWKS; generated when missing
 //     "clients": [ { client_id, client_secret, redirect_uris, post_logout_redirect_uris,
 //                    backchannel_logout_uri } ],
@@ -140,9 +141,10 @@ if (cfg.allow_loopback_fetch) {
   };
 }
 
-const provider = new Provider(cfg.issuer, configuration);
-provider.proxy = false;
-const callback = provider.callback();
+// The provider is made once the port is known (port 0 lets the system choose one, so parallel
+// tests never race for a port); no request can arrive before the listening line is printed.
+let provider;
+let callback;
 
 async function readForm(req) {
   let body = '';
@@ -198,7 +200,16 @@ const server = createServer(async (req, res) => {
     res.end(page('出错了 Error', `<p id="error">${esc(e.message)}</p>`));
   }
 });
+server.on('error', (e) => {
+  console.error(`demo OpenID provider: cannot listen on 127.0.0.1:${cfg.port}: ${e.message}`);
+  process.exit(1);
+});
 server.listen(cfg.port, '127.0.0.1', () => {
-  console.log(`demo OpenID provider ${cfg.issuer} listening on 127.0.0.1:${server.address().port}`);
+  const { port } = server.address();
+  const issuer = cfg.issuer ?? `http://127.0.0.1:${port}`;
+  provider = new Provider(issuer, configuration);
+  provider.proxy = false;
+  callback = provider.callback();
+  console.log(`demo OpenID provider ${issuer} listening on 127.0.0.1:${port}`);
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)));

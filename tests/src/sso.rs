@@ -2,7 +2,7 @@
 //! an ephemeral port with its own keys, the gateway's SSO secrets, headless Chromium driven by
 //! tests/browser/browse.mjs, and the provider's private keys as PEM for forging tokens.
 
-use crate::{free_port, repo, wait_until};
+use crate::{repo, wait_until};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -41,12 +41,11 @@ impl Idp {
     pub fn start(gateway_ports: &[u16], access_ttl: u64) -> Idp {
         npm_ci("deploy/idp");
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let issuer = format!("http://127.0.0.1:{port}");
         let origin = |p: &u16| format!("http://127.0.0.1:{p}");
+        // Port 0: the provider takes any free port and prints it (no race with other tests for
+        // a port chosen beforehand); its issuer is http://127.0.0.1:<that port>.
         let config = json!({
-            "port": port,
-            "issuer": issuer,
+            "port": 0,
             "users": repo().join("deploy/idp/users.json"),
             "keys": dir.path().join("jwks.json"),
             "api_audience": API_AUDIENCE,
@@ -66,10 +65,14 @@ impl Idp {
         let mut idp = Idp {
             child,
             dir,
-            port,
-            issuer,
+            port: 0,
+            issuer: String::new(),
         };
         idp.wait_up();
+        // A restart keeps the port (and so the issuer).
+        let mut config = config;
+        config["port"] = json!(idp.port);
+        std::fs::write(&cfg, config.to_string()).unwrap();
         idp
     }
 
@@ -88,14 +91,32 @@ impl Idp {
             .unwrap()
     }
 
+    /// Waits for the provider's listening line (the last one: a restart appends), then for its
+    /// discovery document. Fails at once, with its log, if the process exits.
     fn wait_up(&mut self) {
-        let addr = self.addr();
         // Generous: on a loaded 2-core CI machine Node needs a while (it also makes RSA keys).
-        let up = wait_until(Duration::from_secs(60), || {
+        let mut port = None;
+        let up = wait_until(Duration::from_secs(120), || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("provider exited with {status}:\n{}", self.log());
+            }
+            if port.is_none() {
+                port = self
+                    .log()
+                    .lines()
+                    .rev()
+                    .find_map(|l| l.split_once(" listening on 127.0.0.1:"))
+                    .and_then(|(_, p)| p.trim().parse::<u16>().ok());
+            }
+            let Some(p) = port else { return false };
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p));
             crate::try_request(addr, "GET", "/.well-known/openid-configuration", &[], None)
                 .is_ok_and(|r| r.status == 200)
         });
         assert!(up, "provider did not start:\n{}", self.log());
+        let port = port.unwrap_or_default();
+        self.port = port;
+        self.issuer = format!("http://127.0.0.1:{port}");
     }
 
     /// Stops and starts the provider on the same port with the same keys. Its storage is in
@@ -106,8 +127,11 @@ impl Idp {
         wait_until(Duration::from_secs(5), || {
             std::net::TcpStream::connect(addr).is_err()
         });
+        // Only the new process's listening line counts.
+        let _ = std::fs::write(self.dir.path().join("idp.log"), "");
         self.child = Self::spawn(self.dir.path());
         self.wait_up();
+        assert_eq!(self.addr(), addr, "the provider came back on another port");
     }
 
     pub fn log(&self) -> String {
