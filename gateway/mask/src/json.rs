@@ -334,8 +334,9 @@ pub struct JsonMasker {
     /// Path to the value being read (kept only when the profile has path rules).
     path: Vec<Seg>,
     track_path: bool,
-    /// The last key read, for the value that follows it.
-    key: Option<String>,
+    /// The last key read, for the value that follows it (`has_key`: not yet taken).
+    key: String,
+    has_key: bool,
     /// The rule of the scalar value being read.
     value_rule: Option<usize>,
     token: Token,
@@ -350,13 +351,14 @@ impl JsonMasker {
     pub fn new(profile: &Profile) -> JsonMasker {
         JsonMasker {
             expect: Expect::Value,
-            frames: Vec::new(),
+            frames: Vec::with_capacity(8),
             path: Vec::new(),
             track_path: profile.has_paths(),
-            key: None,
+            key: String::with_capacity(32),
+            has_key: false,
             value_rule: None,
             token: Token::None,
-            buf: Vec::new(),
+            buf: Vec::with_capacity(256),
             broken: None,
             tail: Vec::new(),
             stats: Stats::default(),
@@ -381,9 +383,7 @@ impl JsonMasker {
                 Token::Str { key, escaped } => {
                     // Copy the run up to the next quote or backslash in one go.
                     if !escaped {
-                        let run = input[i..]
-                            .iter()
-                            .position(|&c| c == b'"' || c == b'\\')
+                        let run = memchr::memchr2(b'"', b'\\', &input[i..])
                             .unwrap_or(input.len() - i);
                         self.buf.extend_from_slice(&input[i..i + run]);
                         i += run;
@@ -545,11 +545,12 @@ impl JsonMasker {
 
     /// A value starts with `b`: find its rule, then open it.
     fn begin_value(&mut self, p: &Profile, b: u8, out: &mut Vec<u8>) -> Result<(), String> {
-        let key = self.key.take();
+        let has_key = std::mem::take(&mut self.has_key);
+        let key = has_key.then_some(self.key.as_str());
         let parent_rule = self.frames.last().and_then(|f| f.rule);
         if self.track_path {
             match self.frames.last_mut() {
-                Some(f) if f.object => self.path.push(Seg::Key(key.clone().unwrap_or_default())),
+                Some(f) if f.object => self.path.push(Seg::Key(self.key.clone())),
                 Some(f) => {
                     self.path.push(Seg::Index(f.index));
                 }
@@ -561,7 +562,7 @@ impl JsonMasker {
                 f.index += 1;
             }
         }
-        let rule = p.rule_for(key.as_deref(), &self.path).or(parent_rule);
+        let rule = p.rule_for(key, &self.path).or(parent_rule);
         match b {
             b'{' | b'[' => {
                 if self.frames.len() >= MAX_DEPTH {
@@ -655,7 +656,9 @@ impl JsonMasker {
                 out.push(b'"');
             }
         }
-        self.key = Some(k.into_owned());
+        self.key.clear();
+        self.key.push_str(&k);
+        self.has_key = true;
         self.expect = Expect::Colon;
         Ok(())
     }
@@ -679,13 +682,9 @@ impl JsonMasker {
                     (n > 0).then_some(masked)
                 }
             }
-            None => {
-                // Checked, not masked: it must still be valid UTF-8 and escapes.
-                if raw.contains(&b'\\') || !raw.is_ascii() || raw.iter().any(|c| *c < 0x20) {
-                    decode(raw)?;
-                }
-                None
-            }
+            // Not masked, so not decoded: copied as sent. (A string without a digit or `@` holds
+            // nothing a detector finds; an escape such as `\u0031` has digits itself.)
+            None => None,
         };
         match masked {
             Some(m) => write_string(out, &m),
@@ -746,12 +745,10 @@ impl JsonMasker {
 
 /// The text of a JSON string's body (escapes resolved).
 fn decode(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
-    if !raw.contains(&b'\\') {
-        return match std::str::from_utf8(raw) {
-            Ok(s) if !s.bytes().any(|c| c < 0x20) => Ok(std::borrow::Cow::Borrowed(s)),
-            Ok(_) => Err("a control character inside a string".into()),
-            Err(_) => Err("a string that is not UTF-8".into()),
-        };
+    if memchr::memchr(b'\\', raw).is_none() {
+        return std::str::from_utf8(raw)
+            .map(std::borrow::Cow::Borrowed)
+            .map_err(|_| "a string that is not UTF-8".into());
     }
     let mut quoted = Vec::with_capacity(raw.len() + 2);
     quoted.push(b'"');
@@ -762,12 +759,31 @@ fn decode(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
         .map_err(|e| format!("a bad string: {e}"))
 }
 
+/// `s` as a JSON string (quotes, backslashes and control characters escaped).
 fn write_string(out: &mut Vec<u8>, s: &str) {
-    // Serialising a &str cannot fail; the fallback keeps the output valid regardless.
-    match serde_json::to_vec(s) {
-        Ok(v) => out.extend_from_slice(&v),
-        Err(_) => out.extend_from_slice(b"\"****\""),
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut last = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&b[last..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(esc);
+        }
+        last = i + 1;
     }
+    out.extend_from_slice(&b[last..]);
+    out.push(b'"');
 }
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
@@ -984,7 +1000,7 @@ mod tests {
             b"",
             b"{\"a\":tru}",
             b"{\"a\":01}",
-            b"\"\xff\xfe\"",
+            b"\"\xff\xfe 13800138000\"",
         ] {
             let (out, r) = chunked(&profile(), doc, 3);
             assert!(r.is_err(), "{}", String::from_utf8_lossy(doc));

@@ -42,6 +42,18 @@ const COMPOUND_SURNAMES: [&str; 16] = [
 ];
 
 fn keep(s: &str, head: usize, tail: usize) -> String {
+    if s.is_ascii() {
+        // Numbers, the common case: bytes are characters.
+        let n = s.len();
+        if n <= head + tail {
+            return "*".repeat(n.max(1));
+        }
+        let mut out = String::with_capacity(n);
+        out.push_str(&s[..head]);
+        out.extend(std::iter::repeat_n('*', n - head - tail));
+        out.push_str(&s[n - tail..]);
+        return out;
+    }
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
     if n <= head + tail {

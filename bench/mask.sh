@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Cost of masking on the whole gateway, then the masker against serde_json in process.
+# One menwei (release, 1 worker, core 1) in front of the demo citizen-records backend (core 0,
+# with wrk) and two routes told apart by Host: the same ~16 KiB citizen JSON answer with masking
+# off and with the demo's citizen-pii profile (field rules + detectors), interleaved in rounds.
+#   bench/mask.sh [ROUNDS] [SECONDS]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
+rounds="${1:-3}"; secs="${2:-10}"
+out="$root/bench/out"; rel="${CARGO_TARGET_DIR:-$root/target}/release"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release -p menwei -p menwei-demo --quiet
+BACK=18910; MW=18916; ADMIN=18917
+for p in $BACK $MW $ADMIN; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "bench: port $p is already in use" >&2; exit 1; fi
+done
+pol="$out/mask-policies"; rm -rf "$pol"; mkdir -p "$pol"
+cat > "$pol/gateway.toml" <<TOML
+[server]
+admin = "127.0.0.1:$ADMIN"
+grace_period = "0s"
+[access_log]
+enabled = false
+[[listener]]
+name = "public"
+addr = "127.0.0.1:$MW"
+TOML
+cat > "$pol/routes.toml" <<TOML
+[[upstream]]
+name = "citizens"
+backends = ["127.0.0.1:$BACK"]
+[[route]]
+name = "plain"
+host = "plain.bench"
+prefix = "/"
+upstream = "citizens"
+[[route]]
+name = "masked"
+host = "masked.bench"
+prefix = "/"
+upstream = "citizens"
+mask = "citizen-pii"
+[[mask]]
+name = "citizen-pii"
+fields = [
+  { name = "name", style = "name" },
+  { name = "idCard", style = "id-card" },
+  { name = "mobile", style = "mobile" },
+  { name = "bankCard", style = "bank-card" },
+  { name = "*address", style = "address" },
+]
+TOML
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+taskset -c 0 "$rel/menwei-demo" --citizens "127.0.0.1:$BACK" >/dev/null & pids+=($!)
+sleep 0.5
+taskset -c 1 "$rel/menwei" run --policies "$pol" >/dev/null 2>"$out/mask-menwei.log" & mw=$!; pids+=($mw)
+sleep 1.5
+url="http://127.0.0.1:$MW/citizens/?count=70"
+size=$(curl -s -H "Host: plain.bench" "$url" | wc -c)
+echo "answer: $size bytes"
+results="$out/mask.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$results"
+hz=$(getconf CLK_TCK)
+for r in $(seq 1 "$rounds"); do
+  for t in plain masked; do
+    taskset -c 0 wrk -t1 -c32 -d2s -H "Host: $t.bench" "$url" >/dev/null
+    b=$(awk '{print $14+$15}' /proc/$mw/stat)
+    res=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" --latency -H "Host: $t.bench" "$url")
+    a=$(awk '{print $14+$15}' /proc/$mw/stat)
+    if echo "$res" | grep -q Non-2xx; then echo "$t: refused requests" >&2; exit 1; fi
+    rps=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
+    n=$(echo "$res" | awk '/requests in/ {print $1}')
+    p99=$(echo "$res" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v=v*1000}; print v}')
+    cpu=$(awk -v a="$a" -v b="$b" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (a-b)/hz*1e6/n}')
+    echo -e "$r\t$t\t$rps\t$p99\t$cpu" | tee -a "$results"
+  done
+done
+python3 - "$results" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+med = lambda t, k: statistics.median(float(r[k]) for r in rows if r["target"] == t)
+for t in ("plain", "masked"):
+    print(f"{t:8} {med(t,'req_s'):9.0f} req/s  p99 {med(t,'p99_ms'):6.3f} ms  {med(t,'cpu_us_per_req'):5.1f} us CPU/req")
+print(f"masked/plain = {med('masked','req_s')/med('plain','req_s'):.3f}x")
+PY
+cleanup; trap - EXIT
+echo "== the masker in process (criterion): menwei-mask streaming vs serde_json parse + serialise"
+cargo bench -p menwei-mask --bench mask -- --warm-up-time 1 --measurement-time 3 2>/dev/null \
+  | grep -E '^mask|thrpt:' | grep -v '%' || true
