@@ -11,6 +11,7 @@
 //     "clients": [ { client_id, client_secret, redirect_uris, post_logout_redirect_uris,
 //                    backchannel_logout_uri } ],
 //     "api_audience": "menwei-api",                  // audience of JWT access tokens
+//     "opaque_audience": "urn:menwei:opaque",        // optional: a resource with opaque tokens
 //     "ttl": { "AccessToken": 600, "IdToken": 600, "RefreshToken": 86400, "Session": 86400 },
 //     "allow_loopback_fetch": true }                 // back-channel logout to 127.0.0.1
 
@@ -106,13 +107,17 @@ const configuration = {
       enabled: true,
       defaultResource: () => cfg.api_audience ?? 'urn:menwei:api',
       useGrantedResource: () => true,
-      getResourceServerInfo: () => ({
-        scope: 'api',
-        audience: cfg.api_audience ?? 'urn:menwei:api',
-        accessTokenFormat: 'jwt',
-        accessTokenTTL: ttl.AccessToken ?? 600,
-        jwt: { sign: { alg: 'RS256' } },
-      }),
+      // Tokens for `opaque_audience` (when configured) are opaque: resource servers must ask
+      // the introspection endpoint about them.
+      getResourceServerInfo: (ctx, resource) => (cfg.opaque_audience && resource === cfg.opaque_audience
+        ? { scope: 'api', audience: resource, accessTokenFormat: 'opaque', accessTokenTTL: ttl.AccessToken ?? 600 }
+        : {
+          scope: 'api',
+          audience: cfg.api_audience ?? 'urn:menwei:api',
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: ttl.AccessToken ?? 600,
+          jwt: { sign: { alg: 'RS256' } },
+        }),
     },
   },
   renderError: async (ctx, out) => {

@@ -19,6 +19,8 @@ pub struct Idp {
 pub const CLIENT_ID: &str = "menwei-test";
 pub const CLIENT_SECRET: &str = "test-client-secret";
 pub const API_AUDIENCE: &str = "urn:menwei:api";
+/// The provider's resource whose access tokens are opaque (checked by introspection).
+pub const OPAQUE_AUDIENCE: &str = "urn:menwei:opaque";
 
 /// Installs the Node packages of the provider and the browser driver when missing.
 fn npm_ci(dir: &str) {
@@ -49,6 +51,7 @@ impl Idp {
             "users": repo().join("deploy/idp/users.json"),
             "keys": dir.path().join("jwks.json"),
             "api_audience": API_AUDIENCE,
+            "opaque_audience": OPAQUE_AUDIENCE,
             "allow_loopback_fetch": true,
             "ttl": {"AccessToken": access_ttl, "IdToken": 600, "RefreshToken": 3600, "Session": 3600},
             "clients": [{
@@ -172,10 +175,33 @@ console.log(JSON.stringify(jwks.keys.map((k) => {
 
     /// A real JWT access token for the API audience (client credentials grant).
     pub fn client_credentials_token(&self) -> String {
+        self.client_credentials_token_for(API_AUDIENCE)
+    }
+
+    /// Revokes a token at the provider (RFC 7009).
+    pub fn revoke(&self, token: &str) {
+        let auth = crate::base64(format!("{CLIENT_ID}:{CLIENT_SECRET}").as_bytes());
+        let body = format!("token={token}&token_type_hint=access_token");
+        let r = crate::request(
+            self.addr(),
+            "POST",
+            "/token/revocation",
+            &[
+                ("Authorization", &format!("Basic {auth}")),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+
+    /// A client-credentials access token for `resource` (JWT for the API, opaque for
+    /// `OPAQUE_AUDIENCE`).
+    pub fn client_credentials_token_for(&self, resource: &str) -> String {
         let auth = crate::base64(format!("{CLIENT_ID}:{CLIENT_SECRET}").as_bytes());
         let body = format!(
             "grant_type=client_credentials&scope=api&resource={}",
-            "urn%3Amenwei%3Aapi"
+            resource.replace(':', "%3A")
         );
         let r = crate::request(
             self.addr(),

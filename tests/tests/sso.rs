@@ -871,3 +871,94 @@ fn a_refused_refresh_ends_the_session_and_the_browser_signs_in_again() {
         .unwrap()
         .starts_with(&format!("{}/auth?", idp.issuer)));
 }
+
+#[test]
+fn opaque_tokens_are_introspected_and_revocation_takes_hold() {
+    use menwei_tests::sso::OPAQUE_AUDIENCE;
+    let echo = Backend::echo("api-backend");
+    let (p, ad) = (free_port(), free_port());
+    let idp = Idp::start(&[p], 600);
+    let secrets = Secrets::new();
+    let sso = secrets
+        .policy(
+            &idp.issuer,
+            "",
+            "introspect = true\nintrospection_cache = \"1s\"",
+        )
+        .replace(
+            &format!("audience = [\"{API_AUDIENCE}\"]"),
+            &format!("audience = [\"{API_AUDIENCE}\", \"{OPAQUE_AUDIENCE}\"]"),
+        );
+    let gw = Gateway::start_at(
+        &[
+            ("gateway.toml", &gateway_toml("")),
+            ("sso.toml", &sso),
+            ("routes.toml", &routes(&echo)),
+        ],
+        p,
+        ad,
+    );
+    let bearer = |t: &str| {
+        get_with(
+            gw.addr,
+            "/api/records",
+            &[("Authorization", &format!("Bearer {t}"))],
+        )
+    };
+    // An opaque token: not a JWT, so the gateway asks the provider about it.
+    let opaque = idp.client_credentials_token_for(OPAQUE_AUDIENCE);
+    assert_ne!(
+        opaque.split('.').count(),
+        3,
+        "the provider issued a JWT: {opaque}"
+    );
+    let r = bearer(&opaque);
+    assert_eq!(r.status, 200, "{}", gw.log());
+    assert_eq!(r.seen("x-user-id").as_deref(), Some(CLIENT_ID));
+    assert!(r.seen("x-menwei-assertion").is_some());
+    // JWTs are still verified locally alongside.
+    assert_eq!(bearer(&idp.client_credentials_token()).status, 200);
+    // Made-up opaque tokens, a changed one, and garbage: refused with invalid_token.
+    let mut changed = opaque.clone().into_bytes();
+    changed[5] = if changed[5] == b'A' { b'B' } else { b'A' };
+    for t in [
+        "not-a-real-token".to_string(),
+        String::from_utf8(changed).unwrap(),
+        "x".repeat(5000),
+    ] {
+        let r = bearer(&t);
+        assert_eq!(r.status, 401, "{t:.40}");
+        assert!(r
+            .header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token"));
+    }
+    // Revoked at the provider: refused once the kept answer (1 s here) is gone.
+    idp.revoke(&opaque);
+    assert!(
+        wait_until(Duration::from_secs(15), || bearer(&opaque).status == 401),
+        "a revoked token still passes: {}",
+        gw.log()
+    );
+    assert!(
+        !gw.log().contains(&opaque),
+        "the token itself is never logged"
+    );
+}
+
+#[test]
+fn opaque_tokens_are_refused_without_introspection() {
+    use menwei_tests::sso::OPAQUE_AUDIENCE;
+    let echo = Backend::echo("api-backend");
+    let (p, ad) = (free_port(), free_port());
+    let idp = Idp::start(&[p], 600);
+    let secrets = Secrets::new();
+    let gw = start_gateway(p, ad, &secrets, &idp.issuer, &echo, None, "", "");
+    let opaque = idp.client_credentials_token_for(OPAQUE_AUDIENCE);
+    let r = get_with(
+        gw.addr,
+        "/api/records",
+        &[("Authorization", &format!("Bearer {opaque}"))],
+    );
+    assert_eq!(r.status, 401);
+}

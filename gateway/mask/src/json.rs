@@ -383,8 +383,8 @@ impl JsonMasker {
                 Token::Str { key, escaped } => {
                     // Copy the run up to the next quote or backslash in one go.
                     if !escaped {
-                        let run = memchr::memchr2(b'"', b'\\', &input[i..])
-                            .unwrap_or(input.len() - i);
+                        let run =
+                            memchr::memchr2(b'"', b'\\', &input[i..]).unwrap_or(input.len() - i);
                         self.buf.extend_from_slice(&input[i..i + run]);
                         i += run;
                         let Some(&c) = input.get(i) else { break };

@@ -235,6 +235,23 @@ fn compile_provider(
             "write a path on this site, like `/` or `/bye`".into(),
         );
     }
+    let introspection_cache = p
+        .introspection_cache
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_secs(60));
+    if introspection_cache > Duration::from_secs(600) {
+        diags.at(
+            Code::InvalidValue,
+            source,
+            p.name.span(),
+            format!(
+                "provider `{name}` keeps introspection answers for {}s",
+                introspection_cache.as_secs()
+            ),
+            "a token revoked at the provider stays usable here for as long as its answer is kept",
+            "use at most introspection_cache = \"10m\"".into(),
+        );
+    }
     let c = &p.claims;
     let mut scopes = p
         .scopes
@@ -282,6 +299,7 @@ fn compile_provider(
                 t.encoding,
             )
         }),
+        introspection: p.introspect.then_some(introspection_cache),
     })
 }
 

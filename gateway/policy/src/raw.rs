@@ -564,6 +564,13 @@ pub struct Provider {
     /// Accept bearer and logout tokens signed with SM2 by this issuer: there is no registered
     /// JOSE name, so the `alg` string, the distinguishing id and the encoding are pinned here.
     pub sm2_tokens: Option<Sm2Tokens>,
+    /// Bearer tokens that are not JWTs (opaque) are checked at the provider's introspection
+    /// endpoint (RFC 7662, with this client's credentials). Default false: refused.
+    #[serde(default)]
+    pub introspect: bool,
+    /// Longest an introspection answer is kept (default `60s`, at most `10m`); an active token is
+    /// never kept past its `exp`. A token revoked at the provider is refused after at most this.
+    pub introspection_cache: Option<Duration>,
 }
 
 /// `sm2_tokens = { alg = "SM2-SM3", distid = "1234567812345678", encoding = "raw" }`.

@@ -269,6 +269,8 @@ pub struct ProviderSpec {
     pub forward_access_token: bool,
     /// SM2-signed tokens of this issuer: (alg, distinguishing id, encoding).
     pub sm2_tokens: Option<(String, String, crate::raw::SigEncoding)>,
+    /// Opaque bearer tokens are introspected (RFC 7662), answers kept at most this long.
+    pub introspection: Option<Duration>,
 }
 
 /// `[sso]` compiled, with the providers.

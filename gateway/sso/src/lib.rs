@@ -421,10 +421,14 @@ impl Sso {
         p: &ProviderRt,
         req: &Req<'_>,
     ) -> Result<Identity, Outcome> {
-        match p
-            .verify_jwt(token, &p.spec.audience, &["exp", "iss", "aud", "sub"], true)
-            .await
-        {
+        // A token that is not shaped like a JWT is opaque: introspected when the provider says so.
+        let checked = if p.spec.introspection.is_some() && token.split('.').count() != 3 {
+            p.introspect(token).await
+        } else {
+            p.verify_jwt(token, &p.spec.audience, &["exp", "iss", "aud", "sub"], true)
+                .await
+        };
+        match checked {
             Ok(claims) => Ok(Identity {
                 provider: pi,
                 sub: claims
@@ -942,6 +946,7 @@ mod tests {
                 post_logout_redirect: "/".into(),
                 forward_access_token: false,
                 sm2_tokens: None,
+                introspection: None,
             }],
         };
         Sso::build(Arc::new(spec), &Shared::default(), None, Arc::new(|_| {})).unwrap()
@@ -958,6 +963,41 @@ mod tests {
             request_id: "r",
             form: None,
         }
+    }
+
+    #[test]
+    fn introspection_answers_are_checked() {
+        let s = sso();
+        let p = &s.providers[0];
+        let ok = serde_json::json!({"active": true, "iss": "https://idp.example.cn", "aud": ["x", "c"],
+            "exp": now_secs() + 60, "client_id": "svc", "token_type": "Bearer"});
+        let with = |k: &str, v: Value| {
+            let mut c = ok.clone();
+            c[k] = v;
+            c.as_object().cloned().unwrap()
+        };
+        let (claims, _) = p.accept(ok.as_object().cloned().unwrap()).unwrap();
+        assert_eq!(
+            claims["sub"], "svc",
+            "client credentials: the client is the subject"
+        );
+        assert!(!claims.contains_key("active"));
+        assert!(p.accept(with("active", Value::Bool(false))).is_none());
+        assert!(p.accept(with("active", Value::from("true"))).is_none());
+        assert!(p.accept(with("aud", Value::from("other"))).is_none());
+        assert!(p
+            .accept(with("iss", Value::from("https://evil.example")))
+            .is_none());
+        assert!(p
+            .accept(with("token_type", Value::from("refresh_token")))
+            .is_none());
+        assert!(p.accept(with("exp", Value::from("soon"))).is_none());
+        let mut no_aud = ok.as_object().cloned().unwrap();
+        no_aud.remove("aud");
+        assert!(
+            p.accept(no_aud).is_none(),
+            "a token for no audience is not for us"
+        );
     }
 
     #[test]

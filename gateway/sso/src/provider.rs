@@ -53,6 +53,8 @@ impl std::fmt::Display for ProviderError {
 }
 
 struct Discovered {
+    /// RFC 7662 endpoint from the discovery document (only read when `introspect` is on).
+    introspection_endpoint: Option<String>,
     metadata: ProviderMetadataWithLogout,
     keys: JwkSet,
     /// The issuer's SM2 keys, when it signs tokens with SM2 (`sm2_tokens`).
@@ -84,7 +86,17 @@ pub struct ProviderRt {
     /// Milliseconds (process clock) of the last fetch attempt, for the refetch interval.
     last_fetch_ms: AtomicU64,
     fetching: tokio::sync::Mutex<()>,
+    /// Introspection answers by SHA-256 of the token: the claims and `exp` of an active token,
+    /// `None` for one the provider called inactive (kept too: garbage cannot make us call it
+    /// again and again).
+    introspected: moka::sync::Cache<[u8; 32], Arc<Option<Introspected>>>,
 }
+
+/// An active token's claims and `exp`.
+type Introspected = (Map<String, Value>, u64);
+
+/// Most introspection answers kept at once.
+const MAX_INTROSPECTED: u64 = 100_000;
 
 fn ms() -> u64 {
     crate::mono_ms()
@@ -107,12 +119,17 @@ impl ProviderRt {
             .timeout(spec.timeout)
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
+        let spec_ttl = spec.introspection.unwrap_or(Duration::from_secs(1));
         Ok(Self {
             spec,
             http,
             found: ArcSwapOption::empty(),
             last_fetch_ms: AtomicU64::new(0),
             fetching: tokio::sync::Mutex::new(()),
+            introspected: moka::sync::Cache::builder()
+                .max_capacity(MAX_INTROSPECTED)
+                .time_to_live(spec_ttl)
+                .build(),
         })
     }
 
@@ -155,7 +172,30 @@ impl ProviderRt {
             }
             None => Vec::new(),
         };
+        let introspection_endpoint = match self.spec.introspection {
+            // openidconnect's metadata type has no RFC 8414 fields: read the document itself.
+            Some(_) => {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    self.spec.issuer.trim_end_matches('/')
+                );
+                let doc: Value = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::Unavailable(format!("discovery: {e}")))?
+                    .json()
+                    .await
+                    .map_err(|e| ProviderError::Invalid(format!("discovery: {e}")))?;
+                doc.get("introspection_endpoint")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }
+            None => None,
+        };
         let d = Arc::new(Discovered {
+            introspection_endpoint,
             metadata,
             keys,
             sm2_keys,
@@ -402,6 +442,126 @@ impl ProviderRt {
             },
             other => other,
         }
+    }
+}
+
+impl ProviderRt {
+    /// Checks an opaque bearer token at the provider's introspection endpoint (RFC 7662) with
+    /// this client's credentials. The answer is kept (by the token's SHA-256, never the token)
+    /// for at most `introspection_cache`, and an active one never past its `exp`. Accepted only
+    /// when active, unexpired, of this issuer, for one of `audience`, and not a refresh token.
+    pub async fn introspect(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+        if token.len() > 4096 || token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokenError::Malformed("not a token".into()));
+        }
+        let key: [u8; 32] = {
+            let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+            let mut k = [0u8; 32];
+            k.copy_from_slice(d.as_ref());
+            k
+        };
+        let answer = match self.introspected.get(&key) {
+            Some(a) => a,
+            None => {
+                let a = Arc::new(self.ask(token).await?);
+                self.introspected.insert(key, a.clone());
+                a
+            }
+        };
+        match answer.as_ref() {
+            Some((claims, exp)) if *exp + self.spec.leeway.as_secs() > crate::now_secs() => {
+                Ok(claims.clone())
+            }
+            Some(_) => Err(TokenError::Invalid("token expired".into())),
+            None => Err(TokenError::Invalid(
+                "the provider says the token is not active".into(),
+            )),
+        }
+    }
+
+    /// One introspection call. `Ok(None)`: the provider's answer refuses the token (kept).
+    async fn ask(&self, token: &str) -> Result<Option<Introspected>, TokenError> {
+        let unavailable = |e: String| TokenError::Invalid(format!("introspection: {e}"));
+        let d = self
+            .discovered()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let Some(url) = d.introspection_endpoint.as_deref() else {
+            return Err(unavailable(
+                "the provider publishes no introspection_endpoint".into(),
+            ));
+        };
+        // client_secret_basic: id and secret form-encoded, then Base64 (RFC 6749 2.3.1).
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let body = format!("token={}&token_type_hint=access_token", enc(token));
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(
+                enc(&self.spec.client_id),
+                Some(enc(&self.spec.client_secret.0)),
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(unavailable(format!("status {}", resp.status().as_u16())));
+        }
+        let doc: Value = resp.json().await.map_err(|e| unavailable(e.to_string()))?;
+        let Value::Object(claims) = doc else {
+            return Err(unavailable("the answer is not a JSON object".into()));
+        };
+        Ok(self.accept(claims))
+    }
+
+    /// The checks an introspection answer must pass; `None` refuses the token.
+    pub(crate) fn accept(&self, mut claims: Map<String, Value>) -> Option<Introspected> {
+        let why = |w: &str| {
+            tracing::info!(provider = %self.spec.name, why = w, "opaque token refused");
+            None
+        };
+        if claims.get("active") != Some(&Value::Bool(true)) {
+            return why("not active");
+        }
+        let Some(exp) = claims.get("exp").and_then(Value::as_u64) else {
+            return why("no exp");
+        };
+        if claims
+            .get("iss")
+            .is_some_and(|i| i.as_str() != Some(self.spec.issuer.as_str()))
+        {
+            return why("another issuer");
+        }
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => self.spec.audience.contains(a),
+            Some(Value::Array(v)) => v
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| self.spec.audience.iter().any(|w| w == a)),
+            _ => false,
+        };
+        if !aud_ok {
+            return why("not for this audience");
+        }
+        if claims
+            .get("token_type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("refresh_token"))
+        {
+            return why("a refresh token");
+        }
+        if !claims.contains_key("sub") {
+            // A client-credentials token names its client only.
+            let client = claims.get("client_id").cloned()?;
+            claims.insert("sub".into(), client);
+        }
+        claims.remove("active");
+        Some((claims, exp))
     }
 }
 
