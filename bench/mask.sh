@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Cost of masking on the whole gateway, then the masker against serde_json in process.
-# One menwei (release, 1 worker, core 1) in front of the demo citizen-records backend (core 0,
-# with wrk) and two routes told apart by Host: the same ~16 KiB citizen JSON answer with masking
-# off and with the demo's citizen-pii profile (field rules + detectors), interleaved in rounds.
+# One menwei (release, 1 worker, core 1); wrk and the backends on core 0. Routes told apart by
+# Host, each pair the same citizen JSON answer (70 records, ~12 KiB) with masking off and with the
+# demo's citizen-pii profile (field rules + detectors), interleaved in rounds:
+#   plain / masked                 the demo citizen-records backend (it builds every answer: the
+#                                  backend is the bottleneck, as with a real department system)
+#   plain-static / masked-static   the same document as a file served by nginx (the gateway is
+#                                  the bottleneck: this is the masker's whole cost)
 #   bench/mask.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 rounds="${1:-3}"; secs="${2:-10}"
 out="$root/bench/out"; rel="${CARGO_TARGET_DIR:-$root/target}/release"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
 cargo build --release -p menwei -p menwei-demo --quiet
-BACK=18910; MW=18916; ADMIN=18917
-for p in $BACK $MW $ADMIN; do
+BACK=18910; STATIC=18911; MW=18916; ADMIN=18917
+for p in $BACK $STATIC $MW $ADMIN; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "bench: port $p is already in use" >&2; exit 1; fi
 done
 pol="$out/mask-policies"; rm -rf "$pol"; mkdir -p "$pol"
@@ -29,6 +34,9 @@ cat > "$pol/routes.toml" <<TOML
 [[upstream]]
 name = "citizens"
 backends = ["127.0.0.1:$BACK"]
+[[upstream]]
+name = "static"
+backends = ["127.0.0.1:$STATIC"]
 [[route]]
 name = "plain"
 host = "plain.bench"
@@ -39,6 +47,17 @@ name = "masked"
 host = "masked.bench"
 prefix = "/"
 upstream = "citizens"
+mask = "citizen-pii"
+[[route]]
+name = "plain-static"
+host = "plain-static.bench"
+prefix = "/"
+upstream = "static"
+[[route]]
+name = "masked-static"
+host = "masked-static.bench"
+prefix = "/"
+upstream = "static"
 mask = "citizen-pii"
 [[mask]]
 name = "citizen-pii"
@@ -55,6 +74,22 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 taskset -c 0 "$rel/menwei-demo" --citizens "127.0.0.1:$BACK" >/dev/null & pids+=($!)
 sleep 0.5
+www="$out/mask-www"; mkdir -p "$www"
+curl -s "http://127.0.0.1:$BACK/citizens/?count=70" > "$www/citizens.json"
+cat > "$out/mask-nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $out/mask-nginx.pid;
+error_log $out/mask-nginx.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  types { application/json json; }
+  server { listen 127.0.0.1:$STATIC; root $www; }
+}
+NGX
+taskset -c 0 nginx -c "$out/mask-nginx.conf" -p "$out" & pids+=($!)
 taskset -c 1 "$rel/menwei" run --policies "$pol" >/dev/null 2>"$out/mask-menwei.log" & mw=$!; pids+=($mw)
 sleep 1.5
 url="http://127.0.0.1:$MW/citizens/?count=70"
@@ -63,7 +98,8 @@ echo "answer: $size bytes"
 results="$out/mask.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$results"
 hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$rounds"); do
-  for t in plain masked; do
+  for t in plain masked plain-static masked-static; do
+    case $t in *static) url="http://127.0.0.1:$MW/citizens.json" ;; *) url="http://127.0.0.1:$MW/citizens/?count=70" ;; esac
     taskset -c 0 wrk -t1 -c32 -d2s -H "Host: $t.bench" "$url" >/dev/null
     b=$(awk '{print $14+$15}' /proc/$mw/stat)
     res=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" --latency -H "Host: $t.bench" "$url")
@@ -80,9 +116,10 @@ python3 - "$results" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 med = lambda t, k: statistics.median(float(r[k]) for r in rows if r["target"] == t)
-for t in ("plain", "masked"):
-    print(f"{t:8} {med(t,'req_s'):9.0f} req/s  p99 {med(t,'p99_ms'):6.3f} ms  {med(t,'cpu_us_per_req'):5.1f} us CPU/req")
-print(f"masked/plain = {med('masked','req_s')/med('plain','req_s'):.3f}x")
+for t in ("plain", "masked", "plain-static", "masked-static"):
+    print(f"{t:14} {med(t,'req_s'):9.0f} req/s  p99 {med(t,'p99_ms'):6.3f} ms  {med(t,'cpu_us_per_req'):6.1f} us CPU/req")
+print(f"masked/plain = {med('masked','req_s')/med('plain','req_s'):.3f}x (demo backend), "
+      f"{med('masked-static','req_s')/med('plain-static','req_s'):.3f}x (static backend)")
 PY
 cleanup; trap - EXIT
 echo "== the masker in process (criterion): menwei-mask streaming vs serde_json parse + serialise"

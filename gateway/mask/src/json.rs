@@ -20,7 +20,7 @@ pub enum Case {
     Sensitive,
 }
 
-fn name_eq(a: &str, b: &str, case: Case) -> bool {
+fn name_eq(a: &[u8], b: &[u8], case: Case) -> bool {
     match case {
         Case::Insensitive => a.eq_ignore_ascii_case(b),
         Case::Sensitive => a == b,
@@ -49,13 +49,13 @@ impl Pattern {
         }
     }
 
-    fn matches(&self, key: &str, case: Case) -> bool {
+    fn matches(&self, key: &[u8], case: Case) -> bool {
         let (p, part) = match self {
-            Pattern::Exact(p) => return name_eq(key, p, case),
+            Pattern::Exact(p) => return name_eq(key, p.as_bytes(), case),
             Pattern::Prefix(p) => (p, key.get(..p.len())),
             Pattern::Suffix(p) => (p, key.len().checked_sub(p.len()).and_then(|i| key.get(i..))),
         };
-        part.is_some_and(|part| name_eq(part, p, case))
+        part.is_some_and(|part| name_eq(part, p.as_bytes(), case))
     }
 }
 
@@ -167,7 +167,7 @@ impl JsonPath {
             };
             match step {
                 Step::Descendant(n) => (0..path.len()).any(|skip| {
-                    matches!(&path[skip], Seg::Key(k) if name_eq(k, n, case))
+                    matches!(&path[skip], Seg::Key(k) if name_eq(k, n.as_bytes(), case))
                         && go(more, &path[skip + 1..], case)
                 }),
                 _ => {
@@ -176,7 +176,7 @@ impl JsonPath {
                     };
                     let ok = match (step, seg) {
                         (Step::Any, _) => true,
-                        (Step::Child(n), Seg::Key(k)) => name_eq(k, n, case),
+                        (Step::Child(n), Seg::Key(k)) => name_eq(k, n.as_bytes(), case),
                         (Step::Index(i), Seg::Index(j)) => i == j,
                         _ => false,
                     };
@@ -257,7 +257,7 @@ impl Profile {
     }
 
     /// The first rule for the value at `path` (whose last member name is `key`).
-    fn rule_for(&self, key: Option<&str>, path: &[Seg]) -> Option<usize> {
+    fn rule_for(&self, key: Option<&[u8]>, path: &[Seg]) -> Option<usize> {
         self.rules.iter().position(|r| match &r.matcher {
             Matcher::Field(p) => key.is_some_and(|k| p.matches(k, r.case)),
             Matcher::Path(jp) => jp.matches(path, r.case),
@@ -277,7 +277,7 @@ impl Profile {
 /// One step of the path to the value being read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seg {
-    Key(String),
+    Key(Vec<u8>),
     Index(usize),
 }
 
@@ -335,7 +335,7 @@ pub struct JsonMasker {
     path: Vec<Seg>,
     track_path: bool,
     /// The last key read, for the value that follows it (`has_key`: not yet taken).
-    key: String,
+    key: Vec<u8>,
     has_key: bool,
     /// The rule of the scalar value being read.
     value_rule: Option<usize>,
@@ -354,7 +354,7 @@ impl JsonMasker {
             frames: Vec::with_capacity(8),
             path: Vec::new(),
             track_path: profile.has_paths(),
-            key: String::with_capacity(32),
+            key: Vec::with_capacity(32),
             has_key: false,
             value_rule: None,
             token: Token::None,
@@ -410,9 +410,13 @@ impl JsonMasker {
                     continue;
                 }
                 Token::Number => {
-                    if matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
-                        self.buf.push(b);
-                        i += 1;
+                    let run = input[i..]
+                        .iter()
+                        .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                        .unwrap_or(input.len() - i);
+                    if run > 0 {
+                        self.buf.extend_from_slice(&input[i..i + run]);
+                        i += run;
                         continue;
                     }
                     self.token = Token::None;
@@ -546,7 +550,7 @@ impl JsonMasker {
     /// A value starts with `b`: find its rule, then open it.
     fn begin_value(&mut self, p: &Profile, b: u8, out: &mut Vec<u8>) -> Result<(), String> {
         let has_key = std::mem::take(&mut self.has_key);
-        let key = has_key.then_some(self.key.as_str());
+        let key = has_key.then_some(self.key.as_slice());
         let parent_rule = self.frames.last().and_then(|f| f.rule);
         if self.track_path {
             match self.frames.last_mut() {
@@ -640,15 +644,25 @@ impl JsonMasker {
     }
 
     fn key_string(&mut self, p: &Profile, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        let k = decode(raw)?;
-        // A map keyed by ID numbers or phones: the key is personal data too.
-        let found = (p.detect && raw.iter().any(|c| c.is_ascii_digit() || *c == b'@'))
-            .then(|| detect(&k))
-            .flatten();
+        self.key.clear();
+        // Names are compared as bytes: only an escaped or possibly personal key is decoded.
+        let digits = p.detect && raw.iter().any(|c| c.is_ascii_digit() || *c == b'@');
+        let escaped = memchr::memchr(b'\\', raw).is_some();
+        let mut found = None;
+        if digits || escaped {
+            let k = decode(raw)?;
+            // A map keyed by ID numbers or phones: the key is personal data too.
+            found = digits
+                .then(|| detect(&k).map(|kind| mask(&k, &style_for(kind))))
+                .flatten();
+            self.key.extend_from_slice(k.as_bytes());
+        } else {
+            self.key.extend_from_slice(raw);
+        }
         match found {
-            Some(kind) => {
+            Some(masked) => {
                 self.stats.by_detector += 1;
-                write_string(out, &mask(&k, &style_for(kind)));
+                write_string(out, &masked);
             }
             None => {
                 out.push(b'"');
@@ -656,8 +670,6 @@ impl JsonMasker {
                 out.push(b'"');
             }
         }
-        self.key.clear();
-        self.key.push_str(&k);
         self.has_key = true;
         self.expect = Expect::Colon;
         Ok(())
@@ -715,7 +727,7 @@ impl JsonMasker {
                 self.stats.by_rule += 1;
                 write_string(out, &mask(text, &r.style));
             }
-            None => match detect(text).filter(|_| p.detect && p.numbers) {
+            None => match (p.detect && p.numbers).then(|| detect(text)).flatten() {
                 Some(k) => {
                     self.stats.by_detector += 1;
                     write_string(out, &mask(text, &style_for(k)));
@@ -954,16 +966,16 @@ mod tests {
         assert!(JsonPath::parse("$['id card'][0].*").is_ok());
         assert!(Pattern::parse("ID*")
             .unwrap()
-            .matches("idCard", Case::Insensitive));
+            .matches(b"idCard", Case::Insensitive));
         assert!(!Pattern::parse("ID*")
             .unwrap()
-            .matches("idCard", Case::Sensitive));
+            .matches(b"idCard", Case::Sensitive));
         assert!(Pattern::parse("*Phone")
             .unwrap()
-            .matches("homephone", Case::Insensitive));
+            .matches(b"homephone", Case::Insensitive));
         assert!(!Pattern::parse("*Phone")
             .unwrap()
-            .matches("ph", Case::Insensitive));
+            .matches(b"ph", Case::Insensitive));
     }
 
     #[test]
