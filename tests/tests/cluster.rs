@@ -118,3 +118,61 @@ fn check_reports_an_unreachable_redis_with_its_location() {
     );
     assert!(!text.contains("hunter2"), "password printed: {text}");
 }
+
+#[test]
+fn concurrent_requests_batched_into_one_call_are_still_decided_one_by_one() {
+    // Two cluster limits per request: a shared one (burst 30) and one per tenant header (burst
+    // 4). Many requests at once from two gateways go to Redis in batches; each request must
+    // still be all or nothing and see what the requests before it consumed.
+    let redis = Redis::start();
+    let b = Backend::echo("echo");
+    let start = || {
+        let gw = gateway_toml(&format!(
+            "[state]\nredis = \"{}\"\ncommand_timeout = \"2s\"\n",
+            redis.url()
+        ));
+        let limits = "[[limit]]\nname = \"shared\"\nkey = [\"route\"]\nrate = \"1/h\"\nburst = 30\nscope = \"cluster\"\n\n[[limit]]\nname = \"tenant\"\nkey = [\"header:X-Tenant\"]\nrate = \"1/h\"\nburst = 4\nscope = \"cluster\"\n";
+        let routes = format!(
+            "[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"api\"\nprefix = \"/\"\nupstream = \"echo\"\nlimits = [\"shared\", \"tenant\"]\n",
+            b.addr
+        );
+        Gateway::start(&[
+            ("gateway.toml", &gw),
+            ("ratelimit.toml", limits),
+            ("routes.toml", &routes),
+        ])
+    };
+    let (g1, g2) = (start(), start());
+    // 12 tenants x 6 requests, all at once, half through each gateway.
+    let statuses: Vec<(usize, u16)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..72)
+            .map(|i| {
+                let gw = if i % 2 == 0 { &g1 } else { &g2 };
+                s.spawn(move || {
+                    let tenant = format!("t{}", i % 12);
+                    (
+                        i % 12,
+                        get_with(gw.addr, "/x", &[("X-Tenant", &tenant)]).status,
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let admitted = statuses.iter().filter(|(_, s)| *s == 200).count();
+    assert!(
+        statuses.iter().all(|(_, s)| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    // Each tenant gets at most 4; together no more than the shared 30 — and since a refused
+    // request consumes nothing, exactly 30 pass (12 tenants x 4 = 48 would be wanted).
+    for t in 0..12 {
+        let n = statuses
+            .iter()
+            .filter(|(x, s)| *x == t && *s == 200)
+            .count();
+        assert!(n <= 4, "tenant {t}: {n} admitted");
+    }
+    assert_eq!(admitted, 30, "{statuses:?}");
+    assert!(g1.metrics().contains("menwei_ratelimit_fail_open 0"));
+}

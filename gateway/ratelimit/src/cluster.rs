@@ -1,49 +1,66 @@
-//! The cluster store: GCRA state in Redis, shared by every gateway replica. One round trip per
-//! request: all cluster limits of a request go to one Lua script that decides them together
-//! (all or nothing: nothing is consumed unless every limit admits) on Redis' own clock, so replicas
-//! with skewed clocks agree. Connection problems never block a request longer than the command
-//! timeout: the caller then applies the limit's `on_store_error` (fail open to the local limiter,
-//! or fail closed).
+//! The cluster store: GCRA state in Redis, shared by every gateway replica. All cluster limits of
+//! a request are decided together by one Lua script (all or nothing: nothing is consumed unless
+//! every limit admits) on Redis' own clock, so replicas with skewed clocks agree.
+//!
+//! Requests are batched: one task per store sends the decisions of every request that arrived
+//! while the previous call was in flight in ONE script call (up to `MAX_BATCH` requests), where
+//! each request is still its own all-or-nothing group, decided in arrival order (a later request
+//! sees what an earlier one consumed). Under load this turns N round trips into one; alone, a
+//! request costs the same single round trip as before. Connection problems never block a request
+//! longer than the command timeout: the caller then applies the limit's `on_store_error` (fail
+//! open to the local limiter, or fail closed). The queue is bounded: when it is full the request
+//! is treated as a store error rather than waiting.
 
 use crate::gcra::Decision;
 use menwei_state::redis;
 pub use menwei_state::{RedisStore, StoreError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot};
 
-/// KEYS[i]: state of limit i. ARGV[2i-1], ARGV[2i]: its interval (µs) and burst.
-/// Returns per limit: -1 - remaining when it admits, or the retry-after in µs (>= 1) when it
-/// refuses; when any refuses, no state is written (the admitting ones are not consumed).
+/// ARGV[1]: number of groups (requests) G; then for each group its number of limits n, then n
+/// pairs (interval µs, burst). KEYS: the limits' state keys, group after group.
+/// Returns per limit, in order: -1 - remaining when it admits, or the retry-after in µs (>= 1)
+/// when it refuses; when any limit of a group refuses, nothing of that group is written.
 const GCRA_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
-local out, next_tat, ttl = {}, {}, {}
-local all_ok = true
-for i = 1, n do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local tol = interval * tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i])) or now
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local used = new_tat - now
-  if used > tol then
-    all_ok = false
-    out[i] = used - tol
-  else
-    out[i] = -1 - math.floor((tol - used) / interval)
-    next_tat[i] = new_tat
-    ttl[i] = math.ceil(tol / 1000) + 1000
+local out = {}
+local k, a = 1, 2
+for g = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a]); a = a + 1
+  local next_tat, ttl = {}, {}
+  local all_ok = true
+  for i = 0, n - 1 do
+    local interval = tonumber(ARGV[a + 2 * i])
+    local tol = interval * tonumber(ARGV[a + 2 * i + 1])
+    local tat = tonumber(redis.call('GET', KEYS[k + i])) or now
+    if tat < now then tat = now end
+    local new_tat = tat + interval
+    local used = new_tat - now
+    if used > tol then
+      all_ok = false
+      out[k + i] = used - tol
+    else
+      out[k + i] = -1 - math.floor((tol - used) / interval)
+      next_tat[i] = new_tat
+      ttl[i] = math.ceil(tol / 1000) + 1000
+    end
   end
-end
-if all_ok then
-  for i = 1, n do
-    redis.call('SET', KEYS[i], string.format('%.0f', next_tat[i]), 'PX', ttl[i])
+  if all_ok then
+    for i = 0, n - 1 do
+      redis.call('SET', KEYS[k + i], string.format('%.0f', next_tat[i]), 'PX', ttl[i])
+    end
   end
+  k = k + n; a = a + 2 * n
 end
 return out
 "#;
 
-/// One limit to decide in Redis.
+/// Most requests decided by one script call.
+const MAX_BATCH: usize = 64;
+/// Most requests waiting for the store.
+const MAX_QUEUED: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct ClusterCheck {
     pub key: String,
@@ -51,63 +68,145 @@ pub struct ClusterCheck {
     pub burst: u64,
 }
 
-/// The cluster store of rate limits: the shared Redis connection and the GCRA script.
+type Reply = Result<Vec<Decision>, StoreError>;
+
+struct Pending {
+    checks: Vec<ClusterCheck>,
+    reply: oneshot::Sender<Reply>,
+}
+
 pub struct ClusterStore {
     redis: Arc<RedisStore>,
-    script: redis::Script,
+    script: Arc<redis::Script>,
+    /// The batching task's queue, started on first use (inside the runtime).
+    queue: OnceLock<mpsc::Sender<Pending>>,
 }
 
 impl ClusterStore {
     pub fn new(redis: Arc<RedisStore>) -> Self {
         Self {
             redis,
-            script: redis::Script::new(GCRA_LUA),
+            script: Arc::new(redis::Script::new(GCRA_LUA)),
+            queue: OnceLock::new(),
         }
     }
 
-    /// The shared connection.
     pub fn redis(&self) -> &Arc<RedisStore> {
         &self.redis
     }
 
-    /// Decides every check in one round trip; all are admitted or none is consumed.
+    fn queue(&self) -> &mpsc::Sender<Pending> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(MAX_QUEUED);
+            tokio::spawn(run(self.redis.clone(), self.script.clone(), rx));
+            tx
+        })
+    }
+
+    /// Decides the cluster limits of one request (all or nothing).
     pub async fn check(&self, checks: &[ClusterCheck]) -> Result<Vec<Decision>, StoreError> {
-        let mut conn = self.redis.connection().await?;
-        let mut inv = self.script.prepare_invoke();
-        for c in checks {
+        if checks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            checks: checks.to_vec(),
+            reply,
+        };
+        if self.queue().try_send(pending).is_err() {
+            return Err(StoreError("too many requests waiting for Redis".into()));
+        }
+        // The batch has its own command timeout; this one also covers time spent queued.
+        match tokio::time::timeout(self.redis.command_timeout() * 2, answer).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(StoreError("the Redis batching task stopped".into())),
+            Err(_) => Err(StoreError("Redis command timed out".into())),
+        }
+    }
+}
+
+/// The batching task: one script call for everything queued, one call at a time. It ends when
+/// the store is dropped (a reload that changed `[state]`).
+async fn run(redis: Arc<RedisStore>, script: Arc<redis::Script>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        // A caller that gave up no longer counts.
+        batch.retain(|p| !p.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        match decide(&redis, &script, &batch).await {
+            Ok(values) => {
+                let mut at = 0;
+                for p in batch.drain(..) {
+                    let n = p.checks.len();
+                    let mine = values
+                        .get(at..at + n)
+                        .map(|v| v.iter().map(|&v| decision(v)).collect());
+                    at += n;
+                    let _ = p
+                        .reply
+                        .send(mine.ok_or_else(|| StoreError("unexpected reply from Redis".into())));
+                }
+            }
+            Err(e) => {
+                for p in batch.drain(..) {
+                    let _ = p.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn decide(
+    redis: &RedisStore,
+    script: &redis::Script,
+    batch: &[Pending],
+) -> Result<Vec<i64>, StoreError> {
+    let mut conn = redis.connection().await?;
+    let mut inv = script.prepare_invoke();
+    inv.arg(batch.len());
+    let mut total = 0;
+    for p in batch {
+        inv.arg(p.checks.len());
+        for c in &p.checks {
             inv.key(&c.key)
                 .arg(c.interval_us.max(1))
                 .arg(c.burst.max(1));
         }
-        let reply = tokio::time::timeout(
-            self.redis.command_timeout(),
-            inv.invoke_async::<Vec<i64>>(&mut conn),
-        )
-        .await;
-        let values = match reply {
-            Ok(Ok(v)) if v.len() == checks.len() => v,
-            Ok(Ok(v)) => {
-                return Err(StoreError(format!(
-                    "unexpected reply of {} values",
-                    v.len()
-                )))
-            }
-            Ok(Err(e)) => return Err(StoreError(format!("Redis error: {e}"))),
-            Err(_) => return Err(StoreError("Redis command timed out".into())),
-        };
-        Ok(values
-            .into_iter()
-            .map(|v| {
-                if v < 0 {
-                    Decision::Allow {
-                        remaining: (-1 - v) as u64,
-                    }
-                } else {
-                    Decision::Deny {
-                        retry_after_ns: (v as u64).saturating_mul(1000),
-                    }
-                }
-            })
-            .collect())
+        total += p.checks.len();
+    }
+    let reply = tokio::time::timeout(
+        redis.command_timeout(),
+        inv.invoke_async::<Vec<i64>>(&mut conn),
+    )
+    .await;
+    match reply {
+        Ok(Ok(v)) if v.len() == total => Ok(v),
+        Ok(Ok(v)) => Err(StoreError(format!(
+            "unexpected reply of {} values",
+            v.len()
+        ))),
+        Ok(Err(e)) => Err(StoreError(format!("Redis error: {e}"))),
+        Err(_) => Err(StoreError("Redis command timed out".into())),
+    }
+}
+
+fn decision(v: i64) -> Decision {
+    if v < 0 {
+        Decision::Allow {
+            remaining: (-1 - v) as u64,
+        }
+    } else {
+        Decision::Deny {
+            retry_after_ns: (v as u64).saturating_mul(1000),
+        }
     }
 }
