@@ -468,17 +468,75 @@ impl Redis {
     }
 
     pub fn start_on(port: u16) -> Redis {
+        Self::start_with(port, &[])
+    }
+
+    /// A replica of the Redis on `master` (for Sentinel tests).
+    pub fn replica_of(master: u16) -> Redis {
+        Self::start_with(
+            free_port(),
+            &["--replicaof", "127.0.0.1", &master.to_string()],
+        )
+    }
+
+    /// A Redis Sentinel watching the master on `master` as `mymaster` (quorum 1, down after 1 s),
+    /// its config in `dir` (a sentinel rewrites its own config file).
+    pub fn sentinel(master: u16, dir: &std::path::Path) -> Redis {
+        let port = free_port();
+        let conf = dir.join(format!("sentinel-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {d}\nsentinel monitor mymaster 127.0.0.1 {master} 1\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 4000\nsentinel parallel-syncs mymaster 1\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not installed (tests/run.sh installs it)");
+        let r = Redis {
+            child: Some(child),
+            port,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || r.ping()),
+            "redis sentinel did not start on {port}"
+        );
+        r
+    }
+
+    /// One inline command; the raw reply (RESP) as text.
+    pub fn command(&self, cmd: &str) -> String {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let _ = s.write_all(format!("{cmd}\r\n").as_bytes());
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Redis {
+        let port_s = port.to_string();
+        let mut args = vec![
+            "--port",
+            port_s.as_str(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new("redis-server")
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

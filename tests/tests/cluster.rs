@@ -176,3 +176,67 @@ fn concurrent_requests_batched_into_one_call_are_still_decided_one_by_one() {
     assert_eq!(admitted, 30, "{statuses:?}");
     assert!(g1.metrics().contains("menwei_ratelimit_fail_open 0"));
 }
+
+#[test]
+fn a_sentinel_failover_moves_the_shared_counters_to_the_new_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = Redis::start();
+    let replica = Redis::replica_of(master.port);
+    assert!(wait_until(Duration::from_secs(15), || replica
+        .command("INFO replication")
+        .contains("master_link_status:up")));
+    let sentinel = Redis::sentinel(master.port, dir.path());
+    let replica_port = replica.port.to_string();
+    assert!(
+        wait_until(Duration::from_secs(20), || sentinel
+            .command("SENTINEL replicas mymaster")
+            .contains(&replica_port)),
+        "the sentinel never saw the replica"
+    );
+    let b = Backend::echo("echo");
+    // The host in `redis` is not used with Sentinel: the master comes from the sentinels.
+    let gw_toml = gateway_toml(&format!(
+        "[state]\nredis = \"redis://127.0.0.1:1/0\"\nsentinels = [\"redis://127.0.0.1:{}\"]\nsentinel_master = \"mymaster\"\ncommand_timeout = \"200ms\"\n",
+        sentinel.port
+    ));
+    let limits = "[[limit]]\nname = \"shared\"\nkey = [\"client-ip\"]\nrate = \"1/m\"\nburst = 10\nscope = \"cluster\"\non_store_error = \"fail-open\"\n";
+    let routes = format!(
+        "[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"api\"\nprefix = \"/\"\nupstream = \"echo\"\nlimits = [\"shared\"]\n",
+        b.addr
+    );
+    let files = [
+        ("gateway.toml", gw_toml.as_str()),
+        ("ratelimit.toml", limits),
+        ("routes.toml", routes.as_str()),
+    ];
+    let gw = Gateway::start(&files);
+    assert_eq!(count(&gw, 12), (10, 2, 0), "{}", gw.log());
+    assert!(gw.metrics().contains("menwei_ratelimit_fail_open 0"));
+    // The counters are in the master, and replicated.
+    assert_ne!(master.command("DBSIZE"), ":0\r\n");
+    assert!(wait_until(Duration::from_secs(5), || replica
+        .command("DBSIZE")
+        == master.command("DBSIZE")));
+
+    // The master dies; the sentinel promotes the replica; the gateway follows it.
+    master.stop();
+    assert!(
+        wait_until(Duration::from_secs(40), || sentinel
+            .command("SENTINEL get-master-addr-by-name mymaster")
+            .contains(&replica_port)),
+        "no failover"
+    );
+    let back = wait_until(Duration::from_secs(20), || {
+        let _ = get_with(gw.addr, "/x", &[]);
+        gw.metrics().contains("menwei_ratelimit_fail_open 0")
+            && replica.command("ROLE").contains("master")
+    });
+    assert!(back, "never followed the new master: {}", gw.log());
+    // Decided at the new master, which holds the replicated counters: the burst stays spent.
+    let (ok, limited, _) = count(&gw, 5);
+    assert!(ok <= 1 && limited >= 4, "ok {ok}, limited {limited}");
+    // A second gateway started now finds the same master through the sentinel.
+    let gw2 = Gateway::start(&files);
+    let (ok2, _, unavailable) = count(&gw2, 3);
+    assert!(ok2 <= 1 && unavailable == 0, "{}", gw2.log());
+}

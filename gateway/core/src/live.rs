@@ -129,7 +129,17 @@ fn build_cluster(snapshot: &Snapshot, prev: Option<&Live>) -> Option<Arc<Cluster
     if let Some(p) = prev.filter(|p| p.snapshot.state.as_ref() == Some(st)) {
         return p.cluster.clone();
     }
-    match RedisStore::new(&st.redis_url, st.connect_timeout, st.command_timeout) {
+    let made = match &st.sentinel {
+        Some((sentinels, master)) => RedisStore::with_sentinels(
+            &st.redis_url,
+            sentinels,
+            master,
+            st.connect_timeout,
+            st.command_timeout,
+        ),
+        None => RedisStore::new(&st.redis_url, st.connect_timeout, st.command_timeout),
+    };
+    match made {
         Ok(c) => Some(Arc::new(ClusterStore::new(Arc::new(c)))),
         Err(e) => {
             // The URL was validated when the policy loaded; this is only a safety net.

@@ -427,9 +427,44 @@ fn compile_state(
         );
         return None;
     }
+    let sentinel = match (&st.sentinels, &st.sentinel_master) {
+        (None, None) => None,
+        (Some(list), Some(master)) if !list.is_empty() && !master.is_empty() => {
+            let mut urls = Vec::new();
+            for u in list {
+                let ok =
+                    u.get_ref().starts_with("redis://") || u.get_ref().starts_with("rediss://");
+                if !ok || redis_client_ok(u.get_ref()).is_err() {
+                    diags.at(
+                        Code::InvalidValue,
+                        source,
+                        u.span(),
+                        format!("`{}` is not a Redis Sentinel URL", u.get_ref()),
+                        "sentinels are reached like Redis: redis://host:port",
+                        "write e.g. sentinels = [\"redis://10.0.0.21:26379\", \"redis://10.0.0.22:26379\"]".into(),
+                    );
+                    return None;
+                }
+                urls.push(u.get_ref().clone());
+            }
+            Some((urls, master.clone()))
+        }
+        _ => {
+            diags.at(
+                Code::Requires,
+                source,
+                st.redis.span(),
+                "`sentinels` and `sentinel_master` go together".to_string(),
+                "the sentinels are asked for the master of that name",
+                "give both (sentinel_master = \"mymaster\"), or neither for a single Redis".into(),
+            );
+            return None;
+        }
+    };
     let (line, col) = source.line_col(st.redis.span().start);
     Some(StateSpec {
         redis_url: url.clone(),
+        sentinel,
         connect_timeout: st
             .connect_timeout
             .map(|d| d.0)
@@ -440,6 +475,10 @@ fn compile_state(
             .unwrap_or(Duration::from_millis(50)),
         origin: format!("{}:{line}:{col}", source.path.display()),
     })
+}
+
+fn redis_client_ok(url: &str) -> Result<(), String> {
+    menwei_state::RedisStore::new(url, Duration::from_secs(1), Duration::from_secs(1)).map(|_| ())
 }
 
 fn check_cluster_limits(

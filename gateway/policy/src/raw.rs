@@ -627,9 +627,15 @@ pub struct Require {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct State {
-    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS).
+    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS). With `sentinel_master`, its
+    /// user, password, database and TLS apply to the master the sentinels name (its host is not used).
     #[schemars(with = "String")]
     pub redis: Spanned<String>,
+    /// Redis Sentinel addresses (`redis://host:26379`), asked in turn for the current master.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub sentinels: Option<Vec<Spanned<String>>>,
+    /// The master's name at the sentinels (`sentinel monitor <name> ...`).
+    pub sentinel_master: Option<String>,
     /// Time to establish a connection (default `500ms`).
     pub connect_timeout: Option<Duration>,
     /// Longest wait for one decision before the limit's `on_store_error` applies (default `50ms`).

@@ -142,6 +142,8 @@ impl LimitSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateSpec {
     pub redis_url: String,
+    /// Redis Sentinel: the sentinels' URLs and the master's name.
+    pub sentinel: Option<(Vec<String>, String)>,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     /// `file:line:col` of the `redis` key, for problems found later (unreachable at start).

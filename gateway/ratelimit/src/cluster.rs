@@ -188,6 +188,9 @@ async fn decide(
         inv.invoke_async::<Vec<i64>>(&mut conn),
     )
     .await;
+    if !matches!(reply, Ok(Ok(_))) {
+        redis.failed();
+    }
     match reply {
         Ok(Ok(v)) if v.len() == total => Ok(v),
         Ok(Ok(v)) => Err(StoreError(format!(

@@ -1,7 +1,9 @@
 //! Shared state for a cluster of gateways: one Redis connection per process, used by cluster
 //! rate limits, sessions, replay nonces and bans. It connects lazily, reconnects with at most one
 //! attempt per second, and never blocks a request longer than the configured timeouts: callers
-//! get a [`StoreError`] and apply their own failure mode.
+//! get a [`StoreError`] and apply their own failure mode. With Redis Sentinel, the master is asked
+//! of the sentinels at each connection (and checked with `ROLE`); a failed command drops the
+//! connection so that the next one finds the new master after a failover.
 
 use arc_swap::ArcSwapOption;
 pub use redis;
@@ -30,6 +32,9 @@ fn now_ms() -> u64 {
 /// A Redis connection shared by all requests of a process.
 pub struct RedisStore {
     client: redis::Client,
+    /// Redis Sentinel: the sentinels and the master's name (`client` then only carries the
+    /// master's credentials, database and TLS).
+    sentinel: Option<(Vec<redis::Client>, String)>,
     conn: ArcSwapOption<ConnectionManager>,
     /// Held while connecting: requests arriving meanwhile wait for that attempt (bounded by the
     /// connect timeout) instead of failing.
@@ -50,6 +55,7 @@ impl RedisStore {
         let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
         Ok(Self {
             client,
+            sentinel: None,
             conn: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             last_attempt_ms: AtomicU64::new(0),
@@ -57,6 +63,79 @@ impl RedisStore {
             command_timeout,
             retry_every: Duration::from_secs(1),
         })
+    }
+
+    /// As `new`, the master found through Redis Sentinel: `url` gives the master's user,
+    /// password, database and TLS; `sentinels` are asked in turn for the master named `master`.
+    pub fn with_sentinels(
+        url: &str,
+        sentinels: &[String],
+        master: &str,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<Self, String> {
+        let mut store = Self::new(url, connect_timeout, command_timeout)?;
+        let clients = sentinels
+            .iter()
+            .map(|u| {
+                redis::Client::open(u.as_str()).map_err(|e| format!("invalid Sentinel URL: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if clients.is_empty() {
+            return Err("no sentinel given".into());
+        }
+        store.sentinel = Some((clients, master.to_string()));
+        Ok(store)
+    }
+
+    /// A command failed: with Sentinel, forget the connection so that the next one asks the
+    /// sentinels again (after a failover the old master is gone or read-only). A single Redis
+    /// keeps its connection, which reconnects by itself.
+    pub fn failed(&self) {
+        if self.sentinel.is_some() {
+            self.conn.store(None);
+        }
+    }
+
+    /// The client of the current master: asked of the sentinels, in turn.
+    async fn master_client(&self) -> Result<redis::Client, StoreError> {
+        let Some((sentinels, name)) = &self.sentinel else {
+            return Ok(self.client.clone());
+        };
+        let mut last = String::from("no sentinel answered");
+        for s in sentinels {
+            let asked = tokio::time::timeout(self.connect_timeout, async {
+                let mut c = s.get_multiplexed_async_connection().await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(name)
+                    .query_async::<Option<(String, u16)>>(&mut c)
+                    .await
+            })
+            .await;
+            match asked {
+                Ok(Ok(Some((host, port)))) => {
+                    let info = self.client.get_connection_info().clone();
+                    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+                    let addr = if tls {
+                        redis::ConnectionAddr::TcpTls {
+                            host,
+                            port,
+                            insecure: false,
+                            tls_params: None,
+                        }
+                    } else {
+                        redis::ConnectionAddr::Tcp(host, port)
+                    };
+                    return redis::Client::open(info.set_addr(addr))
+                        .map_err(|e| StoreError(format!("master address: {e}")));
+                }
+                Ok(Ok(None)) => last = format!("the sentinels know no master named `{name}`"),
+                Ok(Err(e)) => last = format!("sentinel: {e}"),
+                Err(_) => last = "sentinel: timed out".into(),
+            }
+        }
+        Err(StoreError(format!("cannot find the Redis master: {last}")))
     }
 
     /// Longest wait for one command.
@@ -89,10 +168,24 @@ impl RedisStore {
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.command_timeout))
             .set_number_of_retries(1);
-        let made = tokio::time::timeout(
-            self.connect_timeout,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
+        let client = self.master_client().await?;
+        let sentinel = self.sentinel.is_some();
+        let made = tokio::time::timeout(self.connect_timeout, async move {
+            let mut c = ConnectionManager::new_with_config(client, config).await?;
+            if sentinel {
+                // A sentinel may not know of a failover yet: only a master will do.
+                let role: redis::Value = redis::cmd("ROLE").query_async(&mut c).await?;
+                let is_master = matches!(&role, redis::Value::Array(v)
+                    if matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master"));
+                if !is_master {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "the sentinels named a replica",
+                    )));
+                }
+            }
+            Ok(c)
+        })
         .await;
         match made {
             Ok(Ok(c)) => {
@@ -112,11 +205,13 @@ impl RedisStore {
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let conn = self.connection().await?;
-        match tokio::time::timeout(self.command_timeout, f(conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError(format!("Redis error: {e}"))),
-            Err(_) => Err(StoreError("Redis command timed out".into())),
-        }
+        let r = match tokio::time::timeout(self.command_timeout, f(conn)).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => StoreError(format!("Redis error: {e}")),
+            Err(_) => StoreError("Redis command timed out".into()),
+        };
+        self.failed();
+        Err(r)
     }
 
     /// `SET key 1 NX PX ttl`: true when this call set it (a lock taken, a value seen first).
