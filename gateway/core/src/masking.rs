@@ -208,6 +208,11 @@ pub fn on_head(
         );
         return Ok(());
     }
+    // No body to mask (and none may be sent): 1xx, 204, 304.
+    let status = resp.status.as_u16();
+    if status < 200 || status == 204 || status == 304 {
+        return Ok(());
+    }
     let header = |n: http::HeaderName| {
         resp.headers
             .get(n)
