@@ -9,7 +9,7 @@
 //! is masked as text from the last complete value on (`finish` says so): nothing unmasked leaves.
 
 use crate::detect::{detect, scan, Kind};
-use crate::style::{mask, Style};
+use crate::style::{mask, mask_into, Style};
 
 /// How a rule compares names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -344,6 +344,8 @@ pub struct JsonMasker {
     /// Set once the input stopped being JSON: the rest is collected and masked as text.
     broken: Option<String>,
     tail: Vec<u8>,
+    /// The masked form of the value being written (reused).
+    scratch: String,
     pub stats: Stats,
 }
 
@@ -361,6 +363,7 @@ impl JsonMasker {
             buf: Vec::with_capacity(256),
             broken: None,
             tail: Vec::new(),
+            scratch: String::with_capacity(64),
             stats: Stats::default(),
         }
     }
@@ -677,34 +680,38 @@ impl JsonMasker {
 
     fn value_string(&mut self, p: &Profile, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         let rule = self.value_rule.take();
+        let scratch = &mut self.scratch;
+        scratch.clear();
         let masked = match rule.and_then(|r| p.rules.get(r)) {
             Some(r) => {
                 self.stats.by_rule += 1;
-                Some(mask(&decode(raw)?, &r.style))
+                mask_into(&decode(raw)?, &r.style, scratch);
+                true
             }
             // Every detector needs a digit or an `@`: most strings are cleared at a glance.
             None if p.detect && raw.iter().any(|c| c.is_ascii_digit() || *c == b'@') => {
                 let s = decode(raw)?;
                 if let Some(k) = detect(&s) {
                     self.stats.by_detector += 1;
-                    Some(mask(&s, &style_for(k)))
+                    mask_into(&s, &style_for(k), scratch);
+                    true
                 } else {
                     let (masked, n) = mask_text_counted(&s);
                     self.stats.by_detector += n;
-                    (n > 0).then_some(masked)
+                    scratch.push_str(&masked);
+                    n > 0
                 }
             }
             // Not masked, so not decoded: copied as sent. (A string without a digit or `@` holds
             // nothing a detector finds; an escape such as `\u0031` has digits itself.)
-            None => None,
+            None => false,
         };
-        match masked {
-            Some(m) => write_string(out, &m),
-            None => {
-                out.push(b'"');
-                out.extend_from_slice(raw);
-                out.push(b'"');
-            }
+        if masked {
+            write_string(out, scratch);
+        } else {
+            out.push(b'"');
+            out.extend_from_slice(raw);
+            out.push(b'"');
         }
         self.end_value();
         Ok(())

@@ -41,82 +41,100 @@ const COMPOUND_SURNAMES: [&str; 16] = [
     "令狐", "夏侯", "端木", "独孤",
 ];
 
-fn keep(s: &str, head: usize, tail: usize) -> String {
-    if s.is_ascii() {
-        // Numbers, the common case: bytes are characters.
-        let n = s.len();
-        if n <= head + tail {
-            return "*".repeat(n.max(1));
-        }
-        let mut out = String::with_capacity(n);
-        out.push_str(&s[..head]);
-        out.extend(std::iter::repeat_n('*', n - head - tail));
-        out.push_str(&s[n - tail..]);
-        return out;
-    }
-    let chars: Vec<char> = s.chars().collect();
-    let n = chars.len();
-    if n <= head + tail {
-        // Too short to keep anything safely.
-        return "*".repeat(n.max(1));
-    }
-    let mut out: String = chars[..head].iter().collect();
-    out.extend(std::iter::repeat_n('*', n - head - tail));
-    out.extend(&chars[n - tail..]);
-    out
+fn stars(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n('*', n));
 }
 
-fn address(s: &str) -> String {
+/// Byte offset of the `n`th character of `s` (or its length).
+fn char_at(s: &str, n: usize) -> usize {
+    s.char_indices().nth(n).map_or(s.len(), |(i, _)| i)
+}
+
+fn keep(s: &str, head: usize, tail: usize, out: &mut String) {
+    // Numbers, the common case, are ASCII: bytes are characters.
+    let n = if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    };
+    if n <= head + tail {
+        // Too short to keep anything safely.
+        return stars(out, n.max(1));
+    }
+    let (h, t) = if s.is_ascii() {
+        (head, n - tail)
+    } else {
+        (char_at(s, head), char_at(s, n - tail))
+    };
+    out.push_str(&s[..h]);
+    stars(out, n - head - tail);
+    out.push_str(&s[t..]);
+}
+
+fn address(s: &str, out: &mut String) {
     // Up to the first county-level unit after the province / city part.
     let markers = ['区', '县', '旗'];
     let cut = s
         .char_indices()
         .find(|(_, c)| markers.contains(c))
         .map(|(i, c)| i + c.len_utf8());
-    match cut {
-        Some(i) if i < s.len() => format!("{}****", &s[..i]),
-        _ => "****".into(),
+    if let Some(i) = cut.filter(|&i| i < s.len()) {
+        out.push_str(&s[..i]);
     }
+    out.push_str("****");
 }
 
 /// Masks `value` in `style`.
 pub fn mask(value: &str, style: &Style) -> String {
+    let mut out = String::with_capacity(value.len());
+    mask_into(value, style, &mut out);
+    out
+}
+
+/// `mask`, appended to `out` (no allocation of its own: the streaming masker reuses one buffer).
+pub fn mask_into(value: &str, style: &Style, out: &mut String) {
     match style {
-        Style::Keep { head, tail } => keep(value, *head, *tail),
+        Style::Keep { head, tail } => keep(value, *head, *tail, out),
         Style::Mobile => {
-            let (prefix, rest) = match value.strip_prefix("+86") {
-                Some(r) => ("+86", r.trim_start_matches(['-', ' '])),
-                None => ("", value),
+            let rest = match value.strip_prefix("+86") {
+                Some(r) => {
+                    out.push_str("+86");
+                    r.trim_start_matches(['-', ' '])
+                }
+                None => value,
             };
-            format!("{prefix}{}", keep(rest, 3, 4))
+            keep(rest, 3, 4, out)
         }
-        Style::CardLast4 => keep(value, 0, 4),
+        Style::CardLast4 => keep(value, 0, 4, out),
         Style::Name => {
-            let surname = COMPOUND_SURNAMES
-                .iter()
-                .find(|s| value.starts_with(**s) && value.chars().count() > 2)
-                .map_or(1, |_| 2);
             let n = value.chars().count();
             if n <= 1 {
-                return "*".into();
+                return out.push('*');
             }
-            let kept: String = value.chars().take(surname.min(n - 1)).collect();
-            format!("{kept}{}", "*".repeat(n - surname.min(n - 1)))
+            let surname = if n > 2 && COMPOUND_SURNAMES.iter().any(|s| value.starts_with(*s)) {
+                2
+            } else {
+                1
+            };
+            let kept = surname.min(n - 1);
+            out.push_str(&value[..char_at(value, kept)]);
+            stars(out, n - kept);
         }
-        Style::Address => address(value),
+        Style::Address => address(value, out),
         Style::Email => match value.rsplit_once('@') {
             Some((local, domain)) if !local.is_empty() => {
-                let first: String = local.chars().take(1).collect();
-                format!("{first}***@{domain}")
+                out.push_str(&local[..char_at(local, 1)]);
+                out.push_str("***@");
+                out.push_str(domain);
             }
-            _ => "****".into(),
+            _ => out.push_str("****"),
         },
-        Style::Redact => "****".into(),
+        Style::Redact => out.push_str("****"),
         Style::Sm3Hash { key } => {
             let mac = menwei_gm::hmac_sm3(&key.0, value.as_bytes());
-            hex::encode(&mac[..8])
+            out.push_str(&hex::encode(&mac[..8]));
         }
-        Style::SameLength => "*".repeat(value.chars().count()),
+        Style::SameLength => stars(out, value.chars().count()),
     }
 }
 
