@@ -384,32 +384,50 @@ impl JsonMasker {
             let b = input[i];
             match self.token {
                 Token::Str { key, escaped } => {
-                    // Copy the run up to the next quote or backslash in one go.
-                    if !escaped {
-                        let run =
-                            memchr::memchr2(b'"', b'\\', &input[i..]).unwrap_or(input.len() - i);
-                        self.buf.extend_from_slice(&input[i..i + run]);
-                        i += run;
-                        let Some(&c) = input.get(i) else { break };
-                        if c == b'\\' {
-                            self.buf.push(c);
-                            self.token = Token::Str { key, escaped: true };
-                        } else {
-                            self.token = Token::None;
-                            if let Err(why) = self.end_string(p, key, out) {
-                                self.buf.insert(0, b'"');
-                                self.buf.push(b'"');
-                                return self.fail(why, input, i + 1);
+                    // Find the closing quote, stepping over escapes; a string that ends inside
+                    // this chunk and began in it is handled in place (no copy).
+                    let mut j = i;
+                    let mut esc = escaped;
+                    let close = loop {
+                        if esc {
+                            if j >= input.len() {
+                                break None;
                             }
+                            j += 1;
+                            esc = false;
+                            continue;
                         }
+                        match memchr::memchr2(b'"', b'\\', &input[j..]) {
+                            None => break None,
+                            Some(k) if input[j + k] == b'\\' => {
+                                j += k + 1;
+                                esc = true;
+                            }
+                            Some(k) => break Some(j + k),
+                        }
+                    };
+                    let Some(at) = close else {
+                        // Continues in the next chunk.
+                        self.buf.extend_from_slice(&input[i..]);
+                        self.token = Token::Str { key, escaped: esc };
+                        break;
+                    };
+                    self.token = Token::None;
+                    let done = if self.buf.is_empty() {
+                        self.string_done(p, key, &input[i..at], out)
                     } else {
-                        self.buf.push(b);
-                        self.token = Token::Str {
-                            key,
-                            escaped: false,
-                        };
+                        self.buf.extend_from_slice(&input[i..at]);
+                        self.end_string(p, key, out)
+                    };
+                    if let Err(why) = done {
+                        if self.buf.is_empty() {
+                            self.buf.extend_from_slice(&input[i..at]);
+                        }
+                        self.buf.insert(0, b'"');
+                        self.buf.push(b'"');
+                        return self.fail(why, input, at + 1);
                     }
-                    i += 1;
+                    i = at + 1;
                     continue;
                 }
                 Token::Number => {
@@ -632,18 +650,29 @@ impl JsonMasker {
         Ok(())
     }
 
+    /// A string that was collected across chunks, in `buf`.
     fn end_string(&mut self, p: &Profile, key: bool, out: &mut Vec<u8>) -> Result<(), String> {
         let raw = std::mem::take(&mut self.buf);
-        let r = if key {
-            self.key_string(p, &raw, out)
-        } else {
-            self.value_string(p, &raw, out)
-        };
+        let r = self.string_done(p, key, &raw, out);
         self.buf = raw;
         if r.is_ok() {
             self.buf.clear();
         }
         r
+    }
+
+    fn string_done(
+        &mut self,
+        p: &Profile,
+        key: bool,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        if key {
+            self.key_string(p, raw, out)
+        } else {
+            self.value_string(p, raw, out)
+        }
     }
 
     fn key_string(&mut self, p: &Profile, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
