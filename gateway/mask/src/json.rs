@@ -20,6 +20,7 @@ pub enum Case {
     Sensitive,
 }
 
+#[inline]
 fn name_eq(a: &[u8], b: &[u8], case: Case) -> bool {
     match case {
         Case::Insensitive => a.eq_ignore_ascii_case(b),
@@ -49,6 +50,7 @@ impl Pattern {
         }
     }
 
+    #[inline]
     fn matches(&self, key: &[u8], case: Case) -> bool {
         let (p, part) = match self {
             Pattern::Exact(p) => return name_eq(key, p.as_bytes(), case),
@@ -811,6 +813,12 @@ fn decode(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
 fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
+    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        // The common case: nothing to escape.
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
+    }
     let mut last = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {
