@@ -526,6 +526,9 @@ impl JsonMasker {
         }
         match (self.expect, b) {
             (Expect::Value | Expect::ValueOrClose, _) if b != b']' => self.begin_value(p, b, out),
+            // Another document after the first: a JSON sequence (NDJSON, JSON lines), each
+            // masked as it comes, so a stream of events is not held back.
+            (Expect::End, _) => self.begin_value(p, b, out),
             (Expect::ValueOrClose | Expect::CommaOrClose, b']')
                 if self.frames.last().is_some_and(|f| !f.object) =>
             {
@@ -765,7 +768,12 @@ impl JsonMasker {
                 self.stats.by_rule += 1;
                 write_string(out, &mask(text, &r.style));
             }
-            None => match (p.detect && p.numbers).then(|| detect(text)).flatten() {
+            // A number that is a whole document (as in JSON lines) is checked whatever `numbers`
+            // says: nothing tells it from text.
+            None => match (p.detect && (p.numbers || self.frames.is_empty()))
+                .then(|| detect(text))
+                .flatten()
+            {
                 Some(k) => {
                     self.stats.by_detector += 1;
                     write_string(out, &mask(text, &style_for(k)));
@@ -1069,5 +1077,12 @@ mod tests {
         assert!(Pattern::parse("*").is_err());
         // A top-level scalar is a document too.
         assert_eq!(profile().mask_json(b" 42 ").unwrap().0, b" 42 ");
+        // JSON lines: each document masked as it comes.
+        let lines = b"{\"mobile\":\"13800138000\"}\n{\"idCard\":\"11010519491231002X\"}\n";
+        let (out, _) = profile().mask_json(lines).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"mobile\":\"138****8000\"}\n{\"idCard\":\"110105********002X\"}\n"
+        );
     }
 }
