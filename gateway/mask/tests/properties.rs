@@ -80,7 +80,8 @@ fn document() -> impl Strategy<Value = (serde_json::Value, Vec<String>)> {
         "[\\u4e00-\\u9fa5]{1,6}".prop_map(Value::from),
         // Order numbers with 18 digits and timestamps: never masked.
         (0u64..1_000_000_000).prop_map(|n| Value::from(format!("ORD{n:015}"))),
-        any::<i64>().prop_map(Value::from),
+        // At most 10 digits: a number that is a whole document goes through the detectors.
+        any::<i32>().prop_map(Value::from),
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         "[ -~]{0,12}".prop_map(Value::from),
