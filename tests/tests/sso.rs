@@ -877,7 +877,7 @@ fn opaque_tokens_are_introspected_and_revocation_takes_hold() {
     use menwei_tests::sso::OPAQUE_AUDIENCE;
     let echo = Backend::echo("api-backend");
     let (p, ad) = (free_port(), free_port());
-    let idp = Idp::start(&[p], 600);
+    let mut idp = Idp::start(&[p], 600);
     let secrets = Secrets::new();
     let sso = secrets
         .policy(
@@ -944,6 +944,13 @@ fn opaque_tokens_are_introspected_and_revocation_takes_hold() {
         !gw.log().contains(&opaque),
         "the token itself is never logged"
     );
+    // The provider down: an opaque token that cannot be asked about is neither accepted nor
+    // called invalid: 503, as for new sign-ins.
+    let fresh = idp.client_credentials_token_for(OPAQUE_AUDIENCE);
+    idp.stop();
+    let r = bearer(&fresh);
+    assert_eq!(r.status, 503, "{}", gw.log());
+    assert!(String::from_utf8_lossy(&r.body).contains("MW-AUTH-004"));
 }
 
 #[test]

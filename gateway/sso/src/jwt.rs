@@ -23,6 +23,8 @@ pub enum TokenError {
     UnknownKey(String),
     /// Signature, issuer, audience, expiry or another claim check failed.
     Invalid(String),
+    /// The provider could not be asked (introspection): neither valid nor invalid.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for TokenError {
@@ -32,6 +34,7 @@ impl std::fmt::Display for TokenError {
             TokenError::Algorithm(s) => write!(f, "algorithm not allowed: {s}"),
             TokenError::UnknownKey(s) => write!(f, "unknown signing key: {s}"),
             TokenError::Invalid(s) => write!(f, "invalid token: {s}"),
+            TokenError::Unavailable(s) => write!(f, "cannot ask the provider: {s}"),
         }
     }
 }

@@ -439,6 +439,18 @@ impl Sso {
                 claims,
                 access_token: Some(token.to_string()),
             }),
+            Err(e @ jwt::TokenError::Unavailable(_)) => {
+                // Neither accepted nor refused: the client may try again (new sign-ins get the
+                // same 503 while the provider is down).
+                self.emit(
+                    "bearer_failure",
+                    "provider_unavailable",
+                    None,
+                    req.request_id,
+                );
+                tracing::warn!(request_id = req.request_id, error = %e, "bearer token not checked: provider unavailable");
+                Err(deny(Denial::ProviderUnavailable))
+            }
             Err(e) => {
                 self.emit("bearer_failure", "invalid_token", None, req.request_id);
                 tracing::info!(request_id = req.request_id, error = %e, "bearer token refused");

@@ -481,7 +481,7 @@ impl ProviderRt {
 
     /// One introspection call. `Ok(None)`: the provider's answer refuses the token (kept).
     async fn ask(&self, token: &str) -> Result<Option<Introspected>, TokenError> {
-        let unavailable = |e: String| TokenError::Invalid(format!("introspection: {e}"));
+        let unavailable = |e: String| TokenError::Unavailable(format!("introspection: {e}"));
         let d = self
             .discovered()
             .await
