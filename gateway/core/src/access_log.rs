@@ -61,7 +61,7 @@ pub fn record(store: &Store, session: &Session, ctx: &Ctx) {
 
 /// `s` with the personal data the detectors find masked (most paths have none: no copy).
 pub fn log_safe(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
+    if menwei_mask::detect::may_hold_personal(s.as_bytes()) {
         let (masked, n) = menwei_mask::mask_text_counted(s);
         if n > 0 {
             return std::borrow::Cow::Owned(masked);

@@ -238,6 +238,12 @@ pub fn detect(value: &str) -> Option<Kind> {
     }
 }
 
+/// Whether `text` could hold anything a detector finds: every kind needs an ASCII digit or an
+/// `@`, so most text is cleared at a glance, without decoding or scanning it.
+pub fn may_hold_personal(text: &[u8]) -> bool {
+    text.iter().any(|c| c.is_ascii_digit() || *c == b'@')
+}
+
 /// Personal data inside free text: byte ranges and kinds, in order, not overlapping.
 pub fn scan(text: &str) -> Vec<(std::ops::Range<usize>, Kind)> {
     let b = text.as_bytes();

@@ -8,7 +8,7 @@
 //! value is written as a JSON string. Valid JSON in, valid JSON out. Input that stops being JSON
 //! is masked as text from the last complete value on (`finish` says so): nothing unmasked leaves.
 
-use crate::detect::{detect, scan, Kind};
+use crate::detect::{detect, may_hold_personal, scan, Kind};
 use crate::style::{mask, mask_into, Style};
 
 /// How a rule compares names.
@@ -297,7 +297,7 @@ enum Expect {
     Colon,
     /// `,` or the container's close.
     CommaOrClose,
-    /// Only whitespace (after the document).
+    /// After a document: whitespace, or another document (JSON lines).
     End,
 }
 
@@ -368,11 +368,6 @@ impl JsonMasker {
             scratch: String::with_capacity(64),
             stats: Stats::default(),
         }
-    }
-
-    /// Bytes held back at the moment (the value being read, or the text after a syntax error).
-    pub fn held(&self) -> usize {
-        self.buf.len() + self.tail.len()
     }
 
     /// Masks the next chunk of the body into `out`.
@@ -449,7 +444,8 @@ impl JsonMasker {
                     // `b` is read again below.
                 }
                 Token::Literal => {
-                    if b.is_ascii_alphabetic() {
+                    // `false` is the longest: anything longer is not JSON.
+                    if b.is_ascii_alphabetic() && self.buf.len() < 5 {
                         self.buf.push(b);
                         i += 1;
                         continue;
@@ -683,30 +679,24 @@ impl JsonMasker {
     fn key_string(&mut self, p: &Profile, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         self.key.clear();
         // Names are compared as bytes: only an escaped or possibly personal key is decoded.
-        let digits = p.detect && raw.iter().any(|c| c.is_ascii_digit() || *c == b'@');
+        let digits = p.detect && may_hold_personal(raw);
         let escaped = memchr::memchr(b'\\', raw).is_some();
-        let mut found = None;
+        let mut masked = false;
         if digits || escaped {
             let k = decode(raw)?;
             // A map keyed by ID numbers or phones: the key is personal data too.
-            found = digits
-                .then(|| detect(&k).map(|kind| mask(&k, &style_for(kind))))
-                .flatten();
+            if let Some(kind) = detect(&k).filter(|_| digits) {
+                self.stats.by_detector += 1;
+                self.scratch.clear();
+                mask_into(&k, &style_for(kind), &mut self.scratch);
+                masked = true;
+            }
             self.key.extend_from_slice(k.as_bytes());
-        } else {
+        }
+        if !(digits || escaped) {
             self.key.extend_from_slice(raw);
         }
-        match found {
-            Some(masked) => {
-                self.stats.by_detector += 1;
-                write_string(out, &masked);
-            }
-            None => {
-                out.push(b'"');
-                out.extend_from_slice(raw);
-                out.push(b'"');
-            }
-        }
+        write_value(out, raw, masked.then_some(self.scratch.as_str()));
         self.has_key = true;
         self.expect = Expect::Colon;
         Ok(())
@@ -722,8 +712,7 @@ impl JsonMasker {
                 mask_into(&decode(raw)?, &r.style, scratch);
                 true
             }
-            // Every detector needs a digit or an `@`: most strings are cleared at a glance.
-            None if p.detect && raw.iter().any(|c| c.is_ascii_digit() || *c == b'@') => {
+            None if p.detect && may_hold_personal(raw) => {
                 let s = decode(raw)?;
                 if let Some(k) = detect(&s) {
                     self.stats.by_detector += 1;
@@ -740,13 +729,7 @@ impl JsonMasker {
             // nothing a detector finds; an escape such as `\u0031` has digits itself.)
             None => false,
         };
-        if masked {
-            write_string(out, scratch);
-        } else {
-            out.push(b'"');
-            out.extend_from_slice(raw);
-            out.push(b'"');
-        }
+        write_value(out, raw, masked.then_some(self.scratch.as_str()));
         self.end_value();
         Ok(())
     }
@@ -762,24 +745,27 @@ impl JsonMasker {
         }
         let text = std::str::from_utf8(&raw).unwrap_or("");
         let rule = self.value_rule.take();
-        match rule.and_then(|r| p.rules.get(r)) {
+        let style = match rule.and_then(|r| p.rules.get(r)) {
             // A number under a rule (an ID sent as a number) is masked as a string.
             Some(r) => {
                 self.stats.by_rule += 1;
-                write_string(out, &mask(text, &r.style));
+                Some(std::borrow::Cow::Borrowed(&r.style))
             }
             // A number that is a whole document (as in JSON lines) is checked whatever `numbers`
             // says: nothing tells it from text.
-            None => match (p.detect && (p.numbers || self.frames.is_empty()))
-                .then(|| detect(text))
-                .flatten()
-            {
-                Some(k) => {
-                    self.stats.by_detector += 1;
-                    write_string(out, &mask(text, &style_for(k)));
-                }
-                None => out.extend_from_slice(&raw),
-            },
+            None if p.detect && (p.numbers || self.frames.is_empty()) => detect(text).map(|k| {
+                self.stats.by_detector += 1;
+                std::borrow::Cow::Owned(style_for(k))
+            }),
+            None => None,
+        };
+        match style {
+            Some(style) => {
+                self.scratch.clear();
+                mask_into(text, &style, &mut self.scratch);
+                write_string(out, &self.scratch);
+            }
+            None => out.extend_from_slice(&raw),
         }
         self.buf = raw;
         self.buf.clear();
@@ -817,37 +803,24 @@ fn decode(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
         .map_err(|e| format!("a bad string: {e}"))
 }
 
-/// `s` as a JSON string (quotes, backslashes and control characters escaped).
+/// `s` as a JSON string (serde_json's escaping).
 fn write_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let b = s.as_bytes();
-    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
-        // The common case: nothing to escape.
-        out.extend_from_slice(b);
-        out.push(b'"');
-        return;
+    // Writing a `str` into a `Vec` cannot fail; the fallback keeps the output JSON regardless.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"\"****\"");
     }
-    let mut last = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&b[last..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
-        } else {
-            out.extend_from_slice(esc);
+}
+
+/// A string value: its masked form when there is one, else the original bytes as sent.
+fn write_value(out: &mut Vec<u8>, raw: &[u8], masked: Option<&str>) {
+    match masked {
+        Some(m) => write_string(out, m),
+        None => {
+            out.push(b'"');
+            out.extend_from_slice(raw);
+            out.push(b'"');
         }
-        last = i + 1;
     }
-    out.extend_from_slice(&b[last..]);
-    out.push(b'"');
 }
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
