@@ -37,35 +37,71 @@ impl Write for Capped {
     }
 }
 
+/// A streaming decoder writing into a bounded sink.
+trait Decode: Write + Send + Sync {
+    fn sink(&mut self) -> &mut Capped;
+    /// The end of the compressed body (an error when it was cut short).
+    fn end(&mut self) -> std::io::Result<()>;
+}
+
+macro_rules! flate2_decode {
+    ($($t:ty),*) => {$(
+        impl Decode for $t {
+            fn sink(&mut self) -> &mut Capped {
+                self.get_mut()
+            }
+            fn end(&mut self) -> std::io::Result<()> {
+                self.try_finish()
+            }
+        }
+    )*};
+}
+flate2_decode!(
+    flate2::write::GzDecoder<Capped>,
+    flate2::write::ZlibDecoder<Capped>,
+    flate2::write::DeflateDecoder<Capped>
+);
+
+impl Decode for brotli_decompressor::DecompressorWriter<Capped> {
+    fn sink(&mut self) -> &mut Capped {
+        self.get_mut()
+    }
+    fn end(&mut self) -> std::io::Result<()> {
+        self.close()
+    }
+}
+
 /// A decoder of a compressed answer.
 enum Decoder {
-    Gzip(Box<flate2::write::GzDecoder<Capped>>),
-    /// HTTP's `deflate` is zlib-wrapped; some servers send raw deflate: told apart by the
-    /// zlib header once two bytes have arrived.
+    /// HTTP's `deflate` is zlib-wrapped; some servers send raw deflate: told apart by the zlib
+    /// header once two bytes have arrived.
     Deflate {
         head: Vec<u8>,
         cap: u64,
     },
-    Zlib(Box<flate2::write::ZlibDecoder<Capped>>),
-    Raw(Box<flate2::write::DeflateDecoder<Capped>>),
-    Brotli(Box<brotli_decompressor::DecompressorWriter<Capped>>),
+    Ready(Box<dyn Decode>),
+}
+
+fn capped(cap: u64) -> Capped {
+    Capped {
+        out: Vec::new(),
+        total: 0,
+        cap,
+    }
 }
 
 impl Decoder {
     fn new(encoding: &str, cap: u64) -> Option<Decoder> {
-        let sink = || Capped {
-            out: Vec::new(),
-            total: 0,
-            cap,
-        };
         Some(match encoding {
-            "gzip" | "x-gzip" => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink()))),
+            "gzip" | "x-gzip" => {
+                Decoder::Ready(Box::new(flate2::write::GzDecoder::new(capped(cap))))
+            }
             "deflate" => Decoder::Deflate {
                 head: Vec::new(),
                 cap,
             },
-            "br" => Decoder::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
-                sink(),
+            "br" => Decoder::Ready(Box::new(brotli_decompressor::DecompressorWriter::new(
+                capped(cap),
                 4096,
             ))),
             _ => return None,
@@ -79,80 +115,44 @@ impl Decoder {
             if head.len() < 2 {
                 return Ok(Vec::new());
             }
-            let sink = Capped {
-                out: Vec::new(),
-                total: 0,
-                cap: *cap,
-            };
             let zlib =
                 head[0] & 0x0f == 8 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
             let buffered = std::mem::take(head);
-            *self = if zlib {
-                Decoder::Zlib(Box::new(flate2::write::ZlibDecoder::new(sink)))
+            let sink = capped(*cap);
+            *self = Decoder::Ready(if zlib {
+                Box::new(flate2::write::ZlibDecoder::new(sink))
             } else {
-                Decoder::Raw(Box::new(flate2::write::DeflateDecoder::new(sink)))
-            };
+                Box::new(flate2::write::DeflateDecoder::new(sink))
+            });
             return self.push(&buffered);
         }
-        let sink = match self {
-            Decoder::Gzip(d) => {
+        match self {
+            Decoder::Ready(d) => {
                 d.write_all(input)?;
-                d.get_mut()
+                Ok(std::mem::take(&mut d.sink().out))
             }
-            Decoder::Zlib(d) => {
-                d.write_all(input)?;
-                d.get_mut()
-            }
-            Decoder::Raw(d) => {
-                d.write_all(input)?;
-                d.get_mut()
-            }
-            Decoder::Brotli(d) => {
-                d.write_all(input)?;
-                d.get_mut()
-            }
-            Decoder::Deflate { .. } => return Ok(Vec::new()),
-        };
-        Ok(std::mem::take(&mut sink.out))
+            Decoder::Deflate { .. } => Ok(Vec::new()),
+        }
     }
 
     /// Whether the decoded body went over the cap (rather than being corrupt).
-    fn over(&self) -> bool {
-        let sink = match self {
-            Decoder::Gzip(d) => d.get_ref(),
-            Decoder::Zlib(d) => d.get_ref(),
-            Decoder::Raw(d) => d.get_ref(),
-            Decoder::Brotli(d) => d.get_ref(),
-            Decoder::Deflate { .. } => return false,
-        };
-        sink.total > sink.cap
+    fn over(&mut self) -> bool {
+        match self {
+            Decoder::Ready(d) => d.sink().total > d.sink().cap,
+            Decoder::Deflate { .. } => false,
+        }
     }
 
     /// The end of the compressed body: the rest of the output, or an error when it was cut short.
     fn finish(&mut self) -> std::io::Result<Vec<u8>> {
-        let sink = match self {
-            Decoder::Gzip(d) => {
-                d.try_finish()?;
-                d.get_mut()
+        match self {
+            Decoder::Ready(d) => {
+                d.end()?;
+                Ok(std::mem::take(&mut d.sink().out))
             }
-            Decoder::Zlib(d) => {
-                d.try_finish()?;
-                d.get_mut()
-            }
-            Decoder::Raw(d) => {
-                d.try_finish()?;
-                d.get_mut()
-            }
-            Decoder::Brotli(d) => {
-                d.close()?;
-                d.get_mut()
-            }
-            Decoder::Deflate { head, .. } if head.is_empty() => return Ok(Vec::new()),
-            Decoder::Deflate { .. } => {
-                return Err(std::io::Error::other("a deflate body of one byte"))
-            }
-        };
-        Ok(std::mem::take(&mut sink.out))
+            Decoder::Deflate { head, .. } if head.is_empty() => Ok(Vec::new()),
+            Decoder::Deflate { .. } => Err(std::io::Error::other("a deflate body of one byte")),
+        }
     }
 }
 
@@ -182,6 +182,19 @@ fn roles(live: &Live, ctx: &Ctx) -> Vec<String> {
     menwei_sso::claims::lookup(&id.claims, &path)
         .map(menwei_sso::claims::strings)
         .unwrap_or_default()
+}
+
+/// Refuses a masked route's answer: logged, and raised as an alert once the request ends
+/// (`mask:overflow` for `MW-MASK-001`, `mask:unreadable` for `MW-MASK-002`).
+fn refuse(ctx: &mut Ctx, deny: Deny, why: String) -> Deny {
+    let rule = if deny.code == errors::MASK_TOO_LARGE.code {
+        "mask:overflow"
+    } else {
+        "mask:unreadable"
+    };
+    tracing::warn!(request_id = %ctx.request_id, code = deny.code, why = why.as_str(), "ALERT masked route's response refused");
+    ctx.mask_refused = Some((rule, why));
+    deny
 }
 
 /// Decides on the response head. `Err` is the refusal to send instead (nothing unmasked leaves).
@@ -231,8 +244,11 @@ pub fn on_head(
         Some(e) => match Decoder::new(&e, spec.max_body) {
             Some(d) => Some(d),
             None => {
-                ctx.mask_refused = Some(("mask:unreadable", format!("`{e}` encoding")));
-                return Err(errors::MASK_UNREADABLE);
+                return Err(refuse(
+                    ctx,
+                    errors::MASK_UNREADABLE,
+                    format!("`{e}` encoding"),
+                ))
             }
         },
     };
@@ -245,11 +261,8 @@ pub fn on_head(
             );
             return Ok(());
         }
-        ctx.mask_refused = Some((
-            "mask:overflow",
-            format!("{} bytes declared", declared.unwrap_or(0)),
-        ));
-        return Err(errors::MASK_TOO_LARGE);
+        let why = format!("{} bytes declared", declared.unwrap_or(0));
+        return Err(refuse(ctx, errors::MASK_TOO_LARGE, why));
     }
     if decoder.is_some() {
         resp.remove_header(&http::header::CONTENT_ENCODING);
@@ -270,9 +283,21 @@ pub fn on_head(
     Ok(())
 }
 
-/// Masks the next piece of the body. `Err` when it grows over the cap or cannot be decoded: the
-/// connection is cut, and nothing unmasked has been sent.
+/// Masks the next piece of the body. `Err` (already logged and noted for the alert) when it
+/// grows over the cap or cannot be decoded: nothing unmasked has been sent.
 pub fn on_body(
+    live: &Live,
+    body: &mut Option<Bytes>,
+    end: bool,
+    ctx: &mut Ctx,
+) -> Result<(), Deny> {
+    match mask_body(live, body, end, ctx) {
+        Ok(()) => Ok(()),
+        Err((deny, why)) => Err(refuse(ctx, deny, why.to_string())),
+    }
+}
+
+fn mask_body(
     live: &Live,
     body: &mut Option<Bytes>,
     end: bool,
@@ -290,20 +315,19 @@ pub fn on_body(
         return Err((errors::MASK_UNREADABLE, "masking profile gone"));
     };
     let incoming = body.take().unwrap_or_default();
-    let mut plain = match st.decoder.as_mut() {
-        None => incoming.to_vec(),
-        Some(d) => d
-            .push(&incoming)
-            .map_err(|_| if d.over() { OVER } else { CORRUPT })?,
-    };
-    if end {
-        if let Some(d) = st.decoder.as_mut() {
-            let rest = d
-                .finish()
-                .map_err(|_| if d.over() { OVER } else { CORRUPT })?;
-            plain.extend_from_slice(&rest);
+    // Identity bodies are masked straight from Pingora's buffer; compressed ones once decoded.
+    let decoded = match st.decoder.as_mut() {
+        None => None,
+        Some(d) => {
+            let failed = |d: &mut Decoder| if d.over() { OVER } else { CORRUPT };
+            let mut out = d.push(&incoming).map_err(|_| failed(d))?;
+            if end {
+                out.extend_from_slice(&d.finish().map_err(|_| failed(d))?);
+            }
+            Some(out)
         }
-    }
+    };
+    let plain: &[u8] = decoded.as_deref().unwrap_or(&incoming);
     st.seen += plain.len() as u64;
     if st.seen > st.max {
         return Err(OVER);
@@ -311,7 +335,7 @@ pub fn on_body(
     let mut out = Vec::with_capacity(plain.len() + 16);
     match st.json.as_mut() {
         Some(m) => {
-            m.push(&spec.profile, &plain, &mut out);
+            m.push(&spec.profile, plain, &mut out);
             if end {
                 if let Err(why) = m.finish(&spec.profile, &mut out) {
                     // What was sent is masked all the same; the rest went through the detectors.
@@ -321,7 +345,7 @@ pub fn on_body(
             }
         }
         None => {
-            st.text.extend_from_slice(&plain);
+            st.text.extend_from_slice(plain);
             if end {
                 let (masked, n) =
                     menwei_mask::mask_text_counted(&String::from_utf8_lossy(&st.text));

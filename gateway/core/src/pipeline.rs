@@ -608,15 +608,8 @@ impl ProxyHttp for Gateway {
         let Some(live) = ctx.live.clone() else {
             return Ok(None);
         };
-        if let Err((deny, why)) = crate::masking::on_body(&live, body, end_of_stream, ctx) {
+        if let Err(deny) = crate::masking::on_body(&live, body, end_of_stream, ctx) {
             // Refused with its code when nothing was sent yet; otherwise the connection is cut.
-            tracing::warn!(request_id = %ctx.request_id, why, "ALERT masked response refused");
-            let rule = if deny.code == errors::MASK_TOO_LARGE.code {
-                "mask:overflow"
-            } else {
-                "mask:unreadable"
-            };
-            ctx.mask_refused = Some((rule, why.to_string()));
             return Err(status_error(ctx, deny));
         }
         Ok(None)

@@ -412,11 +412,7 @@ fn compile_state(
     let st = st.get_ref();
     let source = &cx.sources[src];
     let url = st.redis.get_ref();
-    let ok_scheme = url.starts_with("redis://") || url.starts_with("rediss://");
-    if !ok_scheme
-        || menwei_state::RedisStore::new(url, Duration::from_secs(1), Duration::from_secs(1))
-            .is_err()
-    {
+    if !redis_url_ok(url) {
         diags.at(
             Code::InvalidValue,
             source,
@@ -432,9 +428,7 @@ fn compile_state(
         (Some(list), Some(master)) if !list.is_empty() && !master.is_empty() => {
             let mut urls = Vec::new();
             for u in list {
-                let ok =
-                    u.get_ref().starts_with("redis://") || u.get_ref().starts_with("rediss://");
-                if !ok || redis_client_ok(u.get_ref()).is_err() {
+                if !redis_url_ok(u.get_ref()) {
                     diags.at(
                         Code::InvalidValue,
                         source,
@@ -477,8 +471,11 @@ fn compile_state(
     })
 }
 
-fn redis_client_ok(url: &str) -> Result<(), String> {
-    menwei_state::RedisStore::new(url, Duration::from_secs(1), Duration::from_secs(1)).map(|_| ())
+/// A `redis://` or `rediss://` URL the Redis client accepts (Redis and its sentinels alike).
+fn redis_url_ok(url: &str) -> bool {
+    (url.starts_with("redis://") || url.starts_with("rediss://"))
+        && menwei_state::RedisStore::new(url, Duration::from_secs(1), Duration::from_secs(1))
+            .is_ok()
 }
 
 fn check_cluster_limits(
