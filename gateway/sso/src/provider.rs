@@ -12,10 +12,10 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreTokenResponse,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, RefreshToken,
-    Scope, TokenResponse,
+    AdditionalProviderMetadata, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, LogoutProviderMetadata,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, RefreshToken, Scope, TokenResponse,
 };
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,10 +52,31 @@ impl std::fmt::Display for ProviderError {
     }
 }
 
-struct Discovered {
-    /// RFC 7662 endpoint from the discovery document (only read when `introspect` is on).
+/// Discovery fields openidconnect does not model: the RFC 8414 / RFC 7662 introspection endpoint.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+struct Introspection {
     introspection_endpoint: Option<String>,
-    metadata: ProviderMetadataWithLogout,
+}
+impl AdditionalProviderMetadata for Introspection {}
+
+/// The discovery document: core metadata, RP-initiated logout, introspection.
+type Metadata = ProviderMetadata<
+    LogoutProviderMetadata<Introspection>,
+    openidconnect::core::CoreAuthDisplay,
+    openidconnect::core::CoreClientAuthMethod,
+    openidconnect::core::CoreClaimName,
+    openidconnect::core::CoreClaimType,
+    openidconnect::core::CoreGrantType,
+    openidconnect::core::CoreJweContentEncryptionAlgorithm,
+    openidconnect::core::CoreJweKeyManagementAlgorithm,
+    openidconnect::core::CoreJsonWebKey,
+    openidconnect::core::CoreResponseMode,
+    openidconnect::core::CoreResponseType,
+    openidconnect::core::CoreSubjectIdentifierType,
+>;
+
+struct Discovered {
+    metadata: Metadata,
     keys: JwkSet,
     /// The issuer's SM2 keys, when it signs tokens with SM2 (`sm2_tokens`).
     sm2_keys: Vec<jwt::Sm2Key>,
@@ -141,7 +162,7 @@ impl ProviderRt {
     async fn fetch(&self) -> Result<Arc<Discovered>, ProviderError> {
         let issuer = IssuerUrl::new(self.spec.issuer.clone())
             .map_err(|e| ProviderError::Invalid(format!("issuer: {e}")))?;
-        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
+        let metadata = Metadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| ProviderError::Unavailable(format!("discovery: {e}")))?;
         let keys_json = serde_json::to_value(metadata.jwks())
@@ -172,30 +193,7 @@ impl ProviderRt {
             }
             None => Vec::new(),
         };
-        let introspection_endpoint = match self.spec.introspection {
-            // openidconnect's metadata type has no RFC 8414 fields: read the document itself.
-            Some(_) => {
-                let url = format!(
-                    "{}/.well-known/openid-configuration",
-                    self.spec.issuer.trim_end_matches('/')
-                );
-                let doc: Value = self
-                    .http
-                    .get(url)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::Unavailable(format!("discovery: {e}")))?
-                    .json()
-                    .await
-                    .map_err(|e| ProviderError::Invalid(format!("discovery: {e}")))?;
-                doc.get("introspection_endpoint")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            }
-            None => None,
-        };
         let d = Arc::new(Discovered {
-            introspection_endpoint,
             metadata,
             keys,
             sm2_keys,
@@ -486,7 +484,8 @@ impl ProviderRt {
             .discovered()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        let Some(url) = d.introspection_endpoint.as_deref() else {
+        let endpoint = &d.metadata.additional_metadata().additional_metadata;
+        let Some(url) = endpoint.introspection_endpoint.as_deref() else {
             return Err(unavailable(
                 "the provider publishes no introspection_endpoint".into(),
             ));
