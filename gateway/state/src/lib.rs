@@ -2,8 +2,9 @@
 //! rate limits, sessions, replay nonces and bans. It connects lazily, reconnects with at most one
 //! attempt per second, and never blocks a request longer than the configured timeouts: callers
 //! get a [`StoreError`] and apply their own failure mode. With Redis Sentinel, the master is asked
-//! of the sentinels at each connection (and checked with `ROLE`); a failed command drops the
-//! connection so that the next one finds the new master after a failover.
+//! of the sentinels at each connection (the redis crate's `Sentinel`, which also checks that the
+//! node it names is a master); a failed command drops the connection so that the next one finds
+//! the new master after a failover.
 
 use arc_swap::ArcSwapOption;
 pub use redis;
@@ -29,12 +30,18 @@ fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
+struct Sentinel {
+    sentinels: tokio::sync::Mutex<redis::sentinel::Sentinel>,
+    master: String,
+    node: redis::sentinel::SentinelNodeConnectionInfo,
+}
+
 /// A Redis connection shared by all requests of a process.
 pub struct RedisStore {
     client: redis::Client,
-    /// Redis Sentinel: the sentinels and the master's name (`client` then only carries the
-    /// master's credentials, database and TLS).
-    sentinel: Option<(Vec<redis::Client>, String)>,
+    /// Redis Sentinel: the sentinels, the master's name, and the master's credentials and
+    /// database (from `client`'s URL).
+    sentinel: Option<Sentinel>,
     conn: ArcSwapOption<ConnectionManager>,
     /// Held while connecting: requests arriving meanwhile wait for that attempt (bounded by the
     /// connect timeout) instead of failing.
@@ -66,7 +73,7 @@ impl RedisStore {
     }
 
     /// As `new`, the master found through Redis Sentinel: `url` gives the master's user,
-    /// password, database and TLS; `sentinels` are asked in turn for the master named `master`.
+    /// password, database and TLS; `sentinels` are asked for the master named `master`.
     pub fn with_sentinels(
         url: &str,
         sentinels: &[String],
@@ -75,16 +82,19 @@ impl RedisStore {
         command_timeout: Duration,
     ) -> Result<Self, String> {
         let mut store = Self::new(url, connect_timeout, command_timeout)?;
-        let clients = sentinels
-            .iter()
-            .map(|u| {
-                redis::Client::open(u.as_str()).map_err(|e| format!("invalid Sentinel URL: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if clients.is_empty() {
-            return Err("no sentinel given".into());
+        let found = redis::sentinel::Sentinel::build(sentinels.to_vec())
+            .map_err(|e| format!("invalid Sentinel URL: {e}"))?;
+        let info = store.client.get_connection_info();
+        let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(info.redis_settings().clone());
+        if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            node = node.set_tls_mode(redis::TlsMode::Secure);
         }
-        store.sentinel = Some((clients, master.to_string()));
+        store.sentinel = Some(Sentinel {
+            sentinels: tokio::sync::Mutex::new(found),
+            master: master.to_string(),
+            node,
+        });
         Ok(store)
     }
 
@@ -97,45 +107,24 @@ impl RedisStore {
         }
     }
 
-    /// The client of the current master: asked of the sentinels, in turn.
+    /// The client of the current master (asked of the sentinels with Sentinel).
     async fn master_client(&self) -> Result<redis::Client, StoreError> {
-        let Some((sentinels, name)) = &self.sentinel else {
+        let Some(s) = &self.sentinel else {
             return Ok(self.client.clone());
         };
-        let mut last = String::from("no sentinel answered");
-        for s in sentinels {
-            let asked = tokio::time::timeout(self.connect_timeout, async {
-                let mut c = s.get_multiplexed_async_connection().await?;
-                redis::cmd("SENTINEL")
-                    .arg("get-master-addr-by-name")
-                    .arg(name)
-                    .query_async::<Option<(String, u16)>>(&mut c)
-                    .await
-            })
-            .await;
-            match asked {
-                Ok(Ok(Some((host, port)))) => {
-                    let info = self.client.get_connection_info().clone();
-                    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
-                    let addr = if tls {
-                        redis::ConnectionAddr::TcpTls {
-                            host,
-                            port,
-                            insecure: false,
-                            tls_params: None,
-                        }
-                    } else {
-                        redis::ConnectionAddr::Tcp(host, port)
-                    };
-                    return redis::Client::open(info.set_addr(addr))
-                        .map_err(|e| StoreError(format!("master address: {e}")));
-                }
-                Ok(Ok(None)) => last = format!("the sentinels know no master named `{name}`"),
-                Ok(Err(e)) => last = format!("sentinel: {e}"),
-                Err(_) => last = "sentinel: timed out".into(),
-            }
+        let mut sentinels = s.sentinels.lock().await;
+        match tokio::time::timeout(
+            self.connect_timeout,
+            sentinels.async_master_for(&s.master, Some(&s.node)),
+        )
+        .await
+        {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(StoreError(format!("cannot find the Redis master: {e}"))),
+            Err(_) => Err(StoreError(
+                "cannot find the Redis master: the sentinels timed out".into(),
+            )),
         }
-        Err(StoreError(format!("cannot find the Redis master: {last}")))
     }
 
     /// Longest wait for one command.
@@ -169,23 +158,10 @@ impl RedisStore {
             .set_response_timeout(Some(self.command_timeout))
             .set_number_of_retries(1);
         let client = self.master_client().await?;
-        let sentinel = self.sentinel.is_some();
-        let made = tokio::time::timeout(self.connect_timeout, async move {
-            let mut c = ConnectionManager::new_with_config(client, config).await?;
-            if sentinel {
-                // A sentinel may not know of a failover yet: only a master will do.
-                let role: redis::Value = redis::cmd("ROLE").query_async(&mut c).await?;
-                let is_master = matches!(&role, redis::Value::Array(v)
-                    if matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master"));
-                if !is_master {
-                    return Err(redis::RedisError::from((
-                        redis::ErrorKind::Client,
-                        "the sentinels named a replica",
-                    )));
-                }
-            }
-            Ok(c)
-        })
+        let made = tokio::time::timeout(
+            self.connect_timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
         .await;
         match made {
             Ok(Ok(c)) => {
