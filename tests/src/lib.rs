@@ -492,22 +492,11 @@ impl Redis {
             ),
         )
         .unwrap();
-        let child = Command::new("redis-server")
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server not installed (tests/run.sh installs it)");
-        let r = Redis {
-            child: Some(child),
+        Self::spawn(
             port,
-        };
-        assert!(
-            wait_until(Duration::from_secs(10), || r.ping()),
-            "redis sentinel did not start on {port}"
-        );
-        r
+            &[conf.as_os_str(), "--sentinel".as_ref()],
+            "redis sentinel",
+        )
     }
 
     /// One inline command; the raw reply (RESP) as text.
@@ -535,8 +524,14 @@ impl Redis {
             "no",
         ];
         args.extend_from_slice(extra);
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        Self::spawn(port, &args, "redis-server")
+    }
+
+    /// Starts `redis-server ARGS` and waits for it to answer PING on `port`.
+    fn spawn(port: u16, args: &[&std::ffi::OsStr], what: &str) -> Redis {
         let child = Command::new("redis-server")
-            .args(&args)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -547,7 +542,7 @@ impl Redis {
         };
         assert!(
             wait_until(Duration::from_secs(10), || r.ping()),
-            "redis-server did not start on {port}"
+            "{what} did not start on {port}"
         );
         r
     }

@@ -180,33 +180,32 @@ console.log(JSON.stringify(jwks.keys.map((k) => {
 
     /// Revokes a token at the provider (RFC 7009).
     pub fn revoke(&self, token: &str) {
-        let auth = crate::base64(format!("{CLIENT_ID}:{CLIENT_SECRET}").as_bytes());
-        let body = format!("token={token}&token_type_hint=access_token");
-        let r = crate::request(
-            self.addr(),
-            "POST",
+        self.client_post(
             "/token/revocation",
-            &[
-                ("Authorization", &format!("Basic {auth}")),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            Some(body.as_bytes()),
+            &format!("token={token}&token_type_hint=access_token"),
         );
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     }
 
     /// A client-credentials access token for `resource` (JWT for the API, opaque for
     /// `OPAQUE_AUDIENCE`).
     pub fn client_credentials_token_for(&self, resource: &str) -> String {
-        let auth = crate::base64(format!("{CLIENT_ID}:{CLIENT_SECRET}").as_bytes());
         let body = format!(
             "grant_type=client_credentials&scope=api&resource={}",
             resource.replace(':', "%3A")
         );
+        self.client_post("/token", &body).json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A form POST to the provider as the test client (client_secret_basic); must answer 200.
+    fn client_post(&self, path: &str, body: &str) -> crate::Resp {
+        let auth = crate::base64(format!("{CLIENT_ID}:{CLIENT_SECRET}").as_bytes());
         let r = crate::request(
             self.addr(),
             "POST",
-            "/token",
+            path,
             &[
                 ("Authorization", &format!("Basic {auth}")),
                 ("Content-Type", "application/x-www-form-urlencoded"),
@@ -214,7 +213,7 @@ console.log(JSON.stringify(jwks.keys.map((k) => {
             Some(body.as_bytes()),
         );
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        r.json()["access_token"].as_str().unwrap().to_string()
+        r
     }
 }
 
