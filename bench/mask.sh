@@ -10,6 +10,7 @@
 #   bench/mask.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
+. bench/lib.sh
 rounds="${1:-3}"; secs="${2:-10}"
 out="$root/bench/out"; rel="${CARGO_TARGET_DIR:-$root/target}/release"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -96,31 +97,14 @@ url="http://127.0.0.1:$MW/citizens/?count=70"
 size=$(curl -s -H "Host: plain.bench" "$url" | wc -c)
 echo "answer: $size bytes"
 results="$out/mask.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$results"
-hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$rounds"); do
   for t in plain masked plain-static masked-static; do
     case $t in *static) url="http://127.0.0.1:$MW/citizens.json" ;; *) url="http://127.0.0.1:$MW/citizens/?count=70" ;; esac
-    taskset -c 0 wrk -t1 -c32 -d2s -H "Host: $t.bench" "$url" >/dev/null
-    b=$(awk '{print $14+$15}' /proc/$mw/stat)
-    res=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" --latency -H "Host: $t.bench" "$url")
-    a=$(awk '{print $14+$15}' /proc/$mw/stat)
-    if echo "$res" | grep -q Non-2xx; then echo "$t: refused requests" >&2; exit 1; fi
-    rps=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
-    n=$(echo "$res" | awk '/requests in/ {print $1}')
-    p99=$(echo "$res" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v=v*1000}; print v}')
-    cpu=$(awk -v a="$a" -v b="$b" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (a-b)/hz*1e6/n}')
-    echo -e "$r\t$t\t$rps\t$p99\t$cpu" | tee -a "$results"
+    wrk_round "$r" "$t" "$url" "$mw" "$secs" "$results"
   done
 done
-python3 - "$results" <<'PY'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-med = lambda t, k: statistics.median(float(r[k]) for r in rows if r["target"] == t)
-for t in ("plain", "masked", "plain-static", "masked-static"):
-    print(f"{t:14} {med(t,'req_s'):9.0f} req/s  p99 {med(t,'p99_ms'):6.3f} ms  {med(t,'cpu_us_per_req'):6.1f} us CPU/req")
-print(f"masked/plain = {med('masked','req_s')/med('plain','req_s'):.3f}x (demo backend), "
-      f"{med('masked-static','req_s')/med('plain-static','req_s'):.3f}x (static backend)")
-PY
+medians "$results" plain masked plain-static masked-static
+echo "demo backend: $(ratio "$results" masked plain); static backend: $(ratio "$results" masked-static plain-static)"
 cleanup; trap - EXIT
 echo "== the masker in process (criterion): menwei-mask streaming vs serde_json parse + serialise"
 cargo bench -p menwei-mask --bench mask -- --warm-up-time 1 --measurement-time 3 2>/dev/null \

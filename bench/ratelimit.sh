@@ -6,6 +6,7 @@
 #   bench/ratelimit.sh [ROUNDS] [SECONDS]     (run bench/run.sh once first: it writes bench/out)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
+. bench/lib.sh
 rounds="${1:-3}"; secs="${2:-10}"
 out="$root/bench/out"; rel="${CARGO_TARGET_DIR:-$root/target}/release"
 [ -f "$out/nginx.conf" ] || { echo "run bench/run.sh first (it writes bench/out)" >&2; exit 1; }
@@ -68,29 +69,13 @@ sleep 0.5
 taskset -c 1 "$rel/menwei" run --policies "$pol" >"$out/rl-access.log" 2>"$out/rl-menwei.log" & mw=$!; pids+=($mw)
 sleep 1.5
 results="$out/ratelimit.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$results"
-hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$rounds"); do
   for t in none local cluster; do
-    url="http://127.0.0.1:$MW/small.json"
-    taskset -c 0 wrk -t1 -c32 -d2s -H "Host: $t.bench" "$url" >/dev/null
-    b=$(awk '{print $14+$15}' /proc/$mw/stat)
-    res=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" --latency -H "Host: $t.bench" "$url")
-    a=$(awk '{print $14+$15}' /proc/$mw/stat)
-    if echo "$res" | grep -q Non-2xx; then echo "$t: refused requests: the limit is too low" >&2; exit 1; fi
-    rps=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
-    n=$(echo "$res" | awk '/requests in/ {print $1}')
-    p99=$(echo "$res" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v=v*1000}; print v}')
-    cpu=$(awk -v a="$a" -v b="$b" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (a-b)/hz*1e6/n}')
-    echo -e "$r\t$t\t$rps\t$p99\t$cpu" | tee -a "$results"
+    wrk_round "$r" "$t" "http://127.0.0.1:$MW/small.json" "$mw" "$secs" "$results" \
+      || { echo "the limit is too low" >&2; exit 1; }
   done
 done
-python3 - "$results" <<'PY'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-med = lambda t, k: statistics.median(float(r[k]) for r in rows if r["target"] == t)
-for t in ("none", "local", "cluster"):
-    print(f"{t:8} {med(t,'req_s'):9.0f} req/s  p99 {med(t,'p99_ms'):6.3f} ms  {med(t,'cpu_us_per_req'):5.1f} us CPU/req")
-print(f"local/none = {med('local','req_s')/med('none','req_s'):.3f}x, cluster/local = {med('cluster','req_s')/med('local','req_s'):.3f}x")
-PY
+medians "$results" none local cluster
+echo "$(ratio "$results" local none), $(ratio "$results" cluster local)"
 echo "memory per tracked key:"
 cargo run --release --quiet -p menwei-ratelimit --example memory
