@@ -14,44 +14,57 @@
 use crate::gcra::Decision;
 use menwei_state::redis;
 pub use menwei_state::{RedisStore, StoreError};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
-/// ARGV[1]: number of groups (requests) G; then for each group its number of limits n, then n
-/// pairs (interval µs, burst). KEYS: the limits' state keys, group after group.
+/// KEYS: the distinct state keys of the batch, each once. ARGV[1]: number of groups (requests)
+/// G; then for each group its number of limits n, then n triples (index into KEYS from 1,
+/// interval µs, burst). Each key is read at most once and written at most once per call, however
+/// many requests of the batch share it (under a flood they mostly do: one address, one route).
 /// Returns per limit, in order: -1 - remaining when it admits, or the retry-after in µs (>= 1)
-/// when it refuses; when any limit of a group refuses, nothing of that group is written.
+/// when it refuses; when any limit of a group refuses, nothing of that group is consumed.
 const GCRA_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {}
-local k, a = 1, 2
+local tat, ttl, out = {}, {}, {}
+local o, a = 1, 2
 for g = 1, tonumber(ARGV[1]) do
   local n = tonumber(ARGV[a]); a = a + 1
-  local next_tat, ttl = {}, {}
+  local next_tat, life = {}, {}
   local all_ok = true
   for i = 0, n - 1 do
-    local interval = tonumber(ARGV[a + 2 * i])
-    local tol = interval * tonumber(ARGV[a + 2 * i + 1])
-    local tat = tonumber(redis.call('GET', KEYS[k + i])) or now
-    if tat < now then tat = now end
-    local new_tat = tat + interval
+    local j = tonumber(ARGV[a + 3 * i])
+    local interval = tonumber(ARGV[a + 3 * i + 1])
+    local tol = interval * tonumber(ARGV[a + 3 * i + 2])
+    local cur = tat[j]
+    if cur == nil then
+      cur = tonumber(redis.call('GET', KEYS[j])) or now
+      tat[j] = cur
+    end
+    if cur < now then cur = now end
+    local new_tat = cur + interval
     local used = new_tat - now
     if used > tol then
       all_ok = false
-      out[k + i] = used - tol
+      out[o + i] = used - tol
     else
-      out[k + i] = -1 - math.floor((tol - used) / interval)
+      out[o + i] = -1 - math.floor((tol - used) / interval)
       next_tat[i] = new_tat
-      ttl[i] = math.ceil(tol / 1000) + 1000
+      life[i] = math.ceil(tol / 1000) + 1000
     end
   end
   if all_ok then
     for i = 0, n - 1 do
-      redis.call('SET', KEYS[k + i], string.format('%.0f', next_tat[i]), 'PX', ttl[i])
+      local j = tonumber(ARGV[a + 3 * i])
+      tat[j] = next_tat[i]
+      if (ttl[j] or 0) < life[i] then ttl[j] = life[i] end
     end
   end
-  k = k + n; a = a + 2 * n
+  o = o + n; a = a + 3 * n
+end
+for j, l in pairs(ttl) do
+  redis.call('SET', KEYS[j], string.format('%.0f', tat[j]), 'PX', l)
 end
 return out
 "#;
@@ -76,7 +89,12 @@ struct Pending {
 }
 
 pub struct ClusterStore {
+    /// The process's shared store (sessions, bans, nonces use it too).
     redis: Arc<RedisStore>,
+    /// The decisions' own connection, first used by the batching task, so that its I/O runs on
+    /// the thread serving requests (see [`RedisStore::sibling`]); the shared one when that
+    /// cannot be built.
+    decisions: Arc<RedisStore>,
     script: Arc<redis::Script>,
     /// The batching task's queue, started on first use (inside the runtime).
     queue: OnceLock<mpsc::Sender<Pending>>,
@@ -84,8 +102,13 @@ pub struct ClusterStore {
 
 impl ClusterStore {
     pub fn new(redis: Arc<RedisStore>) -> Self {
+        let decisions = redis
+            .sibling()
+            .map(Arc::new)
+            .unwrap_or_else(|_| redis.clone());
         Self {
             redis,
+            decisions,
             script: Arc::new(redis::Script::new(GCRA_LUA)),
             queue: OnceLock::new(),
         }
@@ -98,7 +121,7 @@ impl ClusterStore {
     fn queue(&self) -> &mpsc::Sender<Pending> {
         self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(MAX_QUEUED);
-            tokio::spawn(run(self.redis.clone(), self.script.clone(), rx));
+            tokio::spawn(run(self.decisions.clone(), self.script.clone(), rx));
             tx
         })
     }
@@ -173,13 +196,18 @@ async fn decide(
     let mut conn = redis.connection().await?;
     let mut inv = script.prepare_invoke();
     inv.arg(batch.len());
+    // Each distinct key goes to Redis once; the checks name it by its index (from 1, as Lua).
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
     let mut total = 0;
     for p in batch {
         inv.arg(p.checks.len());
         for c in &p.checks {
-            inv.key(&c.key)
-                .arg(c.interval_us.max(1))
-                .arg(c.burst.max(1));
+            let next = index.len() + 1;
+            let j = *index.entry(c.key.as_str()).or_insert_with(|| {
+                inv.key(&c.key);
+                next
+            });
+            inv.arg(j).arg(c.interval_us.max(1)).arg(c.burst.max(1));
         }
         total += p.checks.len();
     }

@@ -1,5 +1,5 @@
-//! Shared state for a cluster of gateways: one Redis connection per process, used by cluster
-//! rate limits, sessions, replay nonces and bans. It connects lazily, reconnects with at most one
+//! Shared state for a cluster of gateways: one Redis connection per process, used by sessions,
+//! replay nonces and bans (cluster rate limits have a second one of their own: [`RedisStore::sibling`]). It connects lazily, reconnects with at most one
 //! attempt per second, and never blocks a request longer than the configured timeouts: callers
 //! get a [`StoreError`] and apply their own failure mode. With Redis Sentinel, the master is asked
 //! of the sentinels at each connection (the redis crate's `Sentinel`, which also checks that the
@@ -31,6 +31,8 @@ fn now_ms() -> u64 {
 }
 
 struct Sentinel {
+    /// The sentinels' URLs (to build a sibling store).
+    urls: Vec<String>,
     sentinels: tokio::sync::Mutex<redis::sentinel::Sentinel>,
     master: String,
     node: redis::sentinel::SentinelNodeConnectionInfo,
@@ -91,11 +93,43 @@ impl RedisStore {
             node = node.set_tls_mode(redis::TlsMode::Secure);
         }
         store.sentinel = Some(Sentinel {
+            urls: sentinels.to_vec(),
             sentinels: tokio::sync::Mutex::new(found),
             master: master.to_string(),
             node,
         });
         Ok(store)
+    }
+
+    /// Another store for the same Redis (or Sentinel master) with its own connection, made on
+    /// first use. The redis crate runs a connection's I/O on the runtime that made it: a store
+    /// first used by the task that serves requests keeps that I/O on the requests' thread,
+    /// rather than on whichever background thread connected the shared store first (one
+    /// cross-thread wake-up per command saved).
+    pub fn sibling(&self) -> Result<Self, String> {
+        let client = self.client.clone();
+        let sentinel = match &self.sentinel {
+            None => None,
+            Some(s) => Some(Sentinel {
+                urls: s.urls.clone(),
+                sentinels: tokio::sync::Mutex::new(
+                    redis::sentinel::Sentinel::build(s.urls.clone())
+                        .map_err(|e| format!("invalid Sentinel URL: {e}"))?,
+                ),
+                master: s.master.clone(),
+                node: s.node.clone(),
+            }),
+        };
+        Ok(Self {
+            client,
+            sentinel,
+            conn: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+            last_attempt_ms: AtomicU64::new(0),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            retry_every: self.retry_every,
+        })
     }
 
     /// A command failed: with Sentinel, forget the connection so that the next one asks the
