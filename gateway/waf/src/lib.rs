@@ -133,12 +133,28 @@ pub struct Engine {
     /// newlines: when that finds nothing (nearly always) no value of the place is scanned alone.
     /// Joined values can only match more (a superset), never less, so nothing is missed.
     joined: Vec<[Option<RegexSet>; 2]>,
+    /// Per place, the rules of both forms in one set (and its multi-line twin): a value with
+    /// nothing to fold reads the same in both forms, so one scan does the work of two. Most
+    /// places of most requests have no value to fold.
+    both: Vec<Option<RuleSet>>,
+    joined_both: Vec<Option<RegexSet>>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Engine({} rules)", self.rules.len())
     }
+}
+
+/// What the scan of a place's joined values found.
+#[derive(Debug, Clone, Copy)]
+enum Hot {
+    /// No rule of the place can match any of its values.
+    Cold,
+    /// Per form (text, folded): some rule of that form may match.
+    Forms([bool; 2]),
+    /// No value of the place folds, and some rule of either form may match.
+    Both,
 }
 
 /// A compiled set and the indexes (into `Engine::rules`) of its patterns.
@@ -252,9 +268,9 @@ impl Engine {
                     .map_err(|e| format!("rule {}: {e}", r.id))?,
             );
         }
-        let set = |bit: u16, form: Form| -> Result<Option<RuleSet>, String> {
+        let set = |bit: u16, form: Option<Form>| -> Result<Option<RuleSet>, String> {
             let ids: Vec<usize> = (0..rules.len())
-                .filter(|i| rules[*i].form == form && rules[*i].places & bit != 0)
+                .filter(|i| form.is_none_or(|f| rules[*i].form == f) && rules[*i].places & bit != 0)
                 .collect();
             if ids.is_empty() {
                 return Ok(None);
@@ -268,9 +284,11 @@ impl Engine {
         };
         let mut sets = Vec::with_capacity(PLACES);
         let mut joined = Vec::with_capacity(PLACES);
+        let mut both = Vec::with_capacity(PLACES);
+        let mut joined_both = Vec::with_capacity(PLACES);
         for i in 0..PLACES {
             let bit = 1u16 << i;
-            let pair = [set(bit, Form::Text)?, set(bit, Form::Folded)?];
+            let pair = [set(bit, Some(Form::Text))?, set(bit, Some(Form::Folded))?];
             let multi = |s: &Option<RuleSet>| -> Result<Option<RegexSet>, String> {
                 let Some((_, ids)) = s else { return Ok(None) };
                 regex::RegexSetBuilder::new(ids.iter().map(|i| rules[*i].pattern.as_ref()))
@@ -283,12 +301,17 @@ impl Engine {
             };
             joined.push([multi(&pair[0])?, multi(&pair[1])?]);
             sets.push(pair);
+            let all = set(bit, None)?;
+            joined_both.push(multi(&all)?);
+            both.push(all);
         }
         Ok(Engine {
             rules,
             regexes,
             sets,
             joined,
+            both,
+            joined_both,
         })
     }
 
@@ -321,37 +344,61 @@ impl Engine {
             self.request_rules(cfg, req, &mut v);
         }
         self.target_rules(cfg, req, part, &targets, &findings, &mut v);
-        // Which (place, form) pairs have any match at all, from one scan of their joined values.
-        let mut hot = [[false; 2]; PLACES];
+        // Which places have any match at all, from one scan of their values joined: per form
+        // when some value of the place folds differently, else one scan for both forms.
+        let mut hot = [Hot::Cold; PLACES];
         for (p, hot) in hot.iter_mut().enumerate() {
             let bit = 1u16 << p;
             let of_place = || targets.iter().filter(move |t| t.place as u16 == bit);
-            if of_place().next().is_none() {
-                continue;
-            }
-            let Some(joined) = self.joined.get(p) else {
+            let mut values = of_place();
+            let Some(first) = values.next() else {
                 continue;
             };
-            for (form, set) in joined.iter().enumerate() {
-                let Some(set) = set else { continue };
-                let mut all = String::new();
-                for t in of_place() {
-                    all.push_str(if form == 0 {
+            let single = values.next().is_none();
+            let folds = of_place().any(|t| t.value.folded.is_some());
+            // One value is scanned as it is; several are joined by newlines.
+            let scan = |set: &RegexSet, form: usize| -> bool {
+                fn pick(t: &Target, form: usize) -> &str {
+                    if form == 0 {
                         &t.value.text
                     } else {
                         t.value.folded()
-                    });
+                    }
+                }
+                if single {
+                    return set.is_match(pick(first, form));
+                }
+                let mut all = String::new();
+                for t in of_place() {
+                    all.push_str(pick(t, form));
                     all.push('\n');
                 }
-                hot[form] = set.is_match(&all);
-            }
+                set.is_match(&all)
+            };
+            *hot = if folds {
+                let Some(joined) = self.joined.get(p) else {
+                    continue;
+                };
+                let mut h = [false; 2];
+                for (form, set) in joined.iter().enumerate() {
+                    if let Some(set) = set {
+                        h[form] = scan(set, form);
+                    }
+                }
+                Hot::Forms(h)
+            } else {
+                match self.joined_both.get(p) {
+                    Some(Some(set)) if scan(set, 0) => Hot::Both,
+                    _ => Hot::Cold,
+                }
+            };
         }
         for t in &targets {
             let p = (t.place as u16).trailing_zeros() as usize;
-            if let Some(h) = hot.get(p) {
-                if h[0] || h[1] {
-                    self.patterns(cfg, t, *h, &mut v);
-                }
+            match hot.get(p) {
+                Some(Hot::Forms(h)) if h[0] || h[1] => self.patterns(cfg, t, *h, &mut v),
+                Some(Hot::Both) => self.patterns_both(cfg, t, &mut v),
+                _ => {}
             }
             self.libinjection(cfg, t, &mut v);
         }
@@ -408,29 +455,55 @@ impl Engine {
             if value.is_empty() || !hot[n] {
                 continue;
             }
-            for m in set.matches(value).iter() {
-                let i = ids[m];
-                let r = &self.rules[i];
-                if r.places & place == 0 || r.paranoia > cfg.paranoia {
-                    continue;
-                }
-                let evidence = self.regexes[i]
-                    .find(value)
-                    .map(|m| context(value, m.start(), m.end()))
-                    .unwrap_or_default();
-                let evidence = evidence.as_str();
-                Self::add(
-                    cfg,
-                    v,
-                    r.id,
-                    r.category,
-                    r.severity,
-                    r.what,
-                    label(t),
-                    &t.name,
-                    evidence,
-                );
+            self.report(cfg, t, set.matches(value).iter().map(|m| ids[m]), value, v);
+        }
+    }
+
+    /// As `patterns`, for a value with nothing to fold: the place's rules of both forms at once.
+    fn patterns_both(&self, cfg: &Config, t: &Target, v: &mut Verdict) {
+        let place = t.place as u16;
+        let Some(Some((set, ids))) = self.both.get(place.trailing_zeros() as usize) else {
+            return;
+        };
+        self.report(
+            cfg,
+            t,
+            set.matches(&t.value.text).iter().map(|m| ids[m]),
+            &t.value.text,
+            v,
+        );
+    }
+
+    /// Adds the rules (indexes into `self.rules`) that matched `value`, with their evidence.
+    fn report(
+        &self,
+        cfg: &Config,
+        t: &Target,
+        matched: impl Iterator<Item = usize>,
+        value: &str,
+        v: &mut Verdict,
+    ) {
+        let place = t.place as u16;
+        for i in matched {
+            let r = &self.rules[i];
+            if r.places & place == 0 || r.paranoia > cfg.paranoia {
+                continue;
             }
+            let evidence = self.regexes[i]
+                .find(value)
+                .map(|m| context(value, m.start(), m.end()))
+                .unwrap_or_default();
+            Self::add(
+                cfg,
+                v,
+                r.id,
+                r.category,
+                r.severity,
+                r.what,
+                label(t),
+                &t.name,
+                &evidence,
+            );
         }
     }
 
@@ -452,10 +525,22 @@ impl Engine {
             return;
         }
         let (may_sqli, may_xss) = may_inject(&t.value.text);
-        // libinjection's SQL tokeniser wants the original case-insensitive text; lower case is fine.
-        let sqli = may_sqli
-            && std::panic::catch_unwind(|| libinjectionrs::detect_sqli(value).is_injection())
-                .unwrap_or(false);
+        if !may_sqli && !may_xss {
+            return;
+        }
+        // User agents and referers repeat from request to request (a few browsers, the same
+        // pages) and libinjection is most of their cost: its verdicts on them are remembered.
+        let repeats = matches!(t.place, Place::UserAgent | Place::Referer);
+        let (sqli, xss) = match repeats.then(|| memo::get(&t.value.text)).flatten() {
+            Some(known) => known,
+            None => {
+                let found = Self::inject(&t.value.text, may_sqli, may_xss);
+                if repeats {
+                    memo::put(&t.value.text, found);
+                }
+                found
+            }
+        };
         if sqli && t.place != Place::Path {
             Self::add(
                 cfg,
@@ -469,15 +554,6 @@ impl Engine {
                 &t.value.text,
             );
         }
-        // Rich-text editors send `style="color: red"`, which libinjection reports on its own;
-        // plain declarations are dropped first (dangerous CSS is rule 941140's job).
-        if !may_xss {
-            return;
-        }
-        let html = strip_plain_styles(&t.value.text);
-        let xss =
-            std::panic::catch_unwind(|| libinjectionrs::detect_xss(html.as_bytes()).is_injection())
-                .unwrap_or(false);
         if xss {
             Self::add(
                 cfg,
@@ -491,6 +567,24 @@ impl Engine {
                 &t.value.text,
             );
         }
+    }
+
+    /// libinjection's SQL and XSS verdicts on a value (each only when `may_inject` allows).
+    fn inject(text: &str, may_sqli: bool, may_xss: bool) -> (bool, bool) {
+        // libinjection's SQL tokeniser wants the original case-insensitive text; lower case is fine.
+        let sqli = may_sqli
+            && std::panic::catch_unwind(|| {
+                libinjectionrs::detect_sqli(text.as_bytes()).is_injection()
+            })
+            .unwrap_or(false);
+        // Rich-text editors send `style="color: red"`, which libinjection reports on its own;
+        // plain declarations are dropped first (dangerous CSS is rule 941140's job).
+        let xss = may_xss && {
+            let html = strip_plain_styles(text);
+            std::panic::catch_unwind(|| libinjectionrs::detect_xss(html.as_bytes()).is_injection())
+                .unwrap_or(false)
+        };
+        (sqli, xss)
     }
 
     /// Rules on the request as a whole (method, framing headers, content type).
@@ -1136,6 +1230,43 @@ fn ascii_word_boundaries(pattern: &str) -> String {
         }
     }
     out
+}
+
+/// Per-thread memory of libinjection's verdicts on recent header values: at most `ENTRIES`
+/// values of at most `MAX_LEN` bytes each (so at most about 1 MiB per thread), forgotten all at
+/// once when full. Verdicts depend on the text alone, so a remembered one is exactly what a new
+/// run would say; a flood of distinct values only costs what it costs without the memory.
+mod memo {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    const ENTRIES: usize = 2048;
+    const MAX_LEN: usize = 512;
+
+    thread_local! {
+        static SEEN: RefCell<HashMap<Box<str>, (bool, bool)>> = RefCell::new(HashMap::new());
+    }
+
+    pub fn get(text: &str) -> Option<(bool, bool)> {
+        if text.len() > MAX_LEN {
+            return None;
+        }
+        SEEN.with(|m| m.try_borrow().ok().and_then(|m| m.get(text).copied()))
+    }
+
+    pub fn put(text: &str, found: (bool, bool)) {
+        if text.len() > MAX_LEN {
+            return;
+        }
+        SEEN.with(|m| {
+            if let Ok(mut m) = m.try_borrow_mut() {
+                if m.len() >= ENTRIES {
+                    m.clear();
+                }
+                m.insert(text.into(), found);
+            }
+        });
+    }
 }
 
 /// Whether a value holds a character SQL injection (quotes, comments, operators, statement

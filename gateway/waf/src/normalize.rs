@@ -99,18 +99,34 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
     } else {
         bytes
     };
-    let text = String::from_utf8_lossy(&bytes);
     let mut control = false;
-    let text: String = text
-        .chars()
-        .filter(|c| {
-            if (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n') {
+    let text: String = if bytes.is_ascii() {
+        // Most values that reach here (user agents, URLs, mixed-case words) are ASCII: the same
+        // steps on bytes, in place, without decoding characters.
+        let mut bytes = bytes;
+        bytes.retain(|b| {
+            if *b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n') {
                 control = true;
             }
-            *c != '\0'
-        })
-        .flat_map(char::to_lowercase)
-        .collect();
+            *b != 0
+        });
+        bytes.make_ascii_lowercase();
+        match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }
+    } else {
+        String::from_utf8_lossy(&bytes)
+            .chars()
+            .filter(|c| {
+                if (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n') {
+                    control = true;
+                }
+                *c != '\0'
+            })
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
     // Most values have nothing to fold: share the text rather than copy it.
     let b = text.as_bytes();
     let needs_fold = text.contains("/*")
@@ -439,6 +455,22 @@ mod tests {
         assert!(n.control);
         let n = normalize(b"UNION/**/SELECT/*!50000password*/  \t FROM users", false);
         assert_eq!(n.folded(), "union select password from users");
+    }
+
+    #[test]
+    fn ascii_and_unicode_paths_lower_and_flag_alike() {
+        // The ASCII path (bytes) and the Unicode one (chars) must agree on case, NUL removal
+        // and the control-character flag.
+        let ascii = normalize(b"Mozilla/5.0 (X11; Linux)\0\x01 TAB\tEND", false);
+        assert_eq!(ascii.text, "mozilla/5.0 (x11; linux)\x01 tab\tend");
+        assert!(ascii.control);
+        let unicode = normalize(
+            "Mozilla/5.0 (X11; Linux)\0\x01 TAB\tEND 张".as_bytes(),
+            false,
+        );
+        assert_eq!(unicode.text, format!("{} 张", ascii.text));
+        assert!(unicode.control);
+        assert!(!normalize(b"/A/B?C=D", false).control);
     }
 
     #[test]
