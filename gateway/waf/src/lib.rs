@@ -368,7 +368,8 @@ impl Engine {
                 if single {
                     return set.is_match(pick(first, form));
                 }
-                let mut all = String::new();
+                let mut all =
+                    String::with_capacity(of_place().map(|t| pick(t, form).len() + 1).sum());
                 for t in of_place() {
                     all.push_str(pick(t, form));
                     all.push('\n');
@@ -962,7 +963,11 @@ impl Engine {
                     "",
                 );
             }
-            if t.place == Place::Arg {
+            let url = t.place == Place::Arg
+                && ["http://", "https://", "ftp://", "ftps://"]
+                    .iter()
+                    .any(|p| t.value.text.trim_start().starts_with(p));
+            if url {
                 let name = t.name.to_ascii_lowercase();
                 let includes = [
                     "_conf[",
@@ -978,10 +983,7 @@ impl Engine {
                 ]
                 .iter()
                 .any(|k| name.contains(k));
-                let url = ["http://", "https://", "ftp://", "ftps://"]
-                    .iter()
-                    .any(|p| t.value.text.trim_start().starts_with(p));
-                if includes && url {
+                if includes {
                     rfi.push(t);
                 }
             }

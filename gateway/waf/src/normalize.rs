@@ -128,13 +128,7 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
             .collect()
     };
     // Most values have nothing to fold: share the text rather than copy it.
-    let b = text.as_bytes();
-    let needs_fold = text.contains("/*")
-        || text.contains("*/")
-        || text.contains("<!--")
-        || b.windows(2).any(|w| w[0] == b' ' && w[1] == b' ')
-        || b.iter()
-            .any(|c| matches!(c, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    let needs_fold = may_fold(text.as_bytes())
         || (!text.is_ascii() && text.chars().any(|c| c.is_whitespace() && !c.is_ascii()));
     let folded = needs_fold.then(|| fold(&text)).filter(|f| *f != text);
     Normalized {
@@ -144,6 +138,18 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
         control,
         escapes,
     }
+}
+
+/// Whether `fold` may change ASCII-wise: a comment opener or closer (`/*`, `*/`, `<!--`), two
+/// spaces in a row, or a tab, CR, LF, VT or FF. One pass over the bytes.
+fn may_fold(b: &[u8]) -> bool {
+    b.iter().enumerate().any(|(i, c)| match c {
+        b'*' => (i > 0 && b[i - 1] == b'/') || b.get(i + 1) == Some(&b'/'),
+        b'<' => b[i..].starts_with(b"<!--"),
+        b' ' => b.get(i + 1) == Some(&b' '),
+        b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => true,
+        _ => false,
+    })
 }
 
 /// JavaScript string escapes: `\uXXXX` and `\xXX` (others stay).

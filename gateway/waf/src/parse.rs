@@ -209,6 +209,18 @@ fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool
     });
 }
 
+/// `+` is a space in forms (copied only when there is one).
+fn plus(s: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if s.contains(&b'+') {
+        s.iter()
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect::<Vec<u8>>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
 /// `a=1&b=2` (query strings and form bodies): `+` is a space, names and values URL-decoded by
 /// the normaliser.
 fn form(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8]) {
@@ -224,11 +236,7 @@ fn form(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8]) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
-        let plus = |s: &[u8]| {
-            s.iter()
-                .map(|b| if *b == b'+' { b' ' } else { *b })
-                .collect::<Vec<u8>>()
-        };
+
         let name = plus(name);
         let shown = String::from_utf8_lossy(&crate::normalize::url_decode(&name)).into_owned();
         push(out, Place::ArgName, &shown, &name, true);
