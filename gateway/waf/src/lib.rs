@@ -5,6 +5,7 @@
 //! SQL injection and XSS are also checked by `libinjectionrs` (a Rust port of libinjection's
 //! tokenisers), run under `catch_unwind` so that a bug there can never take a request down.
 
+mod memo;
 pub mod normalize;
 pub mod parse;
 pub mod rules;
@@ -349,7 +350,11 @@ impl Engine {
         let mut hot = [Hot::Cold; PLACES];
         for (p, hot) in hot.iter_mut().enumerate() {
             let bit = 1u16 << p;
-            let of_place = || targets.iter().filter(move |t| t.place as u16 == bit);
+            let of_place = || {
+                targets
+                    .iter()
+                    .filter(move |t| t.place as u16 == bit && !t.clean)
+            };
             let mut values = of_place();
             let Some(first) = values.next() else {
                 continue;
@@ -394,14 +399,29 @@ impl Engine {
                 }
             };
         }
-        for t in &targets {
+        for t in targets.into_iter().filter(|t| !t.clean) {
             let p = (t.place as u16).trailing_zeros() as usize;
-            match hot.get(p) {
-                Some(Hot::Forms(h)) if h[0] || h[1] => self.patterns(cfg, t, *h, &mut v),
-                Some(Hot::Both) => self.patterns_both(cfg, t, &mut v),
-                _ => {}
+            let matched = match hot.get(p) {
+                Some(Hot::Forms(h)) if h[0] || h[1] => self.patterns(cfg, &t, *h, &mut v),
+                Some(Hot::Both) => self.patterns_both(cfg, &t, &mut v),
+                _ => false,
+            };
+            let injected = self.libinjection(cfg, &t, &mut v);
+            // Nothing matched at any paranoia level and nothing is flagged: this value adds
+            // nothing to any verdict, and need not be inspected again.
+            if let Some(key) = t.memo {
+                let n = &t.value;
+                let clean = !matched
+                    && !injected
+                    && !n.control
+                    && !n.escapes
+                    && n.layers < 2
+                    && !n.text.contains('\u{fffd}')
+                    && n.text.chars().count() <= 100;
+                if clean {
+                    memo::remember_clean(key);
+                }
             }
-            self.libinjection(cfg, t, &mut v);
         }
         v.attack = v.score >= cfg.threshold;
         v
@@ -443,11 +463,14 @@ impl Engine {
         });
     }
 
-    fn patterns(&self, cfg: &Config, t: &Target, hot: [bool; 2], v: &mut Verdict) {
+    /// Reports the place's rules that match the value; whether any rule matched at all (of any
+    /// paranoia level, excluded or not).
+    fn patterns(&self, cfg: &Config, t: &Target, hot: [bool; 2], v: &mut Verdict) -> bool {
         let place = t.place as u16;
         let Some([text, folded]) = self.sets.get(place.trailing_zeros() as usize) else {
-            return;
+            return false;
         };
+        let mut any = false;
         for (n, (set, value)) in [(text, t.value.text.as_str()), (folded, t.value.folded())]
             .into_iter()
             .enumerate()
@@ -456,23 +479,22 @@ impl Engine {
             if value.is_empty() || !hot[n] {
                 continue;
             }
-            self.report(cfg, t, set.matches(value).iter().map(|m| ids[m]), value, v);
+            let found = set.matches(value);
+            any |= found.matched_any();
+            self.report(cfg, t, found.iter().map(|m| ids[m]), value, v);
         }
+        any
     }
 
     /// As `patterns`, for a value with nothing to fold: the place's rules of both forms at once.
-    fn patterns_both(&self, cfg: &Config, t: &Target, v: &mut Verdict) {
+    fn patterns_both(&self, cfg: &Config, t: &Target, v: &mut Verdict) -> bool {
         let place = t.place as u16;
         let Some(Some((set, ids))) = self.both.get(place.trailing_zeros() as usize) else {
-            return;
+            return false;
         };
-        self.report(
-            cfg,
-            t,
-            set.matches(&t.value.text).iter().map(|m| ids[m]),
-            &t.value.text,
-            v,
-        );
+        let found = set.matches(&t.value.text);
+        self.report(cfg, t, found.iter().map(|m| ids[m]), &t.value.text, v);
+        found.matched_any()
     }
 
     /// Adds the rules (indexes into `self.rules`) that matched `value`, with their evidence.
@@ -508,7 +530,8 @@ impl Engine {
         }
     }
 
-    fn libinjection(&self, cfg: &Config, t: &Target, v: &mut Verdict) {
+    /// Runs libinjection where it applies; whether it found anything.
+    fn libinjection(&self, cfg: &Config, t: &Target, v: &mut Verdict) -> bool {
         if !matches!(
             t.place,
             Place::Arg
@@ -519,25 +542,25 @@ impl Engine {
                 | Place::Path
                 | Place::RawBody
         ) {
-            return;
+            return false;
         }
         let value = t.value.text.as_bytes();
         if value.len() < 2 || value.len() > 64 * 1024 {
-            return;
+            return false;
         }
         let (may_sqli, may_xss) = may_inject(&t.value.text);
         if !may_sqli && !may_xss {
-            return;
+            return false;
         }
         // User agents and referers repeat from request to request (a few browsers, the same
         // pages) and libinjection is most of their cost: its verdicts on them are remembered.
         let repeats = matches!(t.place, Place::UserAgent | Place::Referer);
-        let (sqli, xss) = match repeats.then(|| memo::get(&t.value.text)).flatten() {
+        let (sqli, xss) = match repeats.then(|| memo::injection(&t.value.text)).flatten() {
             Some(known) => known,
             None => {
                 let found = Self::inject(&t.value.text, may_sqli, may_xss);
                 if repeats {
-                    memo::put(&t.value.text, found);
+                    memo::remember_injection(&t.value.text, found);
                 }
                 found
             }
@@ -568,6 +591,7 @@ impl Engine {
                 &t.value.text,
             );
         }
+        sqli || xss
     }
 
     /// libinjection's SQL and XSS verdicts on a value (each only when `may_inject` allows).
@@ -1232,43 +1256,6 @@ fn ascii_word_boundaries(pattern: &str) -> String {
         }
     }
     out
-}
-
-/// Per-thread memory of libinjection's verdicts on recent header values: at most `ENTRIES`
-/// values of at most `MAX_LEN` bytes each (so at most about 1 MiB per thread), forgotten all at
-/// once when full. Verdicts depend on the text alone, so a remembered one is exactly what a new
-/// run would say; a flood of distinct values only costs what it costs without the memory.
-mod memo {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    const ENTRIES: usize = 2048;
-    const MAX_LEN: usize = 512;
-
-    thread_local! {
-        static SEEN: RefCell<HashMap<Box<str>, (bool, bool)>> = RefCell::new(HashMap::new());
-    }
-
-    pub fn get(text: &str) -> Option<(bool, bool)> {
-        if text.len() > MAX_LEN {
-            return None;
-        }
-        SEEN.with(|m| m.try_borrow().ok().and_then(|m| m.get(text).copied()))
-    }
-
-    pub fn put(text: &str, found: (bool, bool)) {
-        if text.len() > MAX_LEN {
-            return;
-        }
-        SEEN.with(|m| {
-            if let Ok(mut m) = m.try_borrow_mut() {
-                if m.len() >= ENTRIES {
-                    m.clear();
-                }
-                m.insert(text.into(), found);
-            }
-        });
-    }
 }
 
 /// Whether a value holds a character SQL injection (quotes, comments, operators, statement

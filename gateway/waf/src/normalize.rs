@@ -7,7 +7,7 @@
 pub const MAX_DECODE_ROUNDS: usize = 3;
 
 /// One input value in the forms the detectors read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Normalized {
     /// Decoded (URL, `%u`, overlong UTF-8, HTML entities), NUL bytes removed, lower case.
     pub text: String,

@@ -46,6 +46,12 @@ pub struct Target {
     /// The argument, cookie or header name (empty for the path and a raw body).
     pub name: String,
     pub value: Normalized,
+    /// The value's key in the memory of clean values (names and header values that may repeat):
+    /// remembered when inspection finds nothing in it.
+    pub memo: Option<Box<[u8]>>,
+    /// Found clean before (see `memo`): kept in the list so that counts and the order of
+    /// values stay the same, but neither normalised nor scanned (name and value left empty).
+    pub clean: bool,
 }
 
 /// The request as the inspector sees it.
@@ -194,6 +200,17 @@ fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool
     if value.is_empty() {
         return;
     }
+    if crate::memo::is_clean(place, url, value) {
+        out.push(Target {
+            place,
+            name: String::new(),
+            value: Normalized::default(),
+            memo: None,
+            clean: true,
+        });
+        return;
+    }
+    let memo = crate::memo::key(place, url, value);
     let mut value = normalize(value, url);
     if place == Place::FileName {
         // `shell. php`: what a server does with the blanks varies; read the name without them.
@@ -206,6 +223,8 @@ fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool
         place,
         name: name.to_string(),
         value,
+        memo,
+        clean: false,
     });
 }
 

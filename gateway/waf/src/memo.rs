@@ -1,0 +1,132 @@
+//! Per-thread memories of what inspection found in values that repeat from request to request:
+//! header values (a few browsers' user agents, the same pages as referers, a session's cookies
+//! on every request of the session) and names (header, cookie and form-field names).
+//!
+//! Both hold exact bytes, never hashes, so a remembered answer is exactly what a new inspection
+//! would give: the rules are compiled once per process and never change. Both are bounded
+//! (entries and bytes per entry) and forgotten all at once when full, so a flood of distinct
+//! values costs what it costs without them, and memory stays fixed: about 1 MiB per thread for
+//! each.
+
+use crate::parse::Place;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+const ENTRIES: usize = 4096;
+/// Longer values are not remembered.
+pub const MAX_LEN: usize = 256;
+
+thread_local! {
+    /// libinjection's (SQL, XSS) verdicts by normalised text (user agents and referers).
+    static INJECTION: RefCell<HashMap<Box<str>, (bool, bool)>> = RefCell::new(HashMap::new());
+    /// Values in which no rule of any paranoia level matched and nothing was flagged, keyed by
+    /// one byte of place and decoding then the raw bytes.
+    static CLEAN: RefCell<HashSet<Box<[u8]>>> = RefCell::new(HashSet::new());
+    /// The lookup key being built (no allocation per lookup).
+    static KEY: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(MAX_LEN + 1));
+}
+
+pub fn injection(text: &str) -> Option<(bool, bool)> {
+    if text.len() > MAX_LEN {
+        return None;
+    }
+    INJECTION.with(|m| m.try_borrow().ok().and_then(|m| m.get(text).copied()))
+}
+
+pub fn remember_injection(text: &str, found: (bool, bool)) {
+    if text.len() > MAX_LEN {
+        return;
+    }
+    INJECTION.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            if m.len() >= ENTRIES {
+                m.clear();
+            }
+            m.insert(text.into(), found);
+        }
+    });
+}
+
+/// Whether values of `place` may be remembered as clean: names and header values, which
+/// repeat; never argument values or bodies, which mostly do not.
+pub fn repeats(place: Place) -> bool {
+    matches!(
+        place,
+        Place::UserAgent
+            | Place::Referer
+            | Place::Header
+            | Place::HeaderName
+            | Place::Cookie
+            | Place::CookieName
+            | Place::ArgName
+    )
+}
+
+/// The key of a value of `place` normalised with or without URL decoding, if it can be one.
+pub fn key(place: Place, url: bool, raw: &[u8]) -> Option<Box<[u8]>> {
+    (repeats(place) && raw.len() <= MAX_LEN).then(|| {
+        let mut k = Vec::with_capacity(raw.len() + 1);
+        k.push(tag(place, url));
+        k.extend_from_slice(raw);
+        k.into_boxed_slice()
+    })
+}
+
+fn tag(place: Place, url: bool) -> u8 {
+    (place as u16).trailing_zeros() as u8 * 2 + u8::from(url)
+}
+
+/// Whether this value was found clean before (it can then be skipped: it adds nothing).
+pub fn is_clean(place: Place, url: bool, raw: &[u8]) -> bool {
+    if !repeats(place) || raw.len() > MAX_LEN {
+        return false;
+    }
+    KEY.with(|k| {
+        let Ok(mut k) = k.try_borrow_mut() else {
+            return false;
+        };
+        k.clear();
+        k.push(tag(place, url));
+        k.extend_from_slice(raw);
+        CLEAN.with(|c| c.try_borrow().is_ok_and(|c| c.contains(k.as_slice())))
+    })
+}
+
+pub fn remember_clean(key: Box<[u8]>) {
+    CLEAN.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if c.len() >= ENTRIES {
+                c.clear();
+            }
+            c.insert(key);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_exact_bytes_per_place_and_decoding() {
+        let ua = b"okhttp/4.12.0";
+        assert!(!is_clean(Place::UserAgent, true, ua));
+        remember_clean(key(Place::UserAgent, true, ua).unwrap());
+        assert!(is_clean(Place::UserAgent, true, ua));
+        // Another place, another decoding, one more byte: not the same value.
+        assert!(!is_clean(Place::Referer, true, ua));
+        assert!(!is_clean(Place::UserAgent, false, ua));
+        assert!(!is_clean(Place::UserAgent, true, b"okhttp/4.12.0 "));
+        // Argument values and long values are never remembered.
+        assert!(key(Place::Arg, true, b"1").is_none());
+        assert!(key(Place::Cookie, true, &[b'a'; MAX_LEN + 1]).is_none());
+    }
+
+    #[test]
+    fn bounded() {
+        for i in 0..ENTRIES * 2 {
+            remember_clean(key(Place::Header, true, format!("v{i}").as_bytes()).unwrap());
+        }
+        assert!(CLEAN.with(|c| c.borrow().len()) <= ENTRIES);
+    }
+}

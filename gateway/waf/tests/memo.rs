@@ -1,0 +1,113 @@
+//! The per-thread memories of clean values and libinjection verdicts never change a verdict: the
+//! same requests inspected again (memories warm) give exactly the same rule ids and score, at
+//! every paranoia level, and an attack in a header is caught however often it comes.
+#![allow(clippy::unwrap_used)]
+
+use menwei_waf::{Config, Engine, Request};
+
+fn engine() -> &'static Engine {
+    menwei_waf::shared().unwrap()
+}
+
+type Line = (String, String, Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
+
+fn lines(file: &str) -> Vec<Line> {
+    let path = format!("{}/../../tests/waf/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+            let headers = d["headers"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                d["method"].as_str().unwrap_or("GET").to_string(),
+                d["uri"].as_str().unwrap_or("/").to_string(),
+                headers,
+                d["body"].as_str().map(|b| b.as_bytes().to_vec()),
+            )
+        })
+        .collect()
+}
+
+fn verdicts(lines: &[Line], paranoia: u8) -> Vec<(Vec<u32>, u32, bool)> {
+    let cfg = Config {
+        paranoia,
+        ..Config::default()
+    };
+    lines
+        .iter()
+        .map(|(m, u, h, b)| {
+            let req = Request {
+                method: m,
+                uri: u.as_bytes(),
+                headers: h.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect(),
+                body: b.as_deref(),
+                body_truncated: false,
+            };
+            let v = engine().inspect(&cfg, &req);
+            let mut ids = v.rule_ids();
+            ids.sort_unstable();
+            (ids, v.score, v.attack)
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_pass_with_warm_memories_gives_the_same_verdicts() {
+    let mut all = lines("crs-sample.jsonl");
+    all.extend(lines("benign.jsonl"));
+    for paranoia in 1..=4 {
+        let first = verdicts(&all, paranoia);
+        let second = verdicts(&all, paranoia);
+        for (i, (a, b)) in first.iter().zip(&second).enumerate() {
+            assert_eq!(a, b, "line {i} at paranoia {paranoia}: {:?}", all[i].1);
+        }
+    }
+}
+
+#[test]
+fn a_repeated_attack_in_a_header_is_caught_every_time() {
+    let cfg = Config::default();
+    let req = |ua: &'static [u8], cookie: &'static [u8]| Request {
+        method: "GET",
+        uri: b"/portal/index.html",
+        headers: vec![
+            ("Host", b"zwfw.example.gov.cn"),
+            ("User-Agent", ua),
+            ("Cookie", cookie),
+        ],
+        body: None,
+        body_truncated: false,
+    };
+    let benign = req(
+        b"Mozilla/5.0 (X11; Linux x86_64)",
+        b"lang=zh-CN; theme=light",
+    );
+    let attacks = [
+        req(
+            b"sqlmap/1.7.2#stable (https://sqlmap.org)",
+            b"lang=zh-CN; theme=light",
+        ),
+        req(
+            b"Mozilla/5.0 (X11; Linux x86_64)",
+            b"lang=zh-CN; theme=' or 1=1--",
+        ),
+        req(
+            b"Mozilla/5.0 (X11; Linux x86_64)",
+            b"lang=zh-CN; theme=<script>alert(1)</script>",
+        ),
+    ];
+    for _ in 0..3 {
+        assert!(!engine().inspect(&cfg, &benign).attack);
+        for a in &attacks {
+            assert!(engine().inspect(&cfg, a).attack, "{:?}", a.headers);
+        }
+    }
+}
