@@ -5,9 +5,11 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use menwei_mask::detect::{id_check_char, luhn};
-use menwei_mask::json::{FieldRule, JsonMasker, Pattern, Profile};
-use menwei_mask::Style;
+use menwei_mask::json::JsonMasker;
 use std::hint::black_box;
+
+#[path = "../examples/shared/citizen_pii.rs"]
+mod citizen_pii;
 
 /// Citizen records as the demo backend sends them (valid IDs, mobiles, cards), up to `size` bytes.
 fn citizens(size: usize) -> Vec<u8> {
@@ -42,23 +44,8 @@ fn citizens(size: usize) -> Vec<u8> {
         .into_bytes()
 }
 
-fn profile() -> Profile {
-    let f = |n: &str, s: Style| FieldRule::field(Pattern::parse(n).unwrap(), s);
-    Profile {
-        rules: vec![
-            f("name", Style::Name),
-            f("idCard", Style::Keep { head: 6, tail: 4 }),
-            f("mobile", Style::Mobile),
-            f("bankCard", Style::CardLast4),
-            f("*address", Style::Address),
-        ],
-        detect: true,
-        numbers: false,
-    }
-}
-
 fn masking(c: &mut Criterion) {
-    let p = profile();
+    let p = citizen_pii::profile();
     let mut g = c.benchmark_group("mask");
     for (label, size) in [
         ("1KiB", 1024usize),

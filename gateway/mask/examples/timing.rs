@@ -4,25 +4,16 @@
 //!   valgrind --tool=callgrind --toggle-collect=timing::timed target/release/examples/timing FILE 20
 #![allow(clippy::unwrap_used)]
 
-use menwei_mask::json::{FieldRule, JsonMasker, Pattern, Profile};
-use menwei_mask::Style;
+use menwei_mask::json::{JsonMasker, Profile};
+
+#[path = "shared/citizen_pii.rs"]
+mod citizen_pii;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let doc = std::fs::read(&args[1]).unwrap();
     let rounds: usize = args.get(2).map(|r| r.parse().unwrap()).unwrap_or(100);
-    let f = |n: &str, s: Style| FieldRule::field(Pattern::parse(n).unwrap(), s);
-    let p = Profile {
-        rules: vec![
-            f("name", Style::Name),
-            f("idCard", Style::Keep { head: 6, tail: 4 }),
-            f("mobile", Style::Mobile),
-            f("bankCard", Style::CardLast4),
-            f("*address", Style::Address),
-        ],
-        detect: true,
-        numbers: false,
-    };
+    let p = citizen_pii::profile();
     let start = std::time::Instant::now();
     let bytes = timed(&p, &doc, rounds);
     let el = start.elapsed();

@@ -5,7 +5,7 @@
 //! cargo run --release -p menwei-waf --example corpus -- FILE [--paranoia N] [--misses CATEGORY] [--fp]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use menwei_waf::{Config, Engine, Request};
+use menwei_waf::{Config, Engine};
 use std::collections::BTreeMap;
 
 fn main() {
@@ -26,33 +26,15 @@ fn main() {
         ..Config::default()
     };
     let mut stats: BTreeMap<String, [u32; 4]> = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap().lines() {
-        let d: serde_json::Value = serde_json::from_str(line).unwrap();
+    for line in menwei_waf::corpus::read(std::path::Path::new(path)).unwrap() {
+        let d = &line.doc;
         let attack = d["expect"] == "attack";
         let pl = d["meta"]["paranoia_level"].as_u64().unwrap_or(1) as u8;
         if attack && pl > paranoia {
             continue;
         }
         let cat = d["category"].as_str().unwrap_or("?").to_string();
-        let headers: Vec<(String, Vec<u8>)> = d["headers"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let body = d["body"].as_str().map(|b| b.as_bytes().to_vec());
-        let req = Request {
-            method: d["method"].as_str().unwrap_or("GET"),
-            uri: d["uri"].as_str().unwrap_or("/").as_bytes(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_slice()))
-                .collect(),
-            body: body.as_deref(),
-            body_truncated: false,
-        };
+        let req = line.request();
         let v = engine.inspect(&cfg, &req);
         let s = stats.entry(cat.clone()).or_default();
         if attack {

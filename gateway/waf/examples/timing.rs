@@ -4,7 +4,8 @@
 //!   valgrind --tool=callgrind --toggle-collect=timing::timed target/release/examples/timing FILE 3
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use menwei_waf::{Config, Engine, Request};
+use menwei_waf::corpus::{self, Line};
+use menwei_waf::{Config, Engine};
 
 /// As in the gateway (gateway/menwei/src/main.rs).
 #[global_allocator]
@@ -13,52 +14,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rounds: usize = args.get(2).map(|r| r.parse().unwrap()).unwrap_or(5);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&args[1])
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = corpus::read(std::path::Path::new(&args[1])).unwrap();
     let engine = Engine::new().unwrap();
-    let cfg = Config::default();
-    let owned: Vec<Line> = lines
-        .iter()
-        .map(|d| {
-            (
-                d["method"].as_str().unwrap_or("GET").to_string(),
-                d["uri"].as_str().unwrap_or("/").to_string(),
-                d["headers"]
-                    .as_object()
-                    .map(|o| {
-                        o.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                d["body"].as_str().map(|b| b.as_bytes().to_vec()),
-            )
-        })
-        .collect();
     let paranoia: u8 = std::env::var("PARANOIA")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(1);
-    let cfg = Config { paranoia, ..cfg };
+    let cfg = Config {
+        paranoia,
+        ..Config::default()
+    };
     let mut hits = std::collections::BTreeMap::new();
-    for (m, u, h, b) in &owned {
-        let req = Request {
-            method: m,
-            uri: u.as_bytes(),
-            headers: h.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect(),
-            body: b.as_deref(),
-            body_truncated: false,
-        };
-        for hit in engine.inspect(&cfg, &req).hits {
+    for line in &lines {
+        for hit in engine.inspect(&cfg, &line.request()).hits {
             *hits.entry(hit.rule).or_insert(0u32) += 1;
         }
     }
     println!("rules that fired (not necessarily an attack): {hits:?}");
     let start = std::time::Instant::now();
-    let n = timed(&engine, &cfg, &owned, rounds);
+    let n = timed(&engine, &cfg, &lines, rounds);
     let el = start.elapsed();
     println!(
         "{n} inspections, {:.1} us each",
@@ -66,23 +40,14 @@ fn main() {
     );
 }
 
-type Line = (String, String, Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
-
 /// The measured loop, after a first pass has warmed the lazy DFAs (a function of its own so
 /// that `valgrind --tool=callgrind --toggle-collect=timing::timed` counts only it).
 #[inline(never)]
-fn timed(engine: &Engine, cfg: &Config, owned: &[Line], rounds: usize) -> usize {
+fn timed(engine: &Engine, cfg: &Config, lines: &[Line], rounds: usize) -> usize {
     let mut n = 0;
     for _ in 0..rounds {
-        for (m, u, h, b) in owned {
-            let req = Request {
-                method: m,
-                uri: u.as_bytes(),
-                headers: h.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect(),
-                body: b.as_deref(),
-                body_truncated: false,
-            };
-            std::hint::black_box(engine.inspect(cfg, &req));
+        for line in lines {
+            std::hint::black_box(engine.inspect(cfg, &line.request()));
             n += 1;
         }
     }

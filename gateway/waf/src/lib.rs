@@ -5,6 +5,7 @@
 //! SQL injection and XSS are also checked by `libinjectionrs` (a Rust port of libinjection's
 //! tokenisers), run under `catch_unwind` so that a bug there can never take a request down.
 
+pub mod corpus;
 mod memo;
 pub mod normalize;
 pub mod parse;

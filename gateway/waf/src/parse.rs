@@ -280,45 +280,147 @@ fn cookies(out: &mut Vec<Target>, raw: &[u8]) {
 }
 
 fn json(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8], truncated: bool) {
-    match serde_json::from_slice::<serde_json::Value>(raw) {
-        Ok(v) if depth(&v, 0) <= MAX_JSON_DEPTH => walk(out, f, &v, ""),
-        _ => {
-            // A truncated body cannot parse; that alone is no anomaly.
-            f.json_invalid = !truncated;
-            push(out, Place::RawBody, "", raw, true);
-        }
+    // Walked as it is parsed: no tree of the document is built.
+    let before = out.len();
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let walked = serde::de::DeserializeSeed::deserialize(
+        Walk {
+            out: &mut *out,
+            f: &mut *f,
+            name: "",
+            depth: 0,
+        },
+        &mut de,
+    )
+    .and_then(|()| de.end());
+    if walked.is_err() {
+        // Not JSON, or nested deeper than MAX_JSON_DEPTH: inspected raw instead, and flagged
+        // (a truncated body cannot parse; that alone is no anomaly).
+        out.truncate(before);
+        f.json_invalid = !truncated;
+        push(out, Place::RawBody, "", raw, true);
     }
 }
 
-fn depth(v: &serde_json::Value, d: usize) -> usize {
-    if d > MAX_JSON_DEPTH {
-        return d;
-    }
-    match v {
-        serde_json::Value::Array(a) => a.iter().map(|x| depth(x, d + 1)).max().unwrap_or(d + 1),
-        serde_json::Value::Object(o) => o.values().map(|x| depth(x, d + 1)).max().unwrap_or(d + 1),
-        _ => d,
+/// One JSON value: strings and numbers are arguments named by their member's name (an array's
+/// elements share it), member names are argument names; containers deeper than
+/// [`MAX_JSON_DEPTH`] make the document invalid. Past [`MAX_ARGS`] values are read, not kept.
+/// (Unlike a tree, every member of a duplicated name is inspected, not only the last.)
+struct Walk<'a> {
+    out: &'a mut Vec<Target>,
+    f: &'a mut Findings,
+    name: &'a str,
+    /// Containers around this value.
+    depth: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-fn walk(out: &mut Vec<Target>, f: &mut Findings, v: &serde_json::Value, name: &str) {
-    if out.len() > MAX_ARGS {
-        f.too_many_args = true;
-        return;
+impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
     }
-    match v {
-        serde_json::Value::String(s) => push(out, Place::Arg, name, s.as_bytes(), true),
-        serde_json::Value::Number(n) => {
-            push(out, Place::Arg, name, n.to_string().as_bytes(), false)
+
+    fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
+        if self.keep() {
+            push(self.out, Place::Arg, self.name, v.as_bytes(), true);
         }
-        serde_json::Value::Array(a) => a.iter().for_each(|x| walk(out, f, x, name)),
-        serde_json::Value::Object(o) => {
-            for (k, x) in o {
-                push(out, Place::ArgName, k, k.as_bytes(), true);
-                walk(out, f, x, k);
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.number(serde_json::Number::from(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.number(serde_json::Number::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        match serde_json::Number::from_f64(v) {
+            Some(n) => self.number(n),
+            None => Ok(()),
+        }
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let depth = self.enter::<A::Error>()?;
+        while seq
+            .next_element_seed(Walk {
+                out: &mut *self.out,
+                f: &mut *self.f,
+                name: self.name,
+                depth,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let depth = self.enter::<A::Error>()?;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if self.out.len() <= MAX_ARGS {
+                push(self.out, Place::ArgName, &key, key.as_bytes(), true);
             }
+            map.next_value_seed(Walk {
+                out: &mut *self.out,
+                f: &mut *self.f,
+                name: &key,
+                depth,
+            })?;
         }
-        _ => {}
+        Ok(())
+    }
+}
+
+impl Walk<'_> {
+    fn number<E>(mut self, n: serde_json::Number) -> Result<(), E> {
+        if self.keep() {
+            push(
+                self.out,
+                Place::Arg,
+                self.name,
+                n.to_string().as_bytes(),
+                false,
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether there is room for one more value; past [`MAX_ARGS`] the rest is read (its
+    /// nesting still checked) but not kept, and flagged.
+    fn keep(&mut self) -> bool {
+        let room = self.out.len() <= MAX_ARGS;
+        if !room {
+            self.f.too_many_args = true;
+        }
+        room
+    }
+
+    /// The depth inside a container that starts here; too deep is an error.
+    fn enter<E: serde::de::Error>(&self) -> Result<usize, E> {
+        let depth = self.depth + 1;
+        if depth > MAX_JSON_DEPTH {
+            return Err(E::custom("nested too deep"));
+        }
+        Ok(depth)
     }
 }
 

@@ -224,3 +224,33 @@ fn hostile_inputs_are_bounded() {
     );
     assert!(v.attack && v.hits.iter().any(|h| h.rule == 922130));
 }
+
+#[test]
+fn json_bodies_are_walked_as_they_parse() {
+    let cfg = Config::default();
+    let hits = |body: &str| -> Vec<u32> {
+        engine()
+            .inspect(&cfg, &post("application/json", body))
+            .rule_ids()
+    };
+    // 64 levels of containers are read; 65 are refused as invalid JSON.
+    let nested = |n: usize| format!("{}\"x\"{}", "[".repeat(n), "]".repeat(n));
+    assert!(!hits(&nested(64)).contains(&920600));
+    assert!(hits(&nested(65)).contains(&920600));
+    assert!(hits("{\"a\": [1, 2,").contains(&920600), "truncated JSON");
+    assert!(
+        hits("{\"a\": 1} trailing").contains(&920600),
+        "trailing bytes"
+    );
+    // Every member of a duplicated name is inspected, not only the last one.
+    let dup = r#"{"q": "' union select password from users--", "q": "safe"}"#;
+    let v = engine().inspect(&cfg, &post("application/json", dup));
+    assert!(
+        v.attack && v.main_category() == Some(Category::Sqli),
+        "{v:?}"
+    );
+    // Past the argument cap the rest is flagged, not inspected.
+    let many = format!("[{}]", vec!["1"; 1100].join(","));
+    assert!(hits(&many).contains(&920380));
+    assert!(!hits("[1, 2, 3]").contains(&920380));
+}

@@ -3,37 +3,16 @@
 //! every paranoia level, and an attack in a header is caught however often it comes.
 #![allow(clippy::unwrap_used)]
 
+use menwei_waf::corpus::{self, Line};
 use menwei_waf::{Config, Engine, Request};
 
 fn engine() -> &'static Engine {
     menwei_waf::shared().unwrap()
 }
 
-type Line = (String, String, Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
-
 fn lines(file: &str) -> Vec<Line> {
     let path = format!("{}/../../tests/waf/{file}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let d: serde_json::Value = serde_json::from_str(l).unwrap();
-            let headers = d["headers"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (
-                d["method"].as_str().unwrap_or("GET").to_string(),
-                d["uri"].as_str().unwrap_or("/").to_string(),
-                headers,
-                d["body"].as_str().map(|b| b.as_bytes().to_vec()),
-            )
-        })
-        .collect()
+    corpus::read(std::path::Path::new(&path)).unwrap()
 }
 
 fn verdicts(lines: &[Line], paranoia: u8) -> Vec<(Vec<u32>, u32, bool)> {
@@ -43,15 +22,8 @@ fn verdicts(lines: &[Line], paranoia: u8) -> Vec<(Vec<u32>, u32, bool)> {
     };
     lines
         .iter()
-        .map(|(m, u, h, b)| {
-            let req = Request {
-                method: m,
-                uri: u.as_bytes(),
-                headers: h.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect(),
-                body: b.as_deref(),
-                body_truncated: false,
-            };
-            let v = engine().inspect(&cfg, &req);
+        .map(|line| {
+            let v = engine().inspect(&cfg, &line.request());
             let mut ids = v.rule_ids();
             ids.sort_unstable();
             (ids, v.score, v.attack)
@@ -67,7 +39,7 @@ fn a_second_pass_with_warm_memories_gives_the_same_verdicts() {
         let first = verdicts(&all, paranoia);
         let second = verdicts(&all, paranoia);
         for (i, (a, b)) in first.iter().zip(&second).enumerate() {
-            assert_eq!(a, b, "line {i} at paranoia {paranoia}: {:?}", all[i].1);
+            assert_eq!(a, b, "line {i} at paranoia {paranoia}: {:?}", all[i].uri());
         }
     }
 }
