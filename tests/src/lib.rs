@@ -456,10 +456,13 @@ pub fn try_request(
     try_raw(addr, &bytes)
 }
 
-/// A real `redis-server` on an ephemeral port (no persistence), stopped on drop.
+/// A real `redis-server` on an ephemeral port (no persistence), stopped on drop. Its working
+/// directory is a temporary one: a replica's full sync writes an RDB file there, never into the
+/// source tree.
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
+    _dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -530,8 +533,11 @@ impl Redis {
 
     /// Starts `redis-server ARGS` and waits for it to answer PING on `port`.
     fn spawn(port: u16, args: &[&std::ffi::OsStr], what: &str) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")
             .args(args)
+            .arg("--dir")
+            .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -539,6 +545,7 @@ impl Redis {
         let r = Redis {
             child: Some(child),
             port,
+            _dir: dir,
         };
         assert!(
             wait_until(Duration::from_secs(10), || r.ping()),
