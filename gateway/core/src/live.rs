@@ -129,17 +129,16 @@ fn build_cluster(snapshot: &Snapshot, prev: Option<&Live>) -> Option<Arc<Cluster
     if let Some(p) = prev.filter(|p| p.snapshot.state.as_ref() == Some(st)) {
         return p.cluster.clone();
     }
-    let made = match &st.sentinel {
-        Some((sentinels, master)) => RedisStore::with_sentinels(
-            &st.redis_url,
-            sentinels,
-            master,
-            st.connect_timeout,
-            st.command_timeout,
-        ),
-        None => RedisStore::new(&st.redis_url, st.connect_timeout, st.command_timeout),
-    };
-    match made {
+    let sentinel = st
+        .sentinel
+        .as_ref()
+        .map(|(s, m)| (s.as_slice(), m.as_str()));
+    match RedisStore::open(
+        &st.redis_url,
+        sentinel,
+        st.connect_timeout,
+        st.command_timeout,
+    ) {
         Ok(c) => Some(Arc::new(ClusterStore::new(Arc::new(c)))),
         Err(e) => {
             // The URL was validated when the policy loaded; this is only a safety net.

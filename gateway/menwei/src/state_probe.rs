@@ -28,17 +28,12 @@ pub fn probe(s: &Snapshot) -> Result<(), String> {
         .map_err(|e| fail(e.to_string()))?;
     rt.block_on(async {
         let timeout = st.connect_timeout.max(Duration::from_millis(500));
-        let store = match &st.sentinel {
-            Some((sentinels, master)) => menwei_state::RedisStore::with_sentinels(
-                &st.redis_url,
-                sentinels,
-                master,
-                timeout,
-                timeout,
-            ),
-            None => menwei_state::RedisStore::new(&st.redis_url, timeout, timeout),
-        }
-        .map_err(fail)?;
+        let sentinel = st
+            .sentinel
+            .as_ref()
+            .map(|(s, m)| (s.as_slice(), m.as_str()));
+        let store = menwei_state::RedisStore::open(&st.redis_url, sentinel, timeout, timeout)
+            .map_err(fail)?;
         store.probe().await.map_err(|e| fail(e.0))
     })
 }

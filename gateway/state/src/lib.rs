@@ -1,10 +1,11 @@
 //! Shared state for a cluster of gateways: one Redis connection per process, used by sessions,
-//! replay nonces and bans (cluster rate limits have a second one of their own: [`RedisStore::sibling`]). It connects lazily, reconnects with at most one
-//! attempt per second, and never blocks a request longer than the configured timeouts: callers
-//! get a [`StoreError`] and apply their own failure mode. With Redis Sentinel, the master is asked
-//! of the sentinels at each connection (the redis crate's `Sentinel`, which also checks that the
-//! node it names is a master); a failed command drops the connection so that the next one finds
-//! the new master after a failover.
+//! replay nonces and bans (cluster rate limits have a second one of their own:
+//! [`RedisStore::sibling`]). It connects lazily, reconnects with at most one attempt per second,
+//! and never blocks a request longer than the configured timeouts: callers get a [`StoreError`]
+//! and apply their own failure mode. With Redis Sentinel, the master is asked of the sentinels at
+//! each connection (the redis crate's `Sentinel`, which also checks that the node it names is a
+//! master); a failed command drops the connection so that the next one finds the new master
+//! after a failover.
 
 use arc_swap::ArcSwapOption;
 pub use redis;
@@ -51,54 +52,83 @@ pub struct RedisStore {
     last_attempt_ms: AtomicU64,
     connect_timeout: Duration,
     command_timeout: Duration,
-    retry_every: Duration,
+}
+
+/// At most one connection attempt this often.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+impl Sentinel {
+    fn build(
+        urls: &[String],
+        master: &str,
+        node: redis::sentinel::SentinelNodeConnectionInfo,
+    ) -> Result<Sentinel, String> {
+        let sentinels = redis::sentinel::Sentinel::build(urls.to_vec())
+            .map_err(|e| format!("invalid Sentinel URL: {e}"))?;
+        Ok(Sentinel {
+            urls: urls.to_vec(),
+            sentinels: tokio::sync::Mutex::new(sentinels),
+            master: master.to_string(),
+            node,
+        })
+    }
 }
 
 impl RedisStore {
-    /// Validates the URL; does not connect yet.
+    /// Validates the URL (and the sentinels' URLs when `sentinel` names them with the master's
+    /// name); does not connect yet. With Sentinel, `url` gives the master's user, password,
+    /// database and TLS.
+    pub fn open(
+        url: &str,
+        sentinel: Option<(&[String], &str)>,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
+        let sentinel = match sentinel {
+            None => None,
+            Some((urls, master)) => {
+                let info = client.get_connection_info();
+                let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(info.redis_settings().clone());
+                if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+                    node = node.set_tls_mode(redis::TlsMode::Secure);
+                }
+                Some(Sentinel::build(urls, master, node)?)
+            }
+        };
+        Ok(Self::with(
+            client,
+            sentinel,
+            connect_timeout,
+            command_timeout,
+        ))
+    }
+
+    /// As `open` without Sentinel.
     pub fn new(
         url: &str,
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
-        Ok(Self {
+        Self::open(url, None, connect_timeout, command_timeout)
+    }
+
+    fn with(
+        client: redis::Client,
+        sentinel: Option<Sentinel>,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Self {
+        Self {
             client,
-            sentinel: None,
+            sentinel,
             conn: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             last_attempt_ms: AtomicU64::new(0),
             connect_timeout,
             command_timeout,
-            retry_every: Duration::from_secs(1),
-        })
-    }
-
-    /// As `new`, the master found through Redis Sentinel: `url` gives the master's user,
-    /// password, database and TLS; `sentinels` are asked for the master named `master`.
-    pub fn with_sentinels(
-        url: &str,
-        sentinels: &[String],
-        master: &str,
-        connect_timeout: Duration,
-        command_timeout: Duration,
-    ) -> Result<Self, String> {
-        let mut store = Self::new(url, connect_timeout, command_timeout)?;
-        let found = redis::sentinel::Sentinel::build(sentinels.to_vec())
-            .map_err(|e| format!("invalid Sentinel URL: {e}"))?;
-        let info = store.client.get_connection_info();
-        let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(info.redis_settings().clone());
-        if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
-            node = node.set_tls_mode(redis::TlsMode::Secure);
         }
-        store.sentinel = Some(Sentinel {
-            urls: sentinels.to_vec(),
-            sentinels: tokio::sync::Mutex::new(found),
-            master: master.to_string(),
-            node,
-        });
-        Ok(store)
     }
 
     /// Another store for the same Redis (or Sentinel master) with its own connection, made on
@@ -107,29 +137,17 @@ impl RedisStore {
     /// rather than on whichever background thread connected the shared store first (one
     /// cross-thread wake-up per command saved).
     pub fn sibling(&self) -> Result<Self, String> {
-        let client = self.client.clone();
-        let sentinel = match &self.sentinel {
-            None => None,
-            Some(s) => Some(Sentinel {
-                urls: s.urls.clone(),
-                sentinels: tokio::sync::Mutex::new(
-                    redis::sentinel::Sentinel::build(s.urls.clone())
-                        .map_err(|e| format!("invalid Sentinel URL: {e}"))?,
-                ),
-                master: s.master.clone(),
-                node: s.node.clone(),
-            }),
-        };
-        Ok(Self {
-            client,
+        let sentinel = self
+            .sentinel
+            .as_ref()
+            .map(|s| Sentinel::build(&s.urls, &s.master, s.node.clone()))
+            .transpose()?;
+        Ok(Self::with(
+            self.client.clone(),
             sentinel,
-            conn: ArcSwapOption::empty(),
-            connecting: tokio::sync::Mutex::new(()),
-            last_attempt_ms: AtomicU64::new(0),
-            connect_timeout: self.connect_timeout,
-            command_timeout: self.command_timeout,
-            retry_every: self.retry_every,
-        })
+            self.connect_timeout,
+            self.command_timeout,
+        ))
     }
 
     /// A command failed: with Sentinel, forget the connection so that the next one asks the
@@ -182,7 +200,7 @@ impl RedisStore {
         }
         let now = now_ms();
         let last = self.last_attempt_ms.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= self.retry_every.as_millis() as u64;
+        let due = last == 0 || now.saturating_sub(last) >= RETRY_EVERY.as_millis() as u64;
         if !due {
             return Err(not_connected());
         }
