@@ -247,7 +247,7 @@ async fn check_cluster(
         })
         .collect();
     let started = Instant::now();
-    let result = store.check(&checks).await;
+    let result = store.check(checks).await;
     metrics
         .ratelimit_store_latency
         .observe(started.elapsed().as_secs_f64());

@@ -95,7 +95,6 @@ pub struct ClusterStore {
     /// the thread serving requests (see [`RedisStore::sibling`]); the shared one when that
     /// cannot be built.
     decisions: Arc<RedisStore>,
-    script: Arc<redis::Script>,
     /// The batching task's queue, started on first use (inside the runtime).
     queue: OnceLock<mpsc::Sender<Pending>>,
 }
@@ -109,7 +108,6 @@ impl ClusterStore {
         Self {
             redis,
             decisions,
-            script: Arc::new(redis::Script::new(GCRA_LUA)),
             queue: OnceLock::new(),
         }
     }
@@ -121,21 +119,18 @@ impl ClusterStore {
     fn queue(&self) -> &mpsc::Sender<Pending> {
         self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(MAX_QUEUED);
-            tokio::spawn(run(self.decisions.clone(), self.script.clone(), rx));
+            tokio::spawn(run(self.decisions.clone(), rx));
             tx
         })
     }
 
     /// Decides the cluster limits of one request (all or nothing).
-    pub async fn check(&self, checks: &[ClusterCheck]) -> Result<Vec<Decision>, StoreError> {
+    pub async fn check(&self, checks: Vec<ClusterCheck>) -> Result<Vec<Decision>, StoreError> {
         if checks.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            checks: checks.to_vec(),
-            reply,
-        };
+        let pending = Pending { checks, reply };
         if self.queue().try_send(pending).is_err() {
             return Err(StoreError("too many requests waiting for Redis".into()));
         }
@@ -150,7 +145,8 @@ impl ClusterStore {
 
 /// The batching task: one script call for everything queued, one call at a time. It ends when
 /// the store is dropped (a reload that changed `[state]`).
-async fn run(redis: Arc<RedisStore>, script: Arc<redis::Script>, mut rx: mpsc::Receiver<Pending>) {
+async fn run(redis: Arc<RedisStore>, mut rx: mpsc::Receiver<Pending>) {
+    let script = redis::Script::new(GCRA_LUA);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
