@@ -52,16 +52,13 @@ fn char_at(s: &str, n: usize) -> usize {
 
 fn keep(s: &str, head: usize, tail: usize, out: &mut String) {
     // Numbers, the common case, are ASCII: bytes are characters.
-    let n = if s.is_ascii() {
-        s.len()
-    } else {
-        s.chars().count()
-    };
+    let ascii = s.is_ascii();
+    let n = if ascii { s.len() } else { s.chars().count() };
     if n <= head + tail {
         // Too short to keep anything safely.
         return stars(out, n.max(1));
     }
-    let (h, t) = if s.is_ascii() {
+    let (h, t) = if ascii {
         (head, n - tail)
     } else {
         (char_at(s, head), char_at(s, n - tail))
