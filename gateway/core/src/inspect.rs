@@ -27,7 +27,6 @@ pub struct WafState {
 
 fn request<'a>(
     req: &'a pingora::http::RequestHeader,
-    headers: &'a [(&'a str, &'a [u8])],
     body: Option<&'a [u8]>,
     truncated: bool,
 ) -> Request<'a> {
@@ -35,7 +34,7 @@ fn request<'a>(
         method: req.method.as_str(),
         // As received (fragment and encoding kept), not as Pingora parsed it.
         uri: req.raw_path(),
-        headers: headers.to_vec(),
+        headers: headers(req),
         body,
         body_truncated: truncated,
     }
@@ -99,17 +98,14 @@ pub async fn check(
                 Err(crate::request::BodyError::Unreadable) => return Ok(Err(errors::BAD_REQUEST)),
             };
             let req = session.req_header();
-            let h = headers(req);
-            state.verdict = engine.inspect(&spec.config, &request(req, &h, Some(&body), false));
+            state.verdict = engine.inspect(&spec.config, &request(req, Some(&body), false));
             ctx.read_ahead = Some(body);
         }
         (None | Some(0), false) => {
-            let h = headers(req);
-            state.verdict = engine.inspect(&spec.config, &request(req, &h, None, false));
+            state.verdict = engine.inspect(&spec.config, &request(req, None, false));
         }
         _ => {
-            let h = headers(req);
-            state.verdict = engine.inspect_head(&spec.config, &request(req, &h, None, false));
+            state.verdict = engine.inspect_head(&spec.config, &request(req, None, false));
             state.pending = Some(Vec::new());
         }
     }
@@ -161,9 +157,8 @@ pub fn on_body(
     let Ok(engine) = menwei_waf::shared() else {
         return Err(errors::INTERNAL);
     };
-    let h = headers(req);
     let head = std::mem::take(&mut state.verdict);
-    state.verdict = engine.inspect_body(&spec.config, &request(req, &h, Some(&body), !end), head);
+    state.verdict = engine.inspect_body(&spec.config, &request(req, Some(&body), !end), head);
     refusal(spec, state.verdict.attack)
 }
 
