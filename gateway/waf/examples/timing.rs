@@ -2,6 +2,9 @@
 //!   cargo run --release -p menwei-waf --example timing -- FILE [ROUNDS]
 //! Instructions per inspection, steady and exact (this machine's timings are noisy):
 //!   valgrind --tool=callgrind --toggle-collect=timing::timed target/release/examples/timing FILE 3
+//! Every line's full verdict (score, rules, targets, evidence), to diff two builds of the engine
+//! before a change that must not alter detection:
+//!   DUMP=1 PARANOIA=4 target/release/examples/timing FILE 0 > before.txt
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use menwei_waf::corpus::{self, Line};
@@ -24,6 +27,12 @@ fn main() {
         paranoia,
         ..Config::default()
     };
+    if std::env::var_os("DUMP").is_some() {
+        for line in &lines {
+            let v = engine.inspect(&cfg, &line.request());
+            println!("{} {} {:?}", line.doc["id"], v.score, v.hits);
+        }
+    }
     let mut hits = std::collections::BTreeMap::new();
     for line in &lines {
         for hit in engine.inspect(&cfg, &line.request()).hits {

@@ -165,6 +165,11 @@ type RuleSet = (RegexSet, Vec<usize>);
 /// Number of [`Place`] variants (bits 0..PLACES).
 const PLACES: usize = 11;
 
+/// A place's bit index (0..PLACES).
+fn place_index(place: Place) -> usize {
+    (place as u16).trailing_zeros() as usize
+}
+
 /// Ids of the rules written as code rather than patterns.
 pub mod code_rules {
     pub const SQLI_LIBINJECTION: u32 = 942100;
@@ -346,63 +351,9 @@ impl Engine {
             self.request_rules(cfg, req, &mut v);
         }
         self.target_rules(cfg, req, part, &targets, &findings, &mut v);
-        // Which places have any match at all, from one scan of their values joined: per form
-        // when some value of the place folds differently, else one scan for both forms.
-        let mut hot = [Hot::Cold; PLACES];
-        for (p, hot) in hot.iter_mut().enumerate() {
-            let bit = 1u16 << p;
-            let of_place = || {
-                targets
-                    .iter()
-                    .filter(move |t| t.place as u16 == bit && !t.clean)
-            };
-            let mut values = of_place();
-            let Some(first) = values.next() else {
-                continue;
-            };
-            let single = values.next().is_none();
-            let folds = of_place().any(|t| t.value.folded.is_some());
-            // One value is scanned as it is; several are joined by newlines.
-            let scan = |set: &RegexSet, form: usize| -> bool {
-                fn pick(t: &Target, form: usize) -> &str {
-                    if form == 0 {
-                        &t.value.text
-                    } else {
-                        t.value.folded()
-                    }
-                }
-                if single {
-                    return set.is_match(pick(first, form));
-                }
-                let mut all =
-                    String::with_capacity(of_place().map(|t| pick(t, form).len() + 1).sum());
-                for t in of_place() {
-                    all.push_str(pick(t, form));
-                    all.push('\n');
-                }
-                set.is_match(&all)
-            };
-            *hot = if folds {
-                let Some(joined) = self.joined.get(p) else {
-                    continue;
-                };
-                let mut h = [false; 2];
-                for (form, set) in joined.iter().enumerate() {
-                    if let Some(set) = set {
-                        h[form] = scan(set, form);
-                    }
-                }
-                Hot::Forms(h)
-            } else {
-                match self.joined_both.get(p) {
-                    Some(Some(set)) if scan(set, 0) => Hot::Both,
-                    _ => Hot::Cold,
-                }
-            };
-        }
+        let hot = self.hot_places(&targets);
         for t in targets.into_iter().filter(|t| !t.clean) {
-            let p = (t.place as u16).trailing_zeros() as usize;
-            let matched = match hot.get(p) {
+            let matched = match hot.get(place_index(t.place)) {
                 Some(Hot::Forms(h)) if h[0] || h[1] => self.patterns(cfg, &t, *h, &mut v),
                 Some(Hot::Both) => self.patterns_both(cfg, &t, &mut v),
                 _ => false,
@@ -426,6 +377,87 @@ impl Engine {
         }
         v.attack = v.score >= cfg.threshold;
         v
+    }
+
+    /// Which places have any match at all, from one scan of their values joined: per form
+    /// when some value of the place folds differently, else one scan for both forms. The
+    /// targets are read once to group them by place.
+    fn hot_places(&self, targets: &[Target<'_>]) -> [Hot; PLACES] {
+        /// A place's values: how many, the first one's index, whether any folds, and the
+        /// length of each form joined.
+        #[derive(Clone, Copy, Default)]
+        struct Seen {
+            n: usize,
+            first: usize,
+            folds: bool,
+            len: [usize; 2],
+        }
+        fn pick<'t>(t: &'t Target<'_>, form: usize) -> &'t str {
+            if form == 0 {
+                &t.value.text
+            } else {
+                t.value.folded()
+            }
+        }
+        let mut seen = [Seen::default(); PLACES];
+        for (i, t) in targets.iter().enumerate().filter(|(_, t)| !t.clean) {
+            let Some(s) = seen.get_mut(place_index(t.place)) else {
+                continue;
+            };
+            if s.n == 0 {
+                s.first = i;
+            }
+            s.n += 1;
+            s.folds |= t.value.folded.is_some();
+            s.len[0] += t.value.text.len() + 1;
+            s.len[1] += t.value.folded().len() + 1;
+        }
+        let mut hot = [Hot::Cold; PLACES];
+        // One buffer for every place's joined values.
+        let mut all = String::new();
+        for (p, (hot, s)) in hot.iter_mut().zip(&seen).enumerate() {
+            if s.n == 0 {
+                continue;
+            }
+            let of_place = targets
+                .get(s.first..)
+                .unwrap_or_default()
+                .iter()
+                .filter(|t| place_index(t.place) == p && !t.clean);
+            // One value is scanned as it is; several are joined by newlines.
+            let mut scan = |set: &RegexSet, form: usize| -> bool {
+                if s.n == 1 {
+                    return targets
+                        .get(s.first)
+                        .is_some_and(|t| set.is_match(pick(t, form)));
+                }
+                all.clear();
+                all.reserve(s.len[form]);
+                for t in of_place.clone() {
+                    all.push_str(pick(t, form));
+                    all.push('\n');
+                }
+                set.is_match(&all)
+            };
+            *hot = if s.folds {
+                let Some(joined) = self.joined.get(p) else {
+                    continue;
+                };
+                let mut h = [false; 2];
+                for (form, set) in joined.iter().enumerate() {
+                    if let Some(set) = set {
+                        h[form] = scan(set, form);
+                    }
+                }
+                Hot::Forms(h)
+            } else {
+                match self.joined_both.get(p) {
+                    Some(Some(set)) if scan(set, 0) => Hot::Both,
+                    _ => Hot::Cold,
+                }
+            };
+        }
+        hot
     }
 
     fn excluded(cfg: &Config, rule: u32, category: Category, name: &str) -> bool {
@@ -472,7 +504,7 @@ impl Engine {
             return false;
         };
         let mut any = false;
-        for (n, (set, value)) in [(text, t.value.text.as_str()), (folded, t.value.folded())]
+        for (n, (set, value)) in [(text, &*t.value.text), (folded, t.value.folded())]
             .into_iter()
             .enumerate()
         {

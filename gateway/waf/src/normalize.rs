@@ -6,11 +6,14 @@
 /// is itself suspicious and is reported by the caller through [`Normalized::layers`]).
 pub const MAX_DECODE_ROUNDS: usize = 3;
 
+use std::borrow::Cow;
+
 /// One input value in the forms the detectors read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Normalized {
+pub struct Normalized<'a> {
     /// Decoded (URL, `%u`, overlong UTF-8, HTML entities), NUL bytes removed, lower case.
-    pub text: String,
+    /// Borrowed from the request when normalising changes nothing (most values).
+    pub text: Cow<'a, str>,
     /// `text` with comments (`/* */`, `<!-- -->`) removed and runs of whitespace folded to one
     /// space: what SQL and shell detectors read.
     /// `None` when it would equal `text` (most values): see [`Normalized::folded`].
@@ -25,14 +28,25 @@ pub struct Normalized {
 
 /// Normalises one value. `url` says whether URL decoding applies (query and form values are
 /// decoded once by the parser already; path segments, cookies and headers are not).
-impl Normalized {
+impl Normalized<'_> {
     /// The folded form (comments removed, whitespace runs folded).
     pub fn folded(&self) -> &str {
         self.folded.as_deref().unwrap_or(&self.text)
     }
+
+    /// The same value, owning its text (for values normalised from a temporary copy).
+    pub fn into_owned(self) -> Normalized<'static> {
+        Normalized {
+            text: Cow::Owned(self.text.into_owned()),
+            folded: self.folded,
+            layers: self.layers,
+            control: self.control,
+            escapes: self.escapes,
+        }
+    }
 }
 
-pub fn normalize(raw: &[u8], url: bool) -> Normalized {
+pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
     // Fast path: nothing to decode, fold or lower (plain ASCII words, numbers, dates; Chinese
     // text without escapes): one copy.
     let plain = raw.iter().all(|b| {
@@ -50,7 +64,7 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
             let lower = text.is_ascii() || text.chars().all(|c| !c.is_uppercase());
             if !unicode_space && lower {
                 return Normalized {
-                    text: text.to_string(),
+                    text: Cow::Borrowed(text),
                     folded: None,
                     layers: 0,
                     control: false,
@@ -132,7 +146,7 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized {
         || (!text.is_ascii() && text.chars().any(|c| c.is_whitespace() && !c.is_ascii()));
     let folded = needs_fold.then(|| fold(&text)).filter(|f| *f != text);
     Normalized {
-        text,
+        text: Cow::Owned(text),
         folded,
         layers,
         control,

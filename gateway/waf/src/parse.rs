@@ -3,6 +3,7 @@
 //! cannot be parsed is inspected raw and flagged, never skipped.
 
 use crate::normalize::{normalize, Normalized};
+use std::borrow::Cow;
 
 /// Where a value came from. Rules say which places they read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +40,13 @@ impl Place {
     }
 }
 
-/// One inspected value.
+/// One inspected value (name and value borrowed from the request where they need no change).
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Target<'a> {
     pub place: Place,
     /// The argument, cookie or header name (empty for the path and a raw body).
-    pub name: String,
-    pub value: Normalized,
+    pub name: Cow<'a, str>,
+    pub value: Normalized<'a>,
     /// The value's key in the memory of clean values (names and header values that may repeat):
     /// remembered when inspection finds nothing in it.
     pub memo: Option<Box<[u8]>>,
@@ -108,8 +109,10 @@ pub enum Part {
 }
 
 /// Splits the request into targets.
-pub fn targets(req: &Request<'_>, part: Part) -> (Vec<Target>, Findings) {
-    let mut out = Vec::new();
+pub fn targets<'a>(req: &Request<'a>, part: Part) -> (Vec<Target<'a>>, Findings) {
+    // Room for a typical request's targets at once (a `Target` is large: growing the list
+    // step by step costs more than the few bytes this may leave unused).
+    let mut out = Vec::with_capacity(TYPICAL_TARGETS);
     let mut f = Findings::default();
     if part != Part::Body {
         head(&mut out, &mut f, req);
@@ -124,22 +127,34 @@ pub fn targets(req: &Request<'_>, part: Part) -> (Vec<Target>, Findings) {
     (out, f)
 }
 
-fn head(out: &mut Vec<Target>, f: &mut Findings, req: &Request<'_>) {
+/// Targets of a typical request (path, a few arguments, headers and their names, cookies).
+const TYPICAL_TARGETS: usize = 48;
+
+/// `name` in lower case, borrowed when it is already (HTTP/2 and Pingora's HTTP/1 headers are).
+fn lower(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+fn head<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, req: &Request<'a>) {
     let (path, query) = match req.uri.iter().position(|b| *b == b'?') {
         Some(i) => (&req.uri[..i], Some(&req.uri[i + 1..])),
         None => (req.uri, None),
     };
-    push(out, Place::Path, "", path, true);
+    push(out, Place::Path, Cow::Borrowed(""), path, true);
     if let Some(q) = query {
         form(out, f, q);
     }
-    for (name, value) in &req.headers {
-        let lname = name.to_ascii_lowercase();
-        match lname.as_str() {
+    for &(name, value) in &req.headers {
+        let lname = lower(name);
+        match lname.as_ref() {
             "cookie" => cookies(out, value),
-            "user-agent" => push(out, Place::UserAgent, "user-agent", value, true),
-            "referer" => push(out, Place::Referer, "referer", value, true),
-            n if is_filename_header(n) => push(out, Place::FileName, n, value, true),
+            "user-agent" => push(out, Place::UserAgent, lname, value, true),
+            "referer" => push(out, Place::Referer, lname, value, true),
+            n if is_filename_header(n) => push(out, Place::FileName, lname, value, true),
             // Credentials and framing are checked elsewhere, and the negotiation headers every
             // browser sends have grammars the protocol rules check; reading them as free text
             // only misfires and costs time.
@@ -162,13 +177,19 @@ fn head(out: &mut Vec<Target>, f: &mut Findings, req: &Request<'_>) {
             | "content-type"
             | "keep-alive" => {}
             n if n.starts_with("sec-fetch-") || n.starts_with("sec-ch-") => {}
-            _ => push(out, Place::Header, &lname, value, true),
+            _ => push(out, Place::Header, lname, value, true),
         }
-        push(out, Place::HeaderName, "", name.as_bytes(), false);
+        push(
+            out,
+            Place::HeaderName,
+            Cow::Borrowed(""),
+            name.as_bytes(),
+            false,
+        );
     }
 }
 
-fn body(out: &mut Vec<Target>, f: &mut Findings, req: &Request<'_>) {
+fn body<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, req: &Request<'a>) {
     if let Some(body) = req.body.filter(|b| !b.is_empty()) {
         let original = req
             .header("content-type")
@@ -182,28 +203,59 @@ fn body(out: &mut Vec<Target>, f: &mut Findings, req: &Request<'_>) {
         } else if ctype.starts_with("multipart/") {
             multipart(out, f, &original, body);
         } else {
-            push(out, Place::RawBody, "", body, true);
+            push(out, Place::RawBody, Cow::Borrowed(""), body, true);
         }
     }
 }
 
 /// `X-Filename`, `X_Filename`, `X.Filename`, `X-File-Name`: upload helpers' file-name headers.
 fn is_filename_header(lname: &str) -> bool {
-    let squeezed: String = lname
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    squeezed == "xfilename"
+    lname
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .eq(b"xfilename".iter().copied())
 }
 
-fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool) {
+/// Adds a value read straight from the request (its text may borrow from it).
+fn push<'a>(
+    out: &mut Vec<Target<'a>>,
+    place: Place,
+    name: Cow<'a, str>,
+    value: &'a [u8],
+    url: bool,
+) {
+    add(out, place, name, value, url, normalize);
+}
+
+/// Adds a value of a request part that had to be copied first (`+` turned into spaces, a JSON
+/// string with escapes).
+fn push_copy<'a>(
+    out: &mut Vec<Target<'a>>,
+    place: Place,
+    name: Cow<'a, str>,
+    value: &[u8],
+    url: bool,
+) {
+    add(out, place, name, value, url, |v, url| {
+        normalize(v, url).into_owned()
+    });
+}
+
+fn add<'a, 'v>(
+    out: &mut Vec<Target<'a>>,
+    place: Place,
+    name: Cow<'a, str>,
+    value: &'v [u8],
+    url: bool,
+    normalize: impl FnOnce(&'v [u8], bool) -> Normalized<'a>,
+) {
     if value.is_empty() {
         return;
     }
     if crate::memo::is_clean(place, url, value) {
         out.push(Target {
             place,
-            name: String::new(),
+            name: Cow::Borrowed(""),
             value: Normalized::default(),
             memo: None,
             clean: true,
@@ -214,14 +266,14 @@ fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool
     let mut value = normalize(value, url);
     if place == Place::FileName {
         // `shell. php`: what a server does with the blanks varies; read the name without them.
-        value.text.retain(|c| !c.is_whitespace());
+        value.text.to_mut().retain(|c| !c.is_whitespace());
         if let Some(f) = value.folded.as_mut() {
             f.retain(|c| !c.is_whitespace());
         }
     }
     out.push(Target {
         place,
-        name: name.to_string(),
+        name,
         value,
         memo,
         clean: false,
@@ -229,7 +281,7 @@ fn push(out: &mut Vec<Target>, place: Place, name: &str, value: &[u8], url: bool
 }
 
 /// `+` is a space in forms (copied only when there is one).
-fn plus(s: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+fn plus(s: &[u8]) -> Cow<'_, [u8]> {
     if s.contains(&b'+') {
         s.iter()
             .map(|b| if *b == b'+' { b' ' } else { *b })
@@ -242,7 +294,7 @@ fn plus(s: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 
 /// `a=1&b=2` (query strings and form bodies): `+` is a space, names and values URL-decoded by
 /// the normaliser.
-fn form(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8]) {
+fn form<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
     for pair in raw.split(|b| *b == b'&') {
         if out.len() > MAX_ARGS {
             f.too_many_args = true;
@@ -256,14 +308,30 @@ fn form(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8]) {
             None => (pair, &b""[..]),
         };
 
-        let name = plus(name);
-        let shown = String::from_utf8_lossy(&crate::normalize::url_decode(&name)).into_owned();
-        push(out, Place::ArgName, &shown, &name, true);
-        push(out, Place::Arg, &shown, &plus(value), true);
+        let shown = shown_name(name);
+        match plus(name) {
+            Cow::Borrowed(name) => push(out, Place::ArgName, shown.clone(), name, true),
+            Cow::Owned(name) => push_copy(out, Place::ArgName, shown.clone(), &name, true),
+        }
+        match plus(value) {
+            Cow::Borrowed(value) => push(out, Place::Arg, shown, value, true),
+            Cow::Owned(value) => push_copy(out, Place::Arg, shown, &value, true),
+        }
     }
 }
 
-fn cookies(out: &mut Vec<Target>, raw: &[u8]) {
+/// A form field's name as shown in verdicts and matched by exclusions: `+` a space,
+/// URL-decoded (borrowed when it is plain UTF-8 with neither).
+fn shown_name(name: &[u8]) -> Cow<'_, str> {
+    if !name.iter().any(|b| matches!(b, b'+' | b'%')) {
+        if let Ok(name) = std::str::from_utf8(name) {
+            return Cow::Borrowed(name);
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&crate::normalize::url_decode(&plus(name))).into_owned())
+}
+
+fn cookies<'a>(out: &mut Vec<Target<'a>>, raw: &'a [u8]) {
     for pair in raw.split(|b| *b == b';') {
         let pair = pair.trim_ascii();
         if pair.is_empty() {
@@ -273,13 +341,13 @@ fn cookies(out: &mut Vec<Target>, raw: &[u8]) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
-        let shown = String::from_utf8_lossy(name).into_owned();
-        push(out, Place::CookieName, &shown, name, true);
-        push(out, Place::Cookie, &shown, value, true);
+        let shown = String::from_utf8_lossy(name);
+        push(out, Place::CookieName, shown.clone(), name, true);
+        push(out, Place::Cookie, shown, value, true);
     }
 }
 
-fn json(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8], truncated: bool) {
+fn json<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8], truncated: bool) {
     // Walked as it is parsed: no tree of the document is built.
     let before = out.len();
     let mut de = serde_json::Deserializer::from_slice(raw);
@@ -287,7 +355,7 @@ fn json(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8], truncated: bool) {
         Walk {
             out: &mut *out,
             f: &mut *f,
-            name: "",
+            name: &Cow::Borrowed(""),
             depth: 0,
         },
         &mut de,
@@ -298,7 +366,7 @@ fn json(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8], truncated: bool) {
         // (a truncated body cannot parse; that alone is no anomaly).
         out.truncate(before);
         f.json_invalid = !truncated;
-        push(out, Place::RawBody, "", raw, true);
+        push(out, Place::RawBody, Cow::Borrowed(""), raw, true);
     }
 }
 
@@ -306,15 +374,16 @@ fn json(out: &mut Vec<Target>, f: &mut Findings, raw: &[u8], truncated: bool) {
 /// elements share it), member names are argument names; containers deeper than
 /// [`MAX_JSON_DEPTH`] make the document invalid. Past [`MAX_ARGS`] values are read, not kept.
 /// (Unlike a tree, every member of a duplicated name is inspected, not only the last.)
-struct Walk<'a> {
-    out: &'a mut Vec<Target>,
-    f: &'a mut Findings,
-    name: &'a str,
+/// Strings and names without escapes are borrowed from the body, not copied.
+struct Walk<'w, 'de> {
+    out: &'w mut Vec<Target<'de>>,
+    f: &'w mut Findings,
+    name: &'w Cow<'de, str>,
     /// Containers around this value.
     depth: usize,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -322,16 +391,23 @@ impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+impl<'de> serde::de::Visitor<'de> for Walk<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
 
+    fn visit_borrowed_str<E: serde::de::Error>(mut self, v: &'de str) -> Result<(), E> {
+        if self.keep() {
+            push(self.out, Place::Arg, self.name.clone(), v.as_bytes(), true);
+        }
+        Ok(())
+    }
+
     fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
         if self.keep() {
-            push(self.out, Place::Arg, self.name, v.as_bytes(), true);
+            push_copy(self.out, Place::Arg, self.name.clone(), v.as_bytes(), true);
         }
         Ok(())
     }
@@ -375,9 +451,16 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let depth = self.enter::<A::Error>()?;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(Key)? {
             if self.out.len() <= MAX_ARGS {
-                push(self.out, Place::ArgName, &key, key.as_bytes(), true);
+                match &key {
+                    Cow::Borrowed(k) => {
+                        push(self.out, Place::ArgName, key.clone(), k.as_bytes(), true)
+                    }
+                    Cow::Owned(k) => {
+                        push_copy(self.out, Place::ArgName, key.clone(), k.as_bytes(), true)
+                    }
+                }
             }
             map.next_value_seed(Walk {
                 out: &mut *self.out,
@@ -390,13 +473,41 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
     }
 }
 
-impl Walk<'_> {
+/// A member name, borrowed from the body unless it holds escapes (serde's own `Cow<str>`
+/// always copies).
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+impl Walk<'_, '_> {
     fn number<E>(mut self, n: serde_json::Number) -> Result<(), E> {
         if self.keep() {
-            push(
+            push_copy(
                 self.out,
                 Place::Arg,
-                self.name,
+                self.name.clone(),
                 n.to_string().as_bytes(),
                 false,
             );
@@ -425,7 +536,7 @@ impl Walk<'_> {
 }
 
 /// `multipart/form-data`: each part's name, file name and (for non-file parts) value.
-fn multipart(out: &mut Vec<Target>, f: &mut Findings, ctype: &str, body: &[u8]) {
+fn multipart<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, ctype: &str, body: &'a [u8]) {
     let boundary = ctype
         .split(';')
         .filter_map(|p| {
@@ -438,7 +549,7 @@ fn multipart(out: &mut Vec<Target>, f: &mut Findings, ctype: &str, body: &[u8]) 
         .map(|b| b.trim_matches('"').to_string());
     let Some(boundary) = boundary.filter(|b| !b.is_empty() && b.len() <= 200) else {
         f.multipart_invalid = true;
-        push(out, Place::RawBody, "", body, false);
+        push(out, Place::RawBody, Cow::Borrowed(""), body, false);
         return;
     };
     let delim = format!("--{boundary}");
@@ -476,10 +587,10 @@ fn multipart(out: &mut Vec<Target>, f: &mut Findings, ctype: &str, body: &[u8]) 
             if line.chars().any(|c| (c as u32) < 0x20 && c != '\t') {
                 f.multipart_invalid = true;
             }
-            push(
+            push_copy(
                 out,
                 Place::Header,
-                "multipart-header",
+                Cow::Borrowed("multipart-header"),
                 line.as_bytes(),
                 false,
             );
@@ -504,11 +615,11 @@ fn multipart(out: &mut Vec<Target>, f: &mut Findings, ctype: &str, body: &[u8]) 
         if !disposition {
             f.multipart_invalid = true;
         }
-        let name = name.unwrap_or_default();
-        push(out, Place::ArgName, &name, name.as_bytes(), false);
+        let name: Cow<'a, str> = Cow::Owned(name.unwrap_or_default());
+        push_copy(out, Place::ArgName, name.clone(), name.as_bytes(), false);
         match filename {
-            Some(file) => push(out, Place::FileName, &name, file.as_bytes(), false),
-            None => push(out, Place::Arg, &name, content, false),
+            Some(file) => push_copy(out, Place::FileName, name, file.as_bytes(), false),
+            None => push(out, Place::Arg, name, content, false),
         }
     }
 }
@@ -580,7 +691,7 @@ mod tests {
         }
     }
 
-    fn targets_all(r: &Request<'_>) -> (Vec<Target>, Findings) {
+    fn targets_all<'a>(r: &Request<'a>) -> (Vec<Target<'a>>, Findings) {
         targets(r, Part::All)
     }
 
