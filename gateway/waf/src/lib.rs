@@ -368,7 +368,7 @@ impl Engine {
                     && !n.control
                     && !n.escapes
                     && n.layers < 2
-                    && !n.text.contains('\u{fffd}')
+                    && !replaced(&n.text)
                     && n.text.chars().count() <= 100;
                 if clean {
                     memo::remember_clean(key);
@@ -673,7 +673,8 @@ impl Engine {
                 &String::from_utf8_lossy(req.uri),
             );
         }
-        if req.header("host").is_none_or(|h| h.is_empty()) {
+        let h = Heads::of(req);
+        if h.host.is_none_or(|h| h.is_empty()) {
             add(
                 NO_HOST,
                 Protocol,
@@ -683,7 +684,7 @@ impl Engine {
                 "",
             );
         }
-        if let Some(accept) = req.header("accept") {
+        if let Some(accept) = h.accept.filter(|a| contains_ignore_case(a, b"charset=")) {
             let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
             let odd = accept.split("charset=").skip(1).any(|rest| {
                 let value = rest
@@ -714,7 +715,7 @@ impl Engine {
                 );
             }
         }
-        if req.header("accept-encoding").is_some_and(|v| v.len() > 100) {
+        if h.accept_encoding.is_some_and(|v| v.len() > 100) {
             add(
                 ACCEPT_ENCODING_LONG,
                 Protocol,
@@ -724,7 +725,7 @@ impl Engine {
                 "",
             );
         }
-        if let Some(ct) = req.header("content-type") {
+        if let Some(ct) = h.content_type {
             let lower = String::from_utf8_lossy(ct).to_ascii_lowercase();
             let smuggled = lower.split(';').skip(1).any(|p| {
                 p.split_once('=').is_some_and(|(k, v)| {
@@ -767,16 +768,12 @@ impl Engine {
                 req.method,
             );
         }
-        let header = |n: &str| {
-            req.header(n)
-                .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
-        };
+        let lower = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
         let has_body = req.body.is_some_and(|b| !b.is_empty())
-            || req.header("transfer-encoding").is_some()
-            || req
-                .header("content-length")
+            || h.transfer_encoding
+            || h.content_length
                 .is_some_and(|v| v.iter().any(|b| (b'1'..=b'9').contains(b)));
-        if let Some(ct) = header("content-type") {
+        if let Some(ct) = lower(h.content_type) {
             let media = ct.split(';').next().unwrap_or("").trim().to_string();
             if has_body && !cfg.content_types.contains(&media) {
                 add(
@@ -849,7 +846,9 @@ impl Engine {
                 "",
             );
         }
-        if has_body && matches!(req.method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
+        if has_body
+            && (req.method.eq_ignore_ascii_case("GET") || req.method.eq_ignore_ascii_case("HEAD"))
+        {
             add(
                 GET_WITH_BODY,
                 Protocol,
@@ -859,7 +858,7 @@ impl Engine {
                 "",
             );
         }
-        if let Some(range) = header("range") {
+        if let Some(range) = lower(h.range) {
             let bad = range.strip_prefix("bytes=").is_none_or(|spec| {
                 spec.split(',').count() > 5
                     || spec.split(',').any(|r| {
@@ -883,7 +882,7 @@ impl Engine {
                 );
             }
         }
-        if req.header("request-range").is_some() {
+        if h.request_range {
             add(
                 REQUEST_RANGE,
                 Protocol,
@@ -893,7 +892,7 @@ impl Engine {
                 "",
             );
         }
-        if let Some(conn) = header("connection") {
+        if let Some(conn) = lower(h.connection) {
             let parts: Vec<&str> = conn.split(',').map(str::trim).collect();
             let dup = parts
                 .iter()
@@ -910,39 +909,18 @@ impl Engine {
                 );
             }
         }
-        for (name, _) in &req.headers {
+        for name in h.restricted {
             let n = name.to_ascii_lowercase();
-            if matches!(
-                n.as_str(),
-                "proxy"
-                    | "content-encoding"
-                    | "lock-token"
-                    | "content-range"
-                    | "if"
-                    | "translate"
-                    | "x-http-method-override"
-                    | "x-http-method"
-                    | "x-method-override"
-                    | "content-base"
-                    | "back"
-                    | "x-forwarded-host-override"
-            ) {
-                add(
-                    RESTRICTED_HEADER,
-                    Protocol,
-                    Critical,
-                    "restricted header",
-                    &format!("header:{n}"),
-                    &n,
-                );
-            }
+            add(
+                RESTRICTED_HEADER,
+                Protocol,
+                Critical,
+                "restricted header",
+                &format!("header:{n}"),
+                &n,
+            );
         }
-        if req
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-            .any(|(_, v)| v.starts_with(b"$Version"))
-        {
+        if h.cookie_v1 {
             add(
                 COOKIE_V1,
                 ProtocolAttack,
@@ -1064,7 +1042,7 @@ impl Engine {
                     "",
                 );
             }
-            if t.value.text.contains('\u{fffd}')
+            if replaced(&t.value.text)
                 && matches!(t.place, Place::Arg | Place::ArgName | Place::Path)
             {
                 add(
@@ -1197,6 +1175,76 @@ impl Engine {
     }
 }
 
+/// Headers no client may send to a backend through the gateway (CRS 920450's list).
+const RESTRICTED_HEADERS: [&str; 12] = [
+    "proxy",
+    "content-encoding",
+    "lock-token",
+    "content-range",
+    "if",
+    "translate",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "content-base",
+    "back",
+    "x-forwarded-host-override",
+];
+
+/// The headers the request rules read, found in one pass over the headers (the first of each
+/// name, as `Request::header` would find it).
+#[derive(Default)]
+struct Heads<'a> {
+    host: Option<&'a [u8]>,
+    accept: Option<&'a [u8]>,
+    accept_encoding: Option<&'a [u8]>,
+    content_type: Option<&'a [u8]>,
+    content_length: Option<&'a [u8]>,
+    transfer_encoding: bool,
+    range: Option<&'a [u8]>,
+    request_range: bool,
+    connection: Option<&'a [u8]>,
+    /// Names of restricted headers present, in order (as sent).
+    restricted: Vec<&'a str>,
+    /// A `Cookie` header opening with `$Version`.
+    cookie_v1: bool,
+}
+
+impl<'a> Heads<'a> {
+    fn of(req: &Request<'a>) -> Heads<'a> {
+        let mut h = Heads::default();
+        for &(name, value) in &req.headers {
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            let first = |slot: &mut Option<&'a [u8]>| {
+                slot.get_or_insert(value);
+            };
+            match name.len() {
+                4 if is("host") => first(&mut h.host),
+                5 if is("range") => first(&mut h.range),
+                6 if is("accept") => first(&mut h.accept),
+                6 if is("cookie") => h.cookie_v1 |= value.starts_with(b"$Version"),
+                10 if is("connection") => first(&mut h.connection),
+                12 if is("content-type") => first(&mut h.content_type),
+                13 if is("request-range") => h.request_range = true,
+                14 if is("content-length") => first(&mut h.content_length),
+                15 if is("accept-encoding") => first(&mut h.accept_encoding),
+                17 if is("transfer-encoding") => h.transfer_encoding = true,
+                _ => {}
+            }
+            if RESTRICTED_HEADERS.iter().any(|r| is(r)) {
+                h.restricted.push(name);
+            }
+        }
+        h
+    }
+}
+
+/// Whether `hay` holds `needle` (lower case ASCII) in any case.
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// `type/subtype` then `; key=value` parameters of the keys request bodies use, nothing else.
 fn content_type_well_formed(ct: &str) -> bool {
     let mut parts = ct.split(';');
@@ -1317,6 +1365,13 @@ fn may_inject(value: &str) -> (bool, bool) {
         }
     }
     (sql, html)
+}
+
+/// Whether `text` holds U+FFFD (bytes that were not UTF-8, or sent as the character itself).
+/// Searching for a non-ASCII character sets up a substring search: ASCII text is ruled out
+/// first.
+fn replaced(text: &str) -> bool {
+    !text.is_ascii() && text.contains('\u{fffd}')
 }
 
 /// The match with up to 24 characters either side.

@@ -48,21 +48,14 @@ impl Normalized<'_> {
 
 pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
     // Fast path: nothing to decode, fold or lower (plain ASCII words, numbers, dates; Chinese
-    // text without escapes): one copy.
-    let plain = raw.iter().all(|b| {
-        *b >= 0x20
-            && !b.is_ascii_uppercase()
-            && !matches!(
-                b,
-                b'%' | b'\\' | b'&' | b'/' | b'*' | b'<' | 0xc0 | 0xc1 | 0xe0
-            )
-    }) && !raw.windows(2).any(|w| w == b"  ");
-    if plain {
+    // text without escapes): the text is the request's own bytes.
+    if is_plain(raw) {
         if let Ok(text) = std::str::from_utf8(raw) {
-            let unicode_space =
-                !text.is_ascii() && text.chars().any(|c| c.is_whitespace() && !c.is_ascii());
-            let lower = text.is_ascii() || text.chars().all(|c| !c.is_uppercase());
-            if !unicode_space && lower {
+            let settled = text.is_ascii()
+                || text
+                    .chars()
+                    .all(|c| !c.is_uppercase() && !(c.is_whitespace() && !c.is_ascii()));
+            if settled {
                 return Normalized {
                     text: Cow::Borrowed(text),
                     folded: None,
@@ -152,6 +145,41 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
         control,
         escapes,
     }
+}
+
+/// Bytes that rule a value out of the fast path: controls, upper case, the openers of URL,
+/// JavaScript and entity escapes, comment and path characters, and overlong UTF-8 leads.
+const NOT_PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    let mut b = b'A';
+    while b <= b'Z' {
+        t[b as usize] = true;
+        b += 1;
+    }
+    let others = [b'%', b'\\', b'&', b'/', b'*', b'<', 0xc0, 0xc1, 0xe0];
+    let mut i = 0;
+    while i < others.len() {
+        t[others[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether no byte is in [`NOT_PLAIN`] and no two spaces follow each other: one pass.
+fn is_plain(raw: &[u8]) -> bool {
+    let mut space = false;
+    for &b in raw {
+        if NOT_PLAIN[b as usize] || (space && b == b' ') {
+            return false;
+        }
+        space = b == b' ';
+    }
+    true
 }
 
 /// Whether `fold` may change ASCII-wise: a comment opener or closer (`/*`, `*/`, `<!--`), two
