@@ -50,51 +50,70 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
     // Fast path: nothing to decode, fold or lower (plain ASCII words, numbers, dates; Chinese
     // text without escapes): the text is the request's own bytes.
     if is_plain(raw) {
-        if let Ok(text) = std::str::from_utf8(raw) {
-            let settled = text.is_ascii()
-                || text
-                    .chars()
-                    .all(|c| !c.is_uppercase() && !(c.is_whitespace() && !c.is_ascii()));
-            if settled {
-                return Normalized {
-                    text: Cow::Borrowed(text),
-                    folded: None,
-                    layers: 0,
-                    control: false,
-                    escapes: false,
-                };
-            }
+        if let Some(n) = std::str::from_utf8(raw).ok().and_then(settled) {
+            return n;
         }
     }
-    let mut bytes = raw.to_vec();
+    decode(raw, url)
+}
+
+/// As [`normalize`], for a value already known to be UTF-8 (a JSON string): not checked again.
+pub fn normalize_str(text: &str, url: bool) -> Normalized<'_> {
+    if is_plain(text.as_bytes()) {
+        if let Some(n) = settled(text) {
+            return n;
+        }
+    }
+    decode(text.as_bytes(), url)
+}
+
+/// A plain value (see [`is_plain`]) as it is, unless it holds upper case or Unicode spaces.
+fn settled(text: &str) -> Option<Normalized<'_>> {
+    let settled = text.is_ascii()
+        || text
+            .chars()
+            .all(|c| !c.is_uppercase() && (c.is_ascii() || !c.is_whitespace()));
+    settled.then_some(Normalized {
+        text: Cow::Borrowed(text),
+        folded: None,
+        layers: 0,
+        control: false,
+        escapes: false,
+    })
+}
+
+/// Every decoding step, lower case, folding.
+fn decode(raw: &[u8], url: bool) -> Normalized<'static> {
+    let mut bytes = Cow::Borrowed(raw);
     let mut layers = 0;
     let mut escapes = false;
     // URL, JavaScript and HTML-entity encodings nest in any order (`%5Cu0024`, `\u0026lbrace;`):
-    // undo all three until nothing changes, a bounded number of times.
+    // undo all three until nothing changes, a bounded number of times. (A copy is made only
+    // once something is decoded.)
     for _ in 0..MAX_DECODE_ROUNDS {
         let mut changed = false;
         if url && bytes.contains(&b'%') {
             let next = url_decode(&bytes);
-            if next != bytes {
+            if *next != *bytes {
                 layers += 1;
                 changed = true;
-                bytes = next;
+                bytes = Cow::Owned(next);
             }
         }
         if bytes.contains(&b'\\') {
             let next = js_unescape(&bytes);
-            if next != bytes {
+            if *next != *bytes {
                 escapes = true;
                 changed = true;
-                bytes = next;
+                bytes = Cow::Owned(next);
             }
         }
         if bytes.contains(&b'&') {
             let text = String::from_utf8_lossy(&bytes);
             let next = decode_entities(&text).into_owned().into_bytes();
-            if next != bytes {
+            if *next != *bytes {
                 changed = true;
-                bytes = next;
+                bytes = Cow::Owned(next);
             }
         }
         if !changed {
@@ -104,7 +123,7 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
     let bytes = if bytes.iter().any(|b| *b == 0xc0 || *b == 0xc1 || *b == 0xe0) {
         decode_overlong(&bytes)
     } else {
-        bytes
+        bytes.into_owned()
     };
     let mut control = false;
     let text: String = if bytes.is_ascii() {
@@ -123,16 +142,21 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         }
     } else {
-        String::from_utf8_lossy(&bytes)
-            .chars()
-            .filter(|c| {
-                if (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n') {
-                    control = true;
-                }
-                *c != '\0'
-            })
-            .flat_map(char::to_lowercase)
-            .collect()
+        match String::from_utf8(bytes) {
+            // Valid UTF-8 (decoded Chinese text, mostly): kept as it is unless a character
+            // changes, instead of being rebuilt character by character.
+            Ok(text) => unicode_lower(text, &mut control),
+            Err(e) => String::from_utf8_lossy(e.as_bytes())
+                .chars()
+                .filter(|c| {
+                    if (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n') {
+                        control = true;
+                    }
+                    *c != '\0'
+                })
+                .flat_map(char::to_lowercase)
+                .collect(),
+        }
     };
     // Most values have nothing to fold: share the text rather than copy it.
     let needs_fold = may_fold(text.as_bytes())
@@ -145,6 +169,38 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
         control,
         escapes,
     }
+}
+
+/// Valid text with NUL bytes removed (`control` set if any C0 control other than tab, CR, LF
+/// is present) and every character lowered: the same as filtering and lowering it character by
+/// character, with no copy when nothing changes.
+fn unicode_lower(mut text: String, control: &mut bool) -> String {
+    let mut nul = false;
+    for b in text.bytes().filter(|b| *b < 0x20) {
+        *control |= !matches!(b, b'\t' | b'\r' | b'\n');
+        nul |= b == 0;
+    }
+    if nul {
+        text.retain(|c| c != '\0');
+    }
+    if text.chars().all(lowers_to_itself) {
+        text
+    } else {
+        text.chars().flat_map(char::to_lowercase).collect()
+    }
+}
+
+/// Whether `c.to_lowercase()` is `c` itself. CJK symbols, punctuation, kana and ideographs
+/// (U+3000..U+9FFF) have no case: no table lookup for them.
+fn lowers_to_itself(c: char) -> bool {
+    if c.is_ascii() {
+        return !c.is_ascii_uppercase();
+    }
+    if ('\u{3000}'..='\u{9fff}').contains(&c) {
+        return true;
+    }
+    let mut lower = c.to_lowercase();
+    lower.next() == Some(c) && lower.next().is_none()
 }
 
 /// Bytes that rule a value out of the fast path: controls, upper case, the openers of URL,
@@ -519,6 +575,22 @@ mod tests {
         assert_eq!(unicode.text, format!("{} 张", ascii.text));
         assert!(unicode.control);
         assert!(!normalize(b"/A/B?C=D", false).control);
+    }
+
+    #[test]
+    fn cjk_has_no_case() {
+        for c in ('\u{3000}'..='\u{9fff}').filter(|c| !c.is_ascii()) {
+            assert!(c.to_lowercase().eq([c]), "{c:?}");
+        }
+        let mut control = false;
+        let mixed = "张三 ÀB\u{1c5}ǆ Σ\0x".to_string();
+        let expected: String = mixed
+            .chars()
+            .filter(|c| *c != '\0')
+            .flat_map(char::to_lowercase)
+            .collect();
+        assert_eq!(unicode_lower(mixed, &mut control), expected);
+        assert!(control);
     }
 
     #[test]

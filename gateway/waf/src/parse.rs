@@ -2,7 +2,7 @@
 //! Bodies are parsed by content type (form, JSON, multipart) under the caller's size cap; what
 //! cannot be parsed is inspected raw and flagged, never skipped.
 
-use crate::normalize::{normalize, Normalized};
+use crate::normalize::{normalize, normalize_str, Normalized};
 use std::borrow::Cow;
 
 /// Where a value came from. Rules say which places they read.
@@ -224,7 +224,20 @@ fn push<'a>(
     value: &'a [u8],
     url: bool,
 ) {
-    add(out, place, name, value, url, normalize);
+    add(out, place, name, value, url, || normalize(value, url));
+}
+
+/// As [`push`], for a value already known to be UTF-8.
+fn push_str<'a>(
+    out: &mut Vec<Target<'a>>,
+    place: Place,
+    name: Cow<'a, str>,
+    value: &'a str,
+    url: bool,
+) {
+    add(out, place, name, value.as_bytes(), url, || {
+        normalize_str(value, url)
+    });
 }
 
 /// Adds a value of a request part that had to be copied first (`+` turned into spaces, a JSON
@@ -236,23 +249,23 @@ fn push_copy<'a>(
     value: &[u8],
     url: bool,
 ) {
-    add(out, place, name, value, url, |v, url| {
-        normalize(v, url).into_owned()
+    add(out, place, name, value, url, || {
+        normalize(value, url).into_owned()
     });
 }
 
-fn add<'a, 'v>(
+fn add<'a>(
     out: &mut Vec<Target<'a>>,
     place: Place,
     name: Cow<'a, str>,
-    value: &'v [u8],
+    raw: &[u8],
     url: bool,
-    normalize: impl FnOnce(&'v [u8], bool) -> Normalized<'a>,
+    normalize: impl FnOnce() -> Normalized<'a>,
 ) {
-    if value.is_empty() {
+    if raw.is_empty() {
         return;
     }
-    if crate::memo::is_clean(place, url, value) {
+    if crate::memo::is_clean(place, url, raw) {
         out.push(Target {
             place,
             name: Cow::Borrowed(""),
@@ -262,8 +275,8 @@ fn add<'a, 'v>(
         });
         return;
     }
-    let memo = crate::memo::key(place, url, value);
-    let mut value = normalize(value, url);
+    let memo = crate::memo::key(place, url, raw);
+    let mut value = normalize();
     if place == Place::FileName {
         // `shell. php`: what a server does with the blanks varies; read the name without them.
         value.text.to_mut().retain(|c| !c.is_whitespace());
@@ -400,7 +413,7 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_, 'de> {
 
     fn visit_borrowed_str<E: serde::de::Error>(mut self, v: &'de str) -> Result<(), E> {
         if self.keep() {
-            push(self.out, Place::Arg, self.name.clone(), v.as_bytes(), true);
+            push_str(self.out, Place::Arg, self.name.clone(), v, true);
         }
         Ok(())
     }
