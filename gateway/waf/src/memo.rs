@@ -24,12 +24,19 @@ thread_local! {
     /// libinjection's (SQL, XSS) verdicts by normalised text (user agents and referers).
     static INJECTION: RefCell<HashMap<Box<str>, (bool, bool), Seeded>> =
         RefCell::new(HashMap::with_hasher(Seeded::default()));
-    /// Values in which no rule of any paranoia level matched and nothing was flagged, keyed by
-    /// one byte of place and decoding then the raw bytes.
-    static CLEAN: RefCell<HashSet<Box<[u8]>, Seeded>> =
-        RefCell::new(HashSet::with_hasher(Seeded::default()));
-    /// The lookup key being built (no allocation per lookup).
-    static KEY: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(MAX_LEN + 1));
+    /// Values in which no rule of any paranoia level matched and nothing was flagged: raw
+    /// bytes, one set per place and decoding (looked up by the request's own bytes, no copy).
+    static CLEAN: RefCell<Clean> = RefCell::new(Clean::default());
+}
+
+/// Place and decoding tags (see [`tag`]).
+const TAGS: usize = 32;
+
+#[derive(Default)]
+struct Clean {
+    by_tag: Vec<HashSet<Box<[u8]>, Seeded>>,
+    /// Entries in all sets.
+    len: usize,
 }
 
 pub fn injection(text: &str) -> Option<(bool, bool)> {
@@ -87,24 +94,34 @@ pub fn is_clean(place: Place, url: bool, raw: &[u8]) -> bool {
     if !repeats(place) || raw.len() > MAX_LEN {
         return false;
     }
-    KEY.with(|k| {
-        let Ok(mut k) = k.try_borrow_mut() else {
-            return false;
-        };
-        k.clear();
-        k.push(tag(place, url));
-        k.extend_from_slice(raw);
-        CLEAN.with(|c| c.try_borrow().is_ok_and(|c| c.contains(k.as_slice())))
+    let tag = usize::from(tag(place, url));
+    CLEAN.with(|c| {
+        c.try_borrow()
+            .is_ok_and(|c| c.by_tag.get(tag).is_some_and(|set| set.contains(raw)))
     })
 }
 
+/// Remembers a value `key` found clean (a key is made once, when the value is first seen).
 pub fn remember_clean(key: Box<[u8]>) {
+    let Some((&tag, raw)) = key.split_first() else {
+        return;
+    };
     CLEAN.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
-            if c.len() >= ENTRIES {
-                c.clear();
+            if c.len >= ENTRIES {
+                c.by_tag.iter_mut().for_each(HashSet::clear);
+                c.len = 0;
             }
-            c.insert(key);
+            if c.by_tag.is_empty() {
+                c.by_tag = (0..TAGS)
+                    .map(|_| HashSet::with_hasher(Seeded::default()))
+                    .collect();
+            }
+            if let Some(set) = c.by_tag.get_mut(usize::from(tag)) {
+                if set.insert(raw.into()) {
+                    c.len += 1;
+                }
+            }
         }
     });
 }
@@ -133,6 +150,8 @@ mod tests {
         for i in 0..ENTRIES * 2 {
             remember_clean(key(Place::Header, true, format!("v{i}").as_bytes()).unwrap());
         }
-        assert!(CLEAN.with(|c| c.borrow().len()) <= ENTRIES);
+        assert!(CLEAN.with(|c| c.borrow().len) <= ENTRIES);
+        let total: usize = CLEAN.with(|c| c.borrow().by_tag.iter().map(HashSet::len).sum());
+        assert!(total <= ENTRIES);
     }
 }

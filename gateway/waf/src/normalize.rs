@@ -204,7 +204,8 @@ fn lowers_to_itself(c: char) -> bool {
 }
 
 /// Bytes that rule a value out of the fast path: controls, upper case, the openers of URL,
-/// JavaScript and entity escapes, comment and path characters, and overlong UTF-8 leads.
+/// JavaScript and entity escapes, comment characters (`*` and `<`: without them `/` opens or
+/// closes no comment, so paths stay on the fast path), and overlong UTF-8 leads.
 const NOT_PLAIN: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
@@ -217,7 +218,7 @@ const NOT_PLAIN: [bool; 256] = {
         t[b as usize] = true;
         b += 1;
     }
-    let others = [b'%', b'\\', b'&', b'/', b'*', b'<', 0xc0, 0xc1, 0xe0];
+    let others = [b'%', b'\\', b'&', b'*', b'<', 0xc0, 0xc1, 0xe0];
     let mut i = 0;
     while i < others.len() {
         t[others[i] as usize] = true;
