@@ -371,7 +371,7 @@ impl Engine {
                     && !replaced(&n.text)
                     && n.text.chars().count() <= 100;
                 if clean {
-                    memo::remember_clean(key);
+                    memo::remember_clean(&key);
                 }
             }
         }

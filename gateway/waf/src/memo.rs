@@ -102,7 +102,7 @@ pub fn is_clean(place: Place, url: bool, raw: &[u8]) -> bool {
 }
 
 /// Remembers a value `key` found clean (a key is made once, when the value is first seen).
-pub fn remember_clean(key: Box<[u8]>) {
+pub fn remember_clean(key: &[u8]) {
     let Some((&tag, raw)) = key.split_first() else {
         return;
     };
@@ -134,7 +134,7 @@ mod tests {
     fn remembers_exact_bytes_per_place_and_decoding() {
         let ua = b"okhttp/4.12.0";
         assert!(!is_clean(Place::UserAgent, true, ua));
-        remember_clean(key(Place::UserAgent, true, ua).unwrap());
+        remember_clean(&key(Place::UserAgent, true, ua).unwrap());
         assert!(is_clean(Place::UserAgent, true, ua));
         // Another place, another decoding, one more byte: not the same value.
         assert!(!is_clean(Place::Referer, true, ua));
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn bounded() {
         for i in 0..ENTRIES * 2 {
-            remember_clean(key(Place::Header, true, format!("v{i}").as_bytes()).unwrap());
+            remember_clean(&key(Place::Header, true, format!("v{i}").as_bytes()).unwrap());
         }
         assert!(CLEAN.with(|c| c.borrow().len) <= ENTRIES);
         let total: usize = CLEAN.with(|c| c.borrow().by_tag.iter().map(HashSet::len).sum());
