@@ -5,6 +5,7 @@
 //! Every line's full verdict (score, rules, targets, evidence), to diff two builds of the engine
 //! before a change that must not alter detection:
 //!   DUMP=1 PARANOIA=4 target/release/examples/timing FILE 0 > before.txt
+//! (DUMP=2: the verdicts of a second pass, which the per-thread memories must not change.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use menwei_waf::corpus::{self, Line};
@@ -27,7 +28,13 @@ fn main() {
         paranoia,
         ..Config::default()
     };
-    if std::env::var_os("DUMP").is_some() {
+    if let Some(dump) = std::env::var_os("DUMP") {
+        // DUMP=2: the second pass, with the per-thread memories filled by the first.
+        if dump == "2" {
+            for line in &lines {
+                engine.inspect(&cfg, &line.request());
+            }
+        }
         for line in &lines {
             let v = engine.inspect(&cfg, &line.request());
             println!("{} {} {:?}", line.doc["id"], v.score, v.hits);

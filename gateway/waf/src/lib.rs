@@ -369,7 +369,9 @@ impl Engine {
                     && !n.escapes
                     && n.layers < 2
                     && !replaced(&n.text)
-                    && n.text.chars().count() <= 100;
+                    // A long argument name is itself a finding (ARG_NAME_LONG), read from the
+                    // name's text, which a remembered value no longer has.
+                    && (t.place != Place::ArgName || n.text.chars().count() <= 100);
                 if clean {
                     memo::remember_clean(&key);
                 }
