@@ -67,12 +67,13 @@ pub fn normalize_str(text: &str, url: bool) -> Normalized<'_> {
     decode(text.as_bytes(), url)
 }
 
-/// A plain value (see [`is_plain`]) as it is, unless it holds upper case or Unicode spaces.
+/// A plain value (see [`is_plain`]) as it is, unless a character has a lower case or is a
+/// Unicode space: exactly what [`decode`] would make of it.
 fn settled(text: &str) -> Option<Normalized<'_>> {
     let settled = text.is_ascii()
         || text
             .chars()
-            .all(|c| !c.is_uppercase() && (c.is_ascii() || !c.is_whitespace()));
+            .all(|c| lowers_to_itself(c) && (c.is_ascii() || !c.is_whitespace()));
     settled.then_some(Normalized {
         text: Cow::Borrowed(text),
         folded: None,
@@ -576,6 +577,22 @@ mod tests {
         assert_eq!(unicode.text, format!("{} 张", ascii.text));
         assert!(unicode.control);
         assert!(!normalize(b"/A/B?C=D", false).control);
+    }
+
+    proptest::proptest! {
+        /// The fast paths give what the full decoding gives, for any bytes and for text made
+        /// of what the fast paths must tell apart (escapes, comments, upper and title case,
+        /// Unicode spaces, CJK).
+        #[test]
+        fn fast_paths_equal_full_decoding(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            text in "[a-zA-Z0-9 %/*<!&;#\\\\.'\"\t张三ǅǈΣİ\u{3000}\u{a0}\u{fffd}]{0,32}",
+            url in proptest::prelude::any::<bool>(),
+        ) {
+            proptest::prop_assert_eq!(normalize(&raw, url), decode(&raw, url));
+            proptest::prop_assert_eq!(normalize(text.as_bytes(), url), decode(text.as_bytes(), url));
+            proptest::prop_assert_eq!(normalize_str(&text, url), decode(text.as_bytes(), url));
+        }
     }
 
     #[test]
