@@ -737,6 +737,23 @@ mod tests {
     }
 
     #[test]
+    fn escaped_and_plain_json_read_alike() {
+        // Borrowed (no escapes) and decoded (escapes) strings and member names, numbers, and a
+        // name shared by an array's elements: the same targets either way.
+        let plain = r#"{"name":"abc 张","k":["x",1,-2,2.5],"d":{"x y":"1' or '1"}}"#;
+        let escaped = r#"{"na\u006de":"a\u0062c \u5f20","k":["\u0078",1,-2,2.5],"d":{"x\u0020y":"1\u0027 or '1"}}"#;
+        let (a, _) = targets_all(&req("/", "application/json", plain));
+        let (b, _) = targets_all(&req("/", "application/json", escaped));
+        for place in [Place::Arg, Place::ArgName] {
+            assert_eq!(values(&a, place), values(&b, place), "{place:?}");
+        }
+        assert_eq!(
+            values(&a, Place::Arg),
+            ["name=abc 张", "k=x", "k=1", "k=-2", "k=2.5", "x y=1' or '1"]
+        );
+    }
+
+    #[test]
     fn deep_or_broken_json_is_flagged_and_read_raw() {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let (t, f) = targets_all(&req("/", "application/json", &deep));
