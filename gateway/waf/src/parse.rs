@@ -216,15 +216,19 @@ fn is_filename_header(lname: &str) -> bool {
         .eq(b"xfilename".iter().copied())
 }
 
-/// Adds a value read straight from the request (its text may borrow from it).
+/// Adds a value: read straight from the request (its text may then borrow from it), or a copy
+/// made while parsing (`+` turned into spaces).
 fn push<'a>(
     out: &mut Vec<Target<'a>>,
     place: Place,
     name: Cow<'a, str>,
-    value: &'a [u8],
+    value: impl Into<Cow<'a, [u8]>>,
     url: bool,
 ) {
-    add(out, place, name, value, url, || normalize(value, url));
+    match value.into() {
+        Cow::Borrowed(value) => add(out, place, name, value, url, || normalize(value, url)),
+        Cow::Owned(value) => push_copy(out, place, name, &value, url),
+    }
 }
 
 /// As [`push`], for a value already known to be UTF-8.
@@ -240,8 +244,8 @@ fn push_str<'a>(
     });
 }
 
-/// Adds a value of a request part that had to be copied first (`+` turned into spaces, a JSON
-/// string with escapes).
+/// Adds a value that does not outlive parsing (a JSON string with escapes, a number, a
+/// multipart header): its text is copied.
 fn push_copy<'a>(
     out: &mut Vec<Target<'a>>,
     place: Place,
@@ -322,14 +326,8 @@ fn form<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
         };
 
         let shown = shown_name(name);
-        match plus(name) {
-            Cow::Borrowed(name) => push(out, Place::ArgName, shown.clone(), name, true),
-            Cow::Owned(name) => push_copy(out, Place::ArgName, shown.clone(), &name, true),
-        }
-        match plus(value) {
-            Cow::Borrowed(value) => push(out, Place::Arg, shown, value, true),
-            Cow::Owned(value) => push_copy(out, Place::Arg, shown, &value, true),
-        }
+        push(out, Place::ArgName, shown.clone(), plus(name), true);
+        push(out, Place::Arg, shown, plus(value), true);
     }
 }
 
