@@ -727,8 +727,11 @@ impl Engine {
                 "",
             );
         }
-        if let Some(ct) = h.content_type {
-            let lower = String::from_utf8_lossy(ct).to_ascii_lowercase();
+        let lower = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
+        // The content type as sent and in lower case, converted once for the rules below.
+        let content_type = h.content_type.map(String::from_utf8_lossy);
+        let content_type_lower = content_type.as_deref().map(str::to_ascii_lowercase);
+        if let (Some(ct), Some(lower)) = (&content_type, &content_type_lower) {
             let smuggled = lower.split(';').skip(1).any(|p| {
                 p.split_once('=').is_some_and(|(k, v)| {
                     matches!(k.trim(), "boundary" | "charset")
@@ -742,17 +745,17 @@ impl Engine {
                     Critical,
                     "a media type hidden in a Content-Type parameter",
                     "header:content-type",
-                    &lower,
+                    lower,
                 );
             }
-            if !content_type_well_formed(&String::from_utf8_lossy(ct)) {
+            if !content_type_well_formed(ct) {
                 add(
                     CONTENT_TYPE_CHARS,
                     Protocol,
                     Critical,
                     "malformed Content-Type",
                     "header:content-type",
-                    &String::from_utf8_lossy(ct),
+                    ct,
                 );
             }
         }
@@ -770,12 +773,11 @@ impl Engine {
                 req.method,
             );
         }
-        let lower = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
         let has_body = req.body.is_some_and(|b| !b.is_empty())
             || h.transfer_encoding
             || h.content_length
                 .is_some_and(|v| v.iter().any(|b| (b'1'..=b'9').contains(b)));
-        if let Some(ct) = lower(h.content_type) {
+        if let Some(ct) = content_type_lower {
             let media = ct.split(';').next().unwrap_or("").trim().to_string();
             if has_body && !cfg.content_types.contains(&media) {
                 add(
