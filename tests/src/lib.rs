@@ -145,11 +145,28 @@ impl Gateway {
     /// Writes `files` into a fresh policy directory and starts menwei on it. `{port}` and `{admin}`
     /// in file contents are replaced by the chosen ports.
     pub fn start(files: &[(&str, &str)]) -> Gateway {
-        Self::start_at(files, free_port(), free_port())
+        // A port picked free here can be taken by another test's server (bound to port 0)
+        // before menwei binds it; menwei then exits, and fresh ports are tried.
+        for _ in 0..3 {
+            let mut gw = Self::prepare(files, free_port(), free_port());
+            match gw.try_spawn() {
+                Ok(()) => return gw,
+                Err(log) if log.contains("already in use") => continue,
+                Err(log) => panic!("menwei did not start:\n{log}"),
+            }
+        }
+        panic!("menwei found no free ports in three tries");
     }
 
     /// As `start`, on ports chosen beforehand (an OpenID provider must know them first).
     pub fn start_at(files: &[(&str, &str)], port: u16, admin: u16) -> Gateway {
+        let mut gw = Self::prepare(files, port, admin);
+        gw.spawn();
+        gw
+    }
+
+    /// The policy directory with `{port}` and `{admin}` filled in; nothing started yet.
+    fn prepare(files: &[(&str, &str)], port: u16, admin: u16) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("policies")).unwrap();
         for (name, text) in files {
@@ -158,17 +175,24 @@ impl Gateway {
                 .replace("{admin}", &admin.to_string());
             std::fs::write(dir.path().join("policies").join(name), text).unwrap();
         }
-        let mut gw = Gateway {
+        Gateway {
             child: None,
             dir,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             admin: SocketAddr::from(([127, 0, 0, 1], admin)),
-        };
-        gw.spawn();
-        gw
+        }
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("menwei did not start:\n{log}");
+        }
+    }
+
+    /// Starts menwei and waits until its own admin listener answers (not merely something on
+    /// that port: `/policy` must carry a policy version); `Err` with its log if it exits first
+    /// or is not ready in 20 s.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let out = std::fs::File::create(self.dir.path().join("access.log")).unwrap();
         let err = std::fs::File::create(self.dir.path().join("menwei.log")).unwrap();
         let child = Command::new(bin("menwei"))
@@ -180,13 +204,21 @@ impl Gateway {
             .spawn()
             .unwrap();
         self.child = Some(child);
+        let mut exited = None;
         let ready = wait_until(Duration::from_secs(20), || {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("menwei exited with {status}:\n{}", self.log());
+                exited = Some(status);
+                return true;
             }
             get(self.admin, "/readyz").status == 200
+                && serde_json::from_slice::<serde_json::Value>(&get(self.admin, "/policy").body)
+                    .is_ok_and(|p| p["version"].is_u64())
         });
-        assert!(ready, "menwei not ready:\n{}", self.log());
+        match (ready, exited) {
+            (_, Some(status)) => Err(format!("menwei exited with {status}:\n{}", self.log())),
+            (false, None) => Err(format!("menwei not ready:\n{}", self.log())),
+            (true, None) => Ok(()),
+        }
     }
 
     /// Kills the process (no graceful shutdown) and starts it again on the same ports and policy.
