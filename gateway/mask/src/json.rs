@@ -318,7 +318,10 @@ enum Token {
     /// A string (bytes between the quotes, escapes as sent).
     Str {
         key: bool,
+        /// The previous byte was a backslash.
         escaped: bool,
+        /// The string holds an escape (it must be decoded to be read).
+        any_escape: bool,
     },
     Number,
     /// `true`, `false`, `null`.
@@ -348,7 +351,55 @@ pub struct JsonMasker {
     tail: Vec<u8>,
     /// The masked form of the value being written (reused).
     scratch: String,
+    /// The field rule of member names seen before (profiles without path rules): records repeat
+    /// their names, so each distinct name is compared with the rules once.
+    rules_seen: RuleCache,
     pub stats: Stats,
+}
+
+/// Member name -> its first matching field rule, direct-mapped and bounded (names longer than
+/// `RuleCache::MAX_NAME` are not kept; a slot taken by another name is replaced).
+#[derive(Debug)]
+struct RuleCache {
+    slots: Vec<(Vec<u8>, Option<usize>)>,
+}
+
+impl RuleCache {
+    const SLOTS: usize = 64;
+    const MAX_NAME: usize = 64;
+
+    fn new() -> RuleCache {
+        RuleCache { slots: Vec::new() }
+    }
+
+    /// FNV-1a of the name (names are short).
+    fn slot(key: &[u8]) -> usize {
+        let h = key.iter().fold(0x811c_9dc5_u32, |h, &b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        (h ^ (h >> 16)) as usize % RuleCache::SLOTS
+    }
+
+    fn rule(&mut self, p: &Profile, key: &[u8]) -> Option<usize> {
+        if key.len() > RuleCache::MAX_NAME {
+            return p.rule_for(Some(key), &[]);
+        }
+        if self.slots.is_empty() {
+            self.slots = vec![(Vec::new(), None); RuleCache::SLOTS];
+        }
+        let i = RuleCache::slot(key);
+        match self.slots.get_mut(i) {
+            Some((name, rule)) if name.as_slice() == key && !name.is_empty() => *rule,
+            Some((name, rule)) => {
+                let found = p.rule_for(Some(key), &[]);
+                name.clear();
+                name.extend_from_slice(key);
+                *rule = found;
+                found
+            }
+            None => p.rule_for(Some(key), &[]),
+        }
+    }
 }
 
 impl JsonMasker {
@@ -366,6 +417,7 @@ impl JsonMasker {
             broken: None,
             tail: Vec::new(),
             scratch: String::with_capacity(64),
+            rules_seen: RuleCache::new(),
             stats: Stats::default(),
         }
     }
@@ -380,11 +432,16 @@ impl JsonMasker {
         while i < input.len() {
             let b = input[i];
             match self.token {
-                Token::Str { key, escaped } => {
+                Token::Str {
+                    key,
+                    escaped,
+                    any_escape,
+                } => {
                     // Find the closing quote, stepping over escapes; a string that ends inside
                     // this chunk and began in it is handled in place (no copy).
                     let mut j = i;
                     let mut esc = escaped;
+                    let mut any = any_escape;
                     let close = loop {
                         if esc {
                             if j >= input.len() {
@@ -399,6 +456,7 @@ impl JsonMasker {
                             Some(k) if input[j + k] == b'\\' => {
                                 j += k + 1;
                                 esc = true;
+                                any = true;
                             }
                             Some(k) => break Some(j + k),
                         }
@@ -406,15 +464,23 @@ impl JsonMasker {
                     let Some(at) = close else {
                         // Continues in the next chunk.
                         self.buf.extend_from_slice(&input[i..]);
-                        self.token = Token::Str { key, escaped: esc };
+                        self.token = Token::Str {
+                            key,
+                            escaped: esc,
+                            any_escape: any,
+                        };
                         break;
                     };
                     self.token = Token::None;
                     let done = if self.buf.is_empty() {
-                        self.string_done(p, key, &input[i..at], out)
+                        let raw = Raw {
+                            bytes: &input[i..at],
+                            escaped: any,
+                        };
+                        self.string_done(p, key, raw, out)
                     } else {
                         self.buf.extend_from_slice(&input[i..at]);
-                        self.end_string(p, key, out)
+                        self.end_string(p, key, any, out)
                     };
                     if let Err(why) = done {
                         if self.buf.is_empty() {
@@ -539,6 +605,7 @@ impl JsonMasker {
                 self.token = Token::Str {
                     key: true,
                     escaped: false,
+                    any_escape: false,
                 };
                 Ok(())
             }
@@ -588,7 +655,12 @@ impl JsonMasker {
                 f.index += 1;
             }
         }
-        let rule = p.rule_for(key, &self.path).or(parent_rule);
+        let rule = match key {
+            // Without path rules a value's rule depends on its member name alone.
+            Some(k) if !self.track_path && !k.is_empty() => self.rules_seen.rule(p, k),
+            _ => p.rule_for(key, &self.path),
+        }
+        .or(parent_rule);
         match b {
             b'{' | b'[' => {
                 if self.frames.len() >= MAX_DEPTH {
@@ -611,6 +683,7 @@ impl JsonMasker {
                 self.token = Token::Str {
                     key: false,
                     escaped: false,
+                    any_escape: false,
                 };
             }
             b'-' | b'0'..=b'9' => {
@@ -652,10 +725,20 @@ impl JsonMasker {
     }
 
     /// A string that was collected across chunks, in `buf`.
-    fn end_string(&mut self, p: &Profile, key: bool, out: &mut Vec<u8>) -> Result<(), String> {
-        let raw = std::mem::take(&mut self.buf);
-        let r = self.string_done(p, key, &raw, out);
-        self.buf = raw;
+    fn end_string(
+        &mut self,
+        p: &Profile,
+        key: bool,
+        escaped: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let bytes = std::mem::take(&mut self.buf);
+        let raw = Raw {
+            bytes: &bytes,
+            escaped,
+        };
+        let r = self.string_done(p, key, raw, out);
+        self.buf = bytes;
         if r.is_ok() {
             self.buf.clear();
         }
@@ -666,7 +749,7 @@ impl JsonMasker {
         &mut self,
         p: &Profile,
         key: bool,
-        raw: &[u8],
+        raw: Raw<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
         if key {
@@ -676,14 +759,13 @@ impl JsonMasker {
         }
     }
 
-    fn key_string(&mut self, p: &Profile, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn key_string(&mut self, p: &Profile, raw: Raw<'_>, out: &mut Vec<u8>) -> Result<(), String> {
         self.key.clear();
         // Names are compared as bytes: only an escaped or possibly personal key is decoded.
-        let digits = p.detect && may_hold_personal(raw);
-        let escaped = memchr::memchr(b'\\', raw).is_some();
+        let digits = p.detect && may_hold_personal(raw.bytes);
         let mut masked = false;
-        if digits || escaped {
-            let k = decode(raw)?;
+        if digits || raw.escaped {
+            let k = raw.decode()?;
             // A map keyed by ID numbers or phones: the key is personal data too.
             if let Some(kind) = detect(&k).filter(|_| digits) {
                 self.stats.by_detector += 1;
@@ -692,28 +774,27 @@ impl JsonMasker {
                 masked = true;
             }
             self.key.extend_from_slice(k.as_bytes());
+        } else {
+            self.key.extend_from_slice(raw.bytes);
         }
-        if !(digits || escaped) {
-            self.key.extend_from_slice(raw);
-        }
-        write_value(out, raw, masked.then_some(self.scratch.as_str()));
+        write_value(out, raw.bytes, masked.then_some(self.scratch.as_str()));
         self.has_key = true;
         self.expect = Expect::Colon;
         Ok(())
     }
 
-    fn value_string(&mut self, p: &Profile, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn value_string(&mut self, p: &Profile, raw: Raw<'_>, out: &mut Vec<u8>) -> Result<(), String> {
         let rule = self.value_rule.take();
         let scratch = &mut self.scratch;
         scratch.clear();
         let masked = match rule.and_then(|r| p.rules.get(r)) {
             Some(r) => {
                 self.stats.by_rule += 1;
-                mask_into(&decode(raw)?, &r.style, scratch);
+                mask_into(&raw.decode()?, &r.style, scratch);
                 true
             }
-            None if p.detect && may_hold_personal(raw) => {
-                let s = decode(raw)?;
+            None if p.detect && may_hold_personal(raw.bytes) => {
+                let s = raw.decode()?;
                 if let Some(k) = detect(&s) {
                     self.stats.by_detector += 1;
                     mask_into(&s, &style_for(k), scratch);
@@ -729,7 +810,7 @@ impl JsonMasker {
             // nothing a detector finds; an escape such as `\u0031` has digits itself.)
             None => false,
         };
-        write_value(out, raw, masked.then_some(self.scratch.as_str()));
+        write_value(out, raw.bytes, masked.then_some(self.scratch.as_str()));
         self.end_value();
         Ok(())
     }
@@ -787,24 +868,46 @@ impl JsonMasker {
     }
 }
 
-/// The text of a JSON string's body (escapes resolved).
-fn decode(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
-    if memchr::memchr(b'\\', raw).is_none() {
-        return std::str::from_utf8(raw)
-            .map(std::borrow::Cow::Borrowed)
-            .map_err(|_| "a string that is not UTF-8".into());
+/// A JSON string's body as sent (between the quotes, escapes as they are).
+#[derive(Debug, Clone, Copy)]
+struct Raw<'a> {
+    bytes: &'a [u8],
+    /// The body holds a backslash escape.
+    escaped: bool,
+}
+
+impl<'a> Raw<'a> {
+    /// The string's text (escapes resolved).
+    fn decode(&self) -> Result<std::borrow::Cow<'a, str>, String> {
+        if !self.escaped {
+            return std::str::from_utf8(self.bytes)
+                .map(std::borrow::Cow::Borrowed)
+                .map_err(|_| "a string that is not UTF-8".into());
+        }
+        let mut quoted = Vec::with_capacity(self.bytes.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(self.bytes);
+        quoted.push(b'"');
+        serde_json::from_slice::<String>(&quoted)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|e| format!("a bad string: {e}"))
     }
-    let mut quoted = Vec::with_capacity(raw.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(raw);
-    quoted.push(b'"');
-    serde_json::from_slice::<String>(&quoted)
-        .map(std::borrow::Cow::Owned)
-        .map_err(|e| format!("a bad string: {e}"))
 }
 
 /// `s` as a JSON string (serde_json's escaping).
 fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Masked values rarely hold anything to escape: then they are written as they are, which is
+    // what serde_json writes for them.
+    let plain = s
+        .bytes()
+        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if plain {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing a `str` into a `Vec` cannot fail; the fallback keeps the output JSON regardless.
     if serde_json::to_writer(&mut *out, s).is_err() {
         out.extend_from_slice(b"\"****\"");

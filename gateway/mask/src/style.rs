@@ -41,8 +41,13 @@ const COMPOUND_SURNAMES: [&str; 16] = [
     "令狐", "夏侯", "端木", "独孤",
 ];
 
-fn stars(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n('*', n));
+fn stars(out: &mut String, mut n: usize) {
+    const STARS: &str = "********************************";
+    while n > 0 {
+        let k = n.min(STARS.len());
+        out.push_str(&STARS[..k]);
+        n -= k;
+    }
 }
 
 /// Byte offset of the `n`th character of `s` (or its length).
