@@ -9,7 +9,7 @@
 //! is masked as text from the last complete value on (`finish` says so): nothing unmasked leaves.
 
 use crate::detect::{detect, may_hold_personal, scan, Kind};
-use crate::style::{mask, mask_into, Style};
+use crate::style::{mask, mask_ascii_into, mask_into, Style};
 
 /// How a rule compares names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -790,6 +790,15 @@ impl JsonMasker {
         let masked = match rule.and_then(|r| p.rules.get(r)) {
             Some(r) => {
                 self.stats.by_rule += 1;
+                out.push(b'"');
+                // Printable ASCII without escapes (numbers, the common case) is masked as bytes:
+                // it holds nothing to escape, and masking only keeps parts of it or adds `*`.
+                if !raw.escaped && mask_ascii_into(raw.bytes, &r.style, out) {
+                    out.push(b'"');
+                    self.end_value();
+                    return Ok(());
+                }
+                out.pop();
                 mask_into(&raw.decode()?, &r.style, scratch);
                 true
             }

@@ -86,6 +86,50 @@ fn address(s: &str, out: &mut String) {
     out.push_str("****");
 }
 
+/// `mask_into` for a value of printable ASCII (`0x20..0x7f`), written as bytes: the common case
+/// of ID, phone and card numbers, which then need no UTF-8 check and no character counting.
+/// `false` (nothing written) when the value is not printable ASCII or the style reads characters
+/// (names, addresses) or hashes.
+pub fn mask_ascii_into(value: &[u8], style: &Style, out: &mut Vec<u8>) -> bool {
+    let printable = value
+        .iter()
+        .fold(true, |ok, &b| ok & (b >= 0x20) & (b < 0x7f));
+    if !printable {
+        return false;
+    }
+    fn stars(out: &mut Vec<u8>, n: usize) {
+        out.resize(out.len() + n, b'*');
+    }
+    fn keep(s: &[u8], head: usize, tail: usize, out: &mut Vec<u8>) {
+        let n = s.len();
+        if n <= head + tail {
+            return stars(out, n.max(1));
+        }
+        out.extend_from_slice(&s[..head]);
+        stars(out, n - head - tail);
+        out.extend_from_slice(&s[n - tail..]);
+    }
+    match style {
+        Style::Keep { head, tail } => keep(value, *head, *tail, out),
+        Style::Mobile => {
+            let rest = match value.strip_prefix(b"+86") {
+                Some(r) => {
+                    out.extend_from_slice(b"+86");
+                    let skip = r.iter().take_while(|&&b| b == b'-' || b == b' ').count();
+                    &r[skip..]
+                }
+                None => value,
+            };
+            keep(rest, 3, 4, out)
+        }
+        Style::CardLast4 => keep(value, 0, 4, out),
+        Style::Redact => out.extend_from_slice(b"****"),
+        Style::SameLength => stars(out, value.len()),
+        Style::Name | Style::Address | Style::Email | Style::Sm3Hash { .. } => return false,
+    }
+    true
+}
+
 /// Masks `value` in `style`.
 pub fn mask(value: &str, style: &Style) -> String {
     let mut out = String::with_capacity(value.len());
@@ -181,5 +225,61 @@ mod tests {
         );
         // Too short to keep parts: all masked.
         assert_eq!(mask("123", &Style::Keep { head: 6, tail: 4 }), "***");
+    }
+
+    #[test]
+    fn ascii_path_writes_what_the_text_path_does() {
+        let styles = [
+            Style::Keep { head: 6, tail: 4 },
+            Style::Keep { head: 0, tail: 0 },
+            Style::Mobile,
+            Style::CardLast4,
+            Style::Redact,
+            Style::SameLength,
+        ];
+        let values = [
+            "",
+            "1",
+            "123",
+            "1234",
+            "12345",
+            "13800138000",
+            "+8613800138000",
+            "+86-138 0013 8000",
+            "+86",
+            "+86--",
+            "11010519491231002X",
+            "6222020200112233446",
+            "a b~c",
+            "0123456789",
+        ];
+        for style in &styles {
+            for v in values {
+                let mut bytes = Vec::new();
+                assert!(
+                    mask_ascii_into(v.as_bytes(), style, &mut bytes),
+                    "{v} {style:?}"
+                );
+                assert_eq!(
+                    String::from_utf8(bytes).unwrap(),
+                    mask(v, style),
+                    "{v} {style:?}"
+                );
+            }
+        }
+        let mut bytes = Vec::new();
+        for (v, style) in [
+            ("张三", Style::Keep { head: 1, tail: 0 }),
+            ("tab\there", Style::Redact),
+            ("del\u{7f}", Style::Redact),
+            ("zhang@example.cn", Style::Email),
+            ("Zhang San", Style::Name),
+        ] {
+            assert!(!mask_ascii_into(v.as_bytes(), &style, &mut bytes), "{v}");
+        }
+        assert!(
+            bytes.is_empty(),
+            "nothing written when the text path must be taken"
+        );
     }
 }
