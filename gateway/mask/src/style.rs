@@ -93,7 +93,7 @@ fn address(s: &str, out: &mut String) {
 pub fn mask_ascii_into(value: &[u8], style: &Style, out: &mut Vec<u8>) -> bool {
     let printable = value
         .iter()
-        .fold(true, |ok, &b| ok & (b >= 0x20) & (b < 0x7f));
+        .fold(true, |ok, &b| ok & (0x20..0x7f).contains(&b));
     if !printable {
         return false;
     }
