@@ -10,6 +10,7 @@ use crate::reload::{HealthChecks, Reloader};
 use menwei_policy::Snapshot;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -63,6 +64,8 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
         };
         let mut svc =
             pingora::proxy::http_proxy_service_with_name(&conf, gw, &format!("menwei {}", l.name));
+        // A response whose head and body fit in the write buffer leaves in one write.
+        let buffer = L4BufferSettings::default().write(l.write_buffer);
         if l.tls {
             let mut tls = TlsSettings::intermediate("", "")
                 .map_err(|e| format!("TLS listener {}: {e}", l.name))?;
@@ -70,9 +73,13 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
                 store: store.clone(),
             }));
             tls.enable_h2();
-            svc.add_tls_with_settings(&l.addr.to_string(), None, tls);
+            svc.add_listener(
+                ListenerConfig::tcp(l.addr.to_string())
+                    .tls(tls)
+                    .l4_buffer(buffer),
+            );
         } else {
-            svc.add_tcp(&l.addr.to_string());
+            svc.add_listener(ListenerConfig::tcp(l.addr.to_string()).l4_buffer(buffer));
         }
         if l.h2c {
             if let Some(app) = svc.app_logic_mut() {

@@ -309,6 +309,12 @@ fn compile_server(
     (admin, threads, pool, grace)
 }
 
+/// A listener's write buffer when the policy names none: a JSON answer of up to ~16 KB leaves
+/// with its head in one write (Pingora's own default, 1460 bytes, writes the head and the body
+/// separately once the body is over about 1 KB).
+const DEFAULT_WRITE_BUFFER: u64 = 16 * 1024;
+const MAX_WRITE_BUFFER: u64 = 1 << 20;
+
 fn compile_listeners(
     cx: &Ctx,
     files: &[(usize, PolicyFile)],
@@ -348,11 +354,33 @@ fn compile_listeners(
                     "remove `h2c = true`".into(),
                 );
             }
+            let write_buffer = l
+                .write_buffer
+                .as_ref()
+                .map_or(DEFAULT_WRITE_BUFFER, |b| b.get_ref().0);
+            if let Some(b) = l
+                .write_buffer
+                .as_ref()
+                .filter(|_| write_buffer > MAX_WRITE_BUFFER)
+            {
+                diags.at(
+                    Code::Listen,
+                    source,
+                    b.span(),
+                    format!(
+                        "listener `{}` has write_buffer = {write_buffer} bytes, over 1MiB",
+                        l.name.get_ref()
+                    ),
+                    "the buffer is held for every client connection; beyond a response's size it saves no write",
+                    "use a size such as `16KiB` or `64KiB`".into(),
+                );
+            }
             out.push(ListenerSpec {
                 name: l.name.get_ref().clone(),
                 addr,
                 tls: l.tls,
                 h2c: l.h2c,
+                write_buffer: write_buffer.min(MAX_WRITE_BUFFER) as usize,
             });
         }
     }

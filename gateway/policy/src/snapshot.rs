@@ -25,6 +25,8 @@ pub struct ListenerSpec {
     pub addr: SocketAddr,
     pub tls: bool,
     pub h2c: bool,
+    /// Bytes buffered per client connection before writing (Pingora's L4 write buffer).
+    pub write_buffer: usize,
 }
 
 /// A certificate ready to serve; the chain and key were parsed and checked to match at load.
