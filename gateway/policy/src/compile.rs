@@ -309,10 +309,11 @@ fn compile_server(
     (admin, threads, pool, grace)
 }
 
-/// A listener's write buffer when the policy names none: a JSON answer of up to ~16 KB leaves
+/// A listener's write buffer when the policy names none: a JSON answer of up to ~32 KB leaves
 /// with its head in one write (Pingora's own default, 1460 bytes, writes the head and the body
-/// separately once the body is over about 1 KB).
-const DEFAULT_WRITE_BUFFER: u64 = 16 * 1024;
+/// separately once the body is over about 1 KB). Half of the read buffer Pingora already keeps
+/// per connection (64 KiB).
+const DEFAULT_WRITE_BUFFER: u64 = 32 * 1024;
 const MAX_WRITE_BUFFER: u64 = 1 << 20;
 
 fn compile_listeners(

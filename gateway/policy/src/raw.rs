@@ -731,7 +731,7 @@ pub struct Listener {
     /// Accept cleartext HTTP/2 with prior knowledge (h2c) on a non-TLS listener.
     #[serde(default)]
     pub h2c: bool,
-    /// Bytes held per client connection before a write to the socket (default `16KiB`): a
+    /// Bytes held per client connection before a write to the socket (default `32KiB`): a
     /// response whose head and body fit goes out in one write instead of two. Up to `1MiB`.
     #[schemars(with = "Option<String>")]
     pub write_buffer: Option<Spanned<ByteSize>>,
