@@ -1069,6 +1069,58 @@ mod tests {
     }
 
     #[test]
+    fn remembered_rules_are_the_rules() {
+        // More names than slots, names that share a slot, case variants, a name over the
+        // length kept, the empty name: the remembered rule is always the one the rules give.
+        let p = Profile {
+            rules: vec![
+                FieldRule::field(Pattern::parse("name").unwrap(), Style::Name),
+                FieldRule {
+                    matcher: Matcher::Field(Pattern::parse("idCard").unwrap()),
+                    case: Case::Sensitive,
+                    style: Style::Keep { head: 6, tail: 4 },
+                },
+                FieldRule::field(Pattern::parse("*phone").unwrap(), Style::Mobile),
+                FieldRule::field(Pattern::parse("addr*").unwrap(), Style::Address),
+            ],
+            detect: false,
+            numbers: false,
+        };
+        let mut names: Vec<Vec<u8>> = (0..300).map(|i| format!("f{i}").into_bytes()).collect();
+        for n in [
+            "name",
+            "NAME",
+            "Name",
+            "idCard",
+            "IDCARD",
+            "idcard",
+            "homePhone",
+            "PHONE",
+            "phone2",
+            "address",
+            "Addr",
+            "ad",
+            "",
+            "姓名",
+        ] {
+            names.push(n.as_bytes().to_vec());
+        }
+        names.push("x".repeat(100).into_bytes());
+        names.push(format!("{}phone", "y".repeat(80)).into_bytes());
+        let mut cache = RuleCache::new();
+        for round in 0..3 {
+            for n in names.iter().chain(names.iter().rev()) {
+                assert_eq!(
+                    cache.rule(&p, n),
+                    p.rule_for(Some(n), &[]),
+                    "round {round}, name {:?}",
+                    String::from_utf8_lossy(n)
+                );
+            }
+        }
+    }
+
+    #[test]
     fn paths_and_case() {
         let p = Profile {
             rules: vec![
