@@ -357,8 +357,9 @@ pub struct JsonMasker {
     pub stats: Stats,
 }
 
-/// Member name -> its first matching field rule, direct-mapped and bounded (names longer than
-/// `RuleCache::MAX_NAME` are not kept; a slot taken by another name is replaced).
+/// Member name -> its first matching field rule, direct-mapped and bounded (the empty name and
+/// names longer than `RuleCache::MAX_NAME` are not kept; a slot taken by another name is
+/// replaced).
 #[derive(Debug)]
 struct RuleCache {
     slots: Vec<(Vec<u8>, Option<usize>)>,
@@ -381,24 +382,22 @@ impl RuleCache {
     }
 
     fn rule(&mut self, p: &Profile, key: &[u8]) -> Option<usize> {
-        if key.len() > RuleCache::MAX_NAME {
+        // An empty slot holds the empty name: that name is never looked up here.
+        if key.is_empty() || key.len() > RuleCache::MAX_NAME {
             return p.rule_for(Some(key), &[]);
         }
         if self.slots.is_empty() {
             self.slots = vec![(Vec::new(), None); RuleCache::SLOTS];
         }
-        let i = RuleCache::slot(key);
-        match self.slots.get_mut(i) {
-            Some((name, rule)) if name.as_slice() == key && !name.is_empty() => *rule,
-            Some((name, rule)) => {
-                let found = p.rule_for(Some(key), &[]);
-                name.clear();
-                name.extend_from_slice(key);
-                *rule = found;
-                found
-            }
-            None => p.rule_for(Some(key), &[]),
+        let Some((name, rule)) = self.slots.get_mut(RuleCache::slot(key)) else {
+            return p.rule_for(Some(key), &[]);
+        };
+        if name.as_slice() != key {
+            *rule = p.rule_for(Some(key), &[]);
+            name.clear();
+            name.extend_from_slice(key);
         }
+        *rule
     }
 }
 
@@ -657,7 +656,7 @@ impl JsonMasker {
         }
         let rule = match key {
             // Without path rules a value's rule depends on its member name alone.
-            Some(k) if !self.track_path && !k.is_empty() => self.rules_seen.rule(p, k),
+            Some(k) if !self.track_path => self.rules_seen.rule(p, k),
             _ => p.rule_for(key, &self.path),
         }
         .or(parent_rule);
@@ -1066,6 +1065,29 @@ mod tests {
         }
         let (masked, _) = chunked(&profile(), DOC.as_bytes(), 1);
         assert_eq!(String::from_utf8(masked).unwrap(), MASKED);
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain",
+            "110101********1234",
+            "张*",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "nl\n",
+            "\u{1}",
+            "del\u{7f}",
+            "\u{2028}",
+            "😀*",
+            "/slash",
+        ] {
+            let mut out = Vec::new();
+            write_string(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]
