@@ -355,33 +355,31 @@ fn compile_listeners(
                     "remove `h2c = true`".into(),
                 );
             }
-            let write_buffer = l
-                .write_buffer
-                .as_ref()
-                .map_or(DEFAULT_WRITE_BUFFER, |b| b.get_ref().0);
-            if let Some(b) = l
-                .write_buffer
-                .as_ref()
-                .filter(|_| write_buffer > MAX_WRITE_BUFFER)
-            {
-                diags.at(
-                    Code::Listen,
-                    source,
-                    b.span(),
-                    format!(
-                        "listener `{}` has write_buffer = {write_buffer} bytes, over 1MiB",
-                        l.name.get_ref()
-                    ),
-                    "the buffer is held for every client connection; beyond a response's size it saves no write",
-                    "use a size such as `16KiB` or `64KiB`".into(),
-                );
-            }
+            let write_buffer = match &l.write_buffer {
+                None => DEFAULT_WRITE_BUFFER,
+                Some(b) if b.get_ref().0 > MAX_WRITE_BUFFER => {
+                    diags.at(
+                        Code::Listen,
+                        source,
+                        b.span(),
+                        format!(
+                            "listener `{}` has write_buffer = {} bytes, over 1MiB",
+                            l.name.get_ref(),
+                            b.get_ref().0
+                        ),
+                        "the buffer is held for every client connection; beyond a response's size it saves no write",
+                        "use a size such as `16KiB` or `64KiB`".into(),
+                    );
+                    MAX_WRITE_BUFFER
+                }
+                Some(b) => b.get_ref().0,
+            };
             out.push(ListenerSpec {
                 name: l.name.get_ref().clone(),
                 addr,
                 tls: l.tls,
                 h2c: l.h2c,
-                write_buffer: write_buffer.min(MAX_WRITE_BUFFER) as usize,
+                write_buffer: write_buffer as usize,
             });
         }
     }
