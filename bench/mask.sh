@@ -8,6 +8,7 @@
 #   plain-static / masked-static   the same document as a file served by nginx (the gateway is
 #                                  the bottleneck: this is the masker's whole cost)
 #   bench/mask.sh [ROUNDS] [SECONDS]
+#   NO_CRITERION=1 bench/mask.sh ...   (the gateway rounds only, without the in-process benchmark)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 . bench/lib.sh
