@@ -5,9 +5,11 @@
 #
 # Layout on a 2-core machine: the load generator (wrk) and the backend (nginx serving static JSON)
 # share core 0; the proxy under test runs alone on core 1, with one worker. Each round measures, for a
-# ~300-byte and a ~16 KiB JSON body: the backend directly, nginx as reverse proxy, the bare Pingora
-# pass-through (bench/passthrough, Pingora defaults) and menwei (release build, a policy with the
-# demo's settings: health checks, access log to a file). Reported: req/s, p50, p99, proxy CPU per
+# ~300-byte and a ~16 KiB JSON body: the backend directly, nginx as reverse proxy (as configured
+# before: no access log; and "nginxlog", doing menwei's per-request work: a JSON access line per
+# request, buffered, and the same forwarding headers), the bare Pingora pass-through
+# (bench/passthrough, Pingora defaults) and menwei (release build, a policy with the demo's
+# settings: health checks, access log to a file). Reported: req/s, p50, p99, proxy CPU per
 # request (from /proc), and ratios. Compare ratios within one run; rounds vary 8-28 % here.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,7 +37,7 @@ while len(b.encode()) > 16384: rows.pop(); b = json.dumps({"code": 0, "data": ro
 open(f"{d}/big.json", "w").write(b)
 PY
 
-BACK=18900; NGX=18901; PASS=18902; MW=18903; ADMIN=18904
+BACK=18900; NGX=18901; PASS=18902; MW=18903; ADMIN=18904; NGXLOG=18905
 cat > "$out/nginx.conf" <<NGX
 worker_processes 1;
 daemon off;
@@ -68,6 +70,39 @@ http {
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$remote_addr;
       proxy_set_header X-Request-Id \$request_id;
+    }
+  }
+}
+NGX
+# nginx doing what menwei does per request: a JSON access line per request (buffered, as menwei's
+# writer thread batches its lines) and the same forwarding headers. The plain "nginx" target above
+# logs nothing and sets fewer headers; both are reported.
+cat > "$out/nginx-log.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $out/nginx-log.pid;
+error_log $out/nginx-log-error.log warn;
+events { worker_connections 4096; }
+http {
+  log_format menwei escape=json '{"timestamp":"\$time_iso8601","request_id":"\$request_id","client":"\$remote_addr",'
+    '"method":"\$request_method","host":"\$host","path":"\$uri","route":"all","upstream":"backend",'
+    '"backend":"\$upstream_addr","status":\$status,"bytes":\$body_bytes_sent,"duration_ms":\$request_time}';
+  access_log $out/nginx-access.log menwei buffer=64k flush=1s;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$BACK; keepalive 128; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$NGXLOG;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Real-IP \$remote_addr;
+      proxy_set_header X-Request-Id \$request_id;
+      add_header X-Request-Id \$request_id;
     }
   }
 }
@@ -105,7 +140,7 @@ prefix = "/"
 upstream = "backend"
 TOML
 
-for p in $BACK $NGX $PASS $MW $ADMIN; do
+for p in $BACK $NGX $PASS $MW $ADMIN $NGXLOG; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "bench: port $p is already in use; stop what listens there" >&2; exit 1; fi
 done
 pids=()
@@ -113,11 +148,17 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 taskset -c 0 nginx -c "$out/nginx.conf" -p "$out" & pids+=($!)
 taskset -c 1 nginx -c "$out/nginx-proxy.conf" -p "$out" & pids+=($!)
+taskset -c 1 nginx -c "$out/nginx-log.conf" -p "$out" & pids+=($!)
 taskset -c 1 "$rel/passthrough" "127.0.0.1:$PASS" "127.0.0.1:$BACK" 1 2>"$out/passthrough.log" & pass_pid=$!; pids+=($pass_pid)
 taskset -c 1 "$rel/menwei" run --policies "$out/policies" >"$out/access.log" 2>"$out/menwei.log" & mw_pid=$!; pids+=($mw_pid)
 sleep 2
-for p in $BACK $NGX $PASS $MW; do curl -fsS -o /dev/null "http://127.0.0.1:$p/small.json" || { echo "port $p not serving" >&2; exit 1; }; done
-ngx_proxy_pid() { pgrep -f "nginx: worker process" | while read -r w; do [ "$(ps -o ppid= -p "$w" | tr -d ' ')" = "$(cat "$out/nginx-proxy.pid")" ] && echo "$w"; done | head -1; }
+for p in $BACK $NGX $PASS $MW $NGXLOG; do curl -fsS -o /dev/null "http://127.0.0.1:$p/small.json" || { echo "port $p not serving" >&2; exit 1; }; done
+ngx_worker_pid() { # the worker of the nginx whose master's pid is in file $1
+  local w
+  for w in $(pgrep -f "nginx: worker process"); do
+    if [ "$(ps -o ppid= -p "$w" | tr -d ' ')" = "$(cat "$1")" ]; then echo "$w"; return 0; fi
+  done
+}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else { sub(/s/,"",v); print v*1000 } }'; }
@@ -126,10 +167,11 @@ results="$out/results.tsv"; echo -e "round\tsize\ttarget\treq_s\tp50_ms\tp99_ms\
 hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$rounds"); do
   for size in small big; do
-    for target in direct nginx pingora menwei; do
+    for target in direct nginx nginxlog pingora menwei; do
       case $target in
         direct) port=$BACK; pid="";;
-        nginx) port=$NGX; pid=$(ngx_proxy_pid);;
+        nginx) port=$NGX; pid=$(ngx_worker_pid "$out/nginx-proxy.pid");;
+        nginxlog) port=$NGXLOG; pid=$(ngx_worker_pid "$out/nginx-log.pid");;
         pingora) port=$PASS; pid=$pass_pid;;
         menwei) port=$MW; pid=$mw_pid;;
       esac
@@ -157,12 +199,13 @@ def med(size, target, key):
     v = [float(r[key]) for r in rows if r["size"] == size and r["target"] == target and r[key] != "-"]
     return statistics.median(v) if v else float("nan")
 print()
-print("median over rounds | size  | target  |    req/s |  p50 ms |  p99 ms | proxy CPU us/req")
+print("median over rounds | size  | target   |    req/s |  p50 ms |  p99 ms | proxy CPU us/req")
 for size in ("small", "big"):
-    for t in ("direct", "nginx", "pingora", "menwei"):
-        print(f"                   | {size:5} | {t:7} | {med(size,t,'req_s'):8.0f} | {med(size,t,'p50_ms'):7.3f} | {med(size,t,'p99_ms'):7.3f} | {med(size,t,'cpu_us_per_req'):6.1f}")
+    for t in ("direct", "nginx", "nginxlog", "pingora", "menwei"):
+        print(f"                   | {size:5} | {t:8} | {med(size,t,'req_s'):8.0f} | {med(size,t,'p50_ms'):7.3f} | {med(size,t,'p99_ms'):7.3f} | {med(size,t,'cpu_us_per_req'):6.1f}")
 for size in ("small", "big"):
-    m, p, n = (med(size, t, "req_s") for t in ("menwei", "pingora", "nginx"))
+    m, p, n, nl = (med(size, t, "req_s") for t in ("menwei", "pingora", "nginx", "nginxlog"))
     dp99 = med(size, "menwei", "p99_ms") - med(size, "pingora", "p99_ms")
-    print(f"{size}: menwei/pingora = {m/p:.2f}x, menwei/nginx = {m/n:.2f}x, pingora/nginx = {p/n:.2f}x, menwei p99 - pingora p99 = {dp99:+.3f} ms")
+    print(f"{size}: menwei/pingora = {m/p:.2f}x, menwei/nginx = {m/n:.2f}x, menwei/nginx+log = {m/nl:.2f}x, "
+          f"pingora/nginx = {p/n:.2f}x, menwei p99 - pingora p99 = {dp99:+.3f} ms")
 PY
