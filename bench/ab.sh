@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Two menwei builds side by side, interleaved, against the bare Pingora pass-through: whether a
+# change moved req/s or CPU per request beyond this machine's round-to-round noise.
+#
+#   bench/ab.sh OLD_BINARY NEW_BINARY [ROUNDS] [SECONDS] [small|big]
+#
+# Needs bench/out from bench/run.sh (its backend nginx and policy). Same layout as bench/run.sh:
+# wrk and the backend on core 0, the proxy under test alone on core 1. Build the old binary with
+# `git checkout REV -- gateway && cargo build --release -p menwei && cp target/release/menwei /tmp/old`.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
+old="$1"; new="$2"; rounds="${3:-5}"; secs="${4:-8}"; size="${5:-small}"
+out="$root/bench/out"; rel="${CARGO_TARGET_DIR:-$root/target}/release"
+[ -f "$out/nginx.conf" ] && [ -d "$out/policies" ] || { echo "run bench/run.sh first (it writes bench/out)" >&2; exit 1; }
+BACK=18900; PASS=18902; A=18913; A_ADMIN=18914; B=18915; B_ADMIN=18916
+ab="$out/ab"; rm -rf "$ab"; mkdir -p "$ab/a" "$ab/b"
+for side in a b; do
+  port=$([ $side = a ] && echo $A || echo $B); admin=$([ $side = a ] && echo $A_ADMIN || echo $B_ADMIN)
+  cp "$out/policies/"*.toml "$ab/$side/"
+  sed -i "s/^admin = .*/admin = \"127.0.0.1:$admin\"/; s/^addr = .*/addr = \"127.0.0.1:$port\"/" "$ab/$side/gateway.toml"
+done
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+taskset -c 0 nginx -c "$out/nginx.conf" -p "$out" & pids+=($!)
+taskset -c 1 "$rel/passthrough" "127.0.0.1:$PASS" "127.0.0.1:$BACK" 1 2>/dev/null & pass=$!; pids+=($pass)
+taskset -c 1 "$old" run --policies "$ab/a" >"$ab/a.access.log" 2>"$ab/a.log" & a=$!; pids+=($a)
+taskset -c 1 "$new" run --policies "$ab/b" >"$ab/b.access.log" 2>"$ab/b.log" & b=$!; pids+=($b)
+sleep 2
+for p in $PASS $A $B; do curl -fsS -o /dev/null "http://127.0.0.1:$p/$size.json" || { echo "port $p not serving" >&2; exit 1; }; done
+hz=$(getconf CLK_TCK); res="$ab/results.tsv"; : > "$res"
+for r in $(seq 1 "$rounds"); do
+  for t in pingora old new; do
+    case $t in pingora) port=$PASS; pid=$pass;; old) port=$A; pid=$a;; new) port=$B; pid=$b;; esac
+    taskset -c 0 wrk -t1 -c32 -d2s "http://127.0.0.1:$port/$size.json" >/dev/null
+    x=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    w=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" --latency "http://127.0.0.1:$port/$size.json")
+    y=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    rps=$(echo "$w" | awk '/Requests\/sec/ {print $2}'); n=$(echo "$w" | awk '/requests in/ {print $1}')
+    cpu=$(awk -v a="$y" -v b="$x" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (a-b)/hz*1e6/n}')
+    echo -e "$r\t$t\t$rps\t$cpu" | tee -a "$res"
+  done
+done
+python3 - "$res" <<'PY'
+import sys, statistics, collections
+v, c = collections.defaultdict(list), collections.defaultdict(list)
+for l in open(sys.argv[1]):
+    r, t, x, u = l.split(); v[t].append(float(x)); c[t].append(float(u))
+m = {t: statistics.median(v[t]) for t in v}; mc = {t: statistics.median(c[t]) for t in c}
+for t in ("pingora", "old", "new"):
+    print(f"{t:8} {m[t]:8.0f} req/s  {mc[t]:5.1f} us CPU/req  ({m[t] / m['pingora']:.2f}x the pass-through)")
+per = [float(n) / float(o) for o, n in zip(v["old"], v["new"])]
+print(f"new/old: {m['new'] / m['old']:.3f}x req/s (per round {', '.join(f'{p:.2f}' for p in per)}), CPU {mc['new'] / mc['old']:.3f}x")
+PY
