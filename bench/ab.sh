@@ -28,24 +28,19 @@ taskset -c 1 "$old" run --policies "$ab/a" >"$ab/a.access.log" 2>"$ab/a.log" & a
 taskset -c 1 "$new" run --policies "$ab/b" >"$ab/b.access.log" 2>"$ab/b.log" & b=$!; pids+=($b)
 sleep 2
 for p in $PASS $A $B; do curl -fsS -o /dev/null "http://127.0.0.1:$p/$size.json" || { echo "port $p not serving" >&2; exit 1; }; done
-hz=$(getconf CLK_TCK); res="$ab/results.tsv"; : > "$res"
+. bench/lib.sh
+res="$ab/results.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$res"
 for r in $(seq 1 "$rounds"); do
   for t in pingora old new; do
     case $t in pingora) port=$PASS; pid=$pass;; old) port=$A; pid=$a;; new) port=$B; pid=$b;; esac
-    taskset -c 0 wrk -t1 -c32 -d2s "http://127.0.0.1:$port/$size.json" >/dev/null
-    x=$(awk '{print $14+$15}' "/proc/$pid/stat")
-    w=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" --latency "http://127.0.0.1:$port/$size.json")
-    y=$(awk '{print $14+$15}' "/proc/$pid/stat")
-    rps=$(echo "$w" | awk '/Requests\/sec/ {print $2}'); n=$(echo "$w" | awk '/requests in/ {print $1}')
-    cpu=$(awk -v a="$y" -v b="$x" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (a-b)/hz*1e6/n}')
-    echo -e "$r\t$t\t$rps\t$cpu" | tee -a "$res"
+    wrk_round "$r" "$t" "http://127.0.0.1:$port/$size.json" "$pid" "$secs" "$res"
   done
 done
 python3 - "$res" <<'PY'
-import sys, statistics, collections
+import csv, sys, statistics, collections
 v, c = collections.defaultdict(list), collections.defaultdict(list)
-for l in open(sys.argv[1]):
-    r, t, x, u = l.split(); v[t].append(float(x)); c[t].append(float(u))
+for row in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
+    v[row["target"]].append(float(row["req_s"])); c[row["target"]].append(float(row["cpu_us_per_req"]))
 m = {t: statistics.median(v[t]) for t in v}; mc = {t: statistics.median(c[t]) for t in c}
 for t in ("pingora", "old", "new"):
     print(f"{t:8} {m[t]:8.0f} req/s  {mc[t]:5.1f} us CPU/req  ({m[t] / m['pingora']:.2f}x the pass-through)")

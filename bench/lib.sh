@@ -1,4 +1,4 @@
-# Shared by bench/ratelimit.sh and bench/mask.sh (sourced): one measured wrk round against a
+# Shared by bench/ratelimit.sh, bench/mask.sh and bench/ab.sh (sourced): one measured wrk round against a
 # gateway told apart by Host, and medians of the rounds.
 
 # wrk_round ROUND TARGET URL PID SECS RESULTS

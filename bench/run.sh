@@ -38,12 +38,16 @@ open(f"{d}/big.json", "w").write(b)
 PY
 
 BACK=18900; NGX=18901; PASS=18902; MW=18903; ADMIN=18904; NGXLOG=18905
-cat > "$out/nginx.conf" <<NGX
+nginx_top() { # the lines every nginx here starts with; $1 names its pid and error log
+  cat <<NGX
 worker_processes 1;
 daemon off;
-pid $out/nginx.pid;
-error_log $out/nginx-error.log warn;
+pid $out/$1.pid;
+error_log $out/$1-error.log warn;
 events { worker_connections 4096; }
+NGX
+}
+{ nginx_top nginx; cat <<NGX
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -51,12 +55,8 @@ http {
   server { listen 127.0.0.1:$BACK; root $out/www; default_type application/json; }
 }
 NGX
-cat > "$out/nginx-proxy.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $out/nginx-proxy.pid;
-error_log $out/nginx-proxy-error.log warn;
-events { worker_connections 4096; }
+} > "$out/nginx.conf"
+{ nginx_top nginx-proxy; cat <<NGX
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -74,15 +74,11 @@ http {
   }
 }
 NGX
+} > "$out/nginx-proxy.conf"
 # nginx doing what menwei does per request: a JSON access line per request (buffered, as menwei's
 # writer thread batches its lines) and the same forwarding headers. The plain "nginx" target above
 # logs nothing and sets fewer headers; both are reported.
-cat > "$out/nginx-log.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $out/nginx-log.pid;
-error_log $out/nginx-log-error.log warn;
-events { worker_connections 4096; }
+{ nginx_top nginx-log; cat <<NGX
 http {
   log_format menwei escape=json '{"timestamp":"\$time_iso8601","request_id":"\$request_id","client":"\$remote_addr",'
     '"method":"\$request_method","host":"\$host","path":"\$uri","route":"all","upstream":"backend",'
@@ -107,6 +103,7 @@ http {
   }
 }
 NGX
+} > "$out/nginx-log.conf"
 mkdir -p "$out/policies"
 cat > "$out/policies/gateway.toml" <<TOML
 [server]
