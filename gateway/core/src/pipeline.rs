@@ -296,8 +296,9 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
         // Banned addresses first: nothing else is spent on them.
-        if let (false, Some(c)) = (self.store.bans.is_empty(), ctx.client) {
-            if let Some(ban) = self.store.bans.get(&format!("ip:{c}")) {
+        // The ban key is `ip:` and the address as `Display` writes it: `client_str` already is.
+        if !self.store.bans.is_empty() && ctx.client.is_some() {
+            if let Some(ban) = self.store.bans.get(&format!("ip:{}", ctx.client_str)) {
                 return self.banned(session, ctx, "ip", ban).await;
             }
         }
