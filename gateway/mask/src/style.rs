@@ -91,6 +91,12 @@ fn address(s: &str, out: &mut String) {
 /// `false` (nothing written) when the value is not printable ASCII or the style reads characters
 /// (names, addresses) or hashes.
 pub fn mask_ascii_into(value: &[u8], style: &Style, out: &mut Vec<u8>) -> bool {
+    if matches!(
+        style,
+        Style::Name | Style::Address | Style::Email | Style::Sm3Hash { .. }
+    ) {
+        return false;
+    }
     let printable = value
         .iter()
         .fold(true, |ok, &b| ok & (0x20..0x7f).contains(&b));
@@ -125,6 +131,7 @@ pub fn mask_ascii_into(value: &[u8], style: &Style, out: &mut Vec<u8>) -> bool {
         Style::CardLast4 => keep(value, 0, 4, out),
         Style::Redact => out.extend_from_slice(b"****"),
         Style::SameLength => stars(out, value.len()),
+        // Refused above, before the scan.
         Style::Name | Style::Address | Style::Email | Style::Sm3Hash { .. } => return false,
     }
     true
