@@ -56,13 +56,12 @@ http {
 }
 NGX
 } > "$out/nginx.conf"
-{ nginx_top nginx-proxy; cat <<NGX
-http {
-  access_log off;
+nginx_proxy() { # a reverse proxy to the backend on port $1; $2: more lines for its location
+  cat <<NGX
   keepalive_requests 1000000;
   upstream backend { server 127.0.0.1:$BACK; keepalive 128; keepalive_requests 1000000; }
   server {
-    listen 127.0.0.1:$NGX;
+    listen 127.0.0.1:$1;
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -70,11 +69,13 @@ http {
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$remote_addr;
       proxy_set_header X-Request-Id \$request_id;
+$2
     }
   }
 }
 NGX
-} > "$out/nginx-proxy.conf"
+}
+{ nginx_top nginx-proxy; echo "http {"; echo "  access_log off;"; nginx_proxy $NGX ""; } > "$out/nginx-proxy.conf"
 # nginx doing what menwei does per request: a JSON access line per request (buffered, as menwei's
 # writer thread batches its lines) and the same forwarding headers. The plain "nginx" target above
 # logs nothing and sets fewer headers; both are reported.
@@ -84,25 +85,11 @@ http {
     '"method":"\$request_method","host":"\$host","path":"\$uri","route":"all","upstream":"backend",'
     '"backend":"\$upstream_addr","status":\$status,"bytes":\$body_bytes_sent,"duration_ms":\$request_time}';
   access_log $out/nginx-access.log menwei buffer=64k flush=1s;
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$BACK; keepalive 128; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:$NGXLOG;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-      proxy_set_header X-Real-IP \$remote_addr;
-      proxy_set_header X-Request-Id \$request_id;
-      add_header X-Request-Id \$request_id;
-    }
-  }
-}
 NGX
+  nginx_proxy $NGXLOG '      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Real-IP $remote_addr;
+      add_header X-Request-Id $request_id;'
 } > "$out/nginx-log.conf"
 mkdir -p "$out/policies"
 cat > "$out/policies/gateway.toml" <<TOML
