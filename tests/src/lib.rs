@@ -264,6 +264,24 @@ impl Gateway {
         assert!(ok);
     }
 
+    /// Asks menwei to stop (SIGTERM, as systemd and Kubernetes do) and waits up to 20 s for it
+    /// to exit; its exit status, or `None` if it was still running.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        let ok = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let mut status = None;
+        wait_until(Duration::from_secs(20), || {
+            status = c.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+
     /// `/policy` as JSON.
     pub fn policy(&self) -> serde_json::Value {
         serde_json::from_slice(&get(self.admin, "/policy").body).unwrap()

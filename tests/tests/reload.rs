@@ -1,5 +1,6 @@
 //! Hot reload: good edits applied under concurrent traffic with no failed request; broken edits
-//! refused while the last good policy keeps serving; restart-only changes reported.
+//! refused while the last good policy keeps serving; restart-only changes reported. Stopping:
+//! nothing of the access log lost.
 
 use menwei_tests::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -61,7 +62,9 @@ fn good_edit_under_traffic_loses_no_request() {
         "requests failed during reload"
     );
     assert!(gw.metrics().contains("menwei_policy_version 2"));
-    assert!(gw.access_log().contains("\"policy_version\":2"));
+    assert!(wait_until(Duration::from_secs(5), || gw
+        .access_log()
+        .contains("\"policy_version\":2")));
 }
 
 /// Each broken edit: (file content, code expected in the error).
@@ -165,4 +168,29 @@ fn invalid_policy_at_startup_exits_non_zero_with_diagnostics() {
         "{err}"
     );
     assert!(err.contains("not starting"), "{err}");
+}
+
+#[test]
+fn stopping_writes_the_last_access_lines() {
+    let b = Backend::echo("echo");
+    let mut gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("routes.toml", &routes(&b, "")),
+    ]);
+    // The access log is written in batches (every 200 ms when quiet): these lines are still in
+    // memory when the stop arrives, and must be written before the process exits.
+    let ids: Vec<String> = (0..20)
+        .map(|i| {
+            let r = get(gw.addr, &format!("/echo/last-{i}"));
+            assert_eq!(r.status, 200);
+            r.header("x-request-id").unwrap().to_string()
+        })
+        .collect();
+    let status = gw.terminate().expect("menwei stops on SIGTERM");
+    assert!(status.success(), "{status}\n{}", gw.log());
+    let log = gw.access_log();
+    for id in &ids {
+        assert!(log.contains(id.as_str()), "{id} missing from:\n{log}");
+    }
+    assert_eq!(log.lines().count(), ids.len(), "{log}");
 }

@@ -133,5 +133,8 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
         admin = %admin_addr,
         "menwei serving policy version 1"
     );
-    server.run_forever()
+    // `run` returns once the server has shut down (`run_forever` would exit the process there,
+    // before the caller's destructors write the access log's last lines).
+    server.run(pingora::server::RunArgs::default());
+    Ok(())
 }
