@@ -38,12 +38,14 @@ for r in $(seq 1 "$rounds"); do
 done
 python3 - "$res" <<'PY'
 import csv, sys, statistics, collections
-v, c = collections.defaultdict(list), collections.defaultdict(list)
+v, c, l = (collections.defaultdict(list) for _ in range(3))
 for row in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
-    v[row["target"]].append(float(row["req_s"])); c[row["target"]].append(float(row["cpu_us_per_req"]))
+    t = row["target"]
+    v[t].append(float(row["req_s"])); c[t].append(float(row["cpu_us_per_req"])); l[t].append(float(row["p99_ms"]))
 m = {t: statistics.median(v[t]) for t in v}; mc = {t: statistics.median(c[t]) for t in c}
+ml = {t: statistics.median(l[t]) for t in l}
 for t in ("pingora", "old", "new"):
-    print(f"{t:8} {m[t]:8.0f} req/s  {mc[t]:5.1f} us CPU/req  ({m[t] / m['pingora']:.2f}x the pass-through)")
+    print(f"{t:8} {m[t]:8.0f} req/s  {mc[t]:5.1f} us CPU/req  p99 {ml[t]:5.2f} ms  ({m[t] / m['pingora']:.2f}x the pass-through, p99 {ml[t] - ml['pingora']:+.2f} ms)")
 per = [float(n) / float(o) for o, n in zip(v["old"], v["new"])]
 print(f"new/old: {m['new'] / m['old']:.3f}x req/s (per round {', '.join(f'{p:.2f}' for p in per)}), CPU {mc['new'] / mc['old']:.3f}x")
 PY
