@@ -84,10 +84,13 @@ fn trusted_proxy_forwarding_is_honoured() {
     // An invalid request id from a trusted proxy is replaced.
     let r = get_with(gw.addr, "/x", &[("X-Request-Id", "bad id with spaces")]);
     assert_ne!(r.seen("x-request-id").unwrap(), "bad id with spaces");
-    let log = gw.access_log();
+    // The access log is written in batches, at the latest 200 ms after a line.
     assert!(
-        log.contains("\"client\":\"6.6.6.6\""),
-        "access log uses the resolved client: {log}"
+        wait_until(std::time::Duration::from_secs(5), || gw
+            .access_log()
+            .contains("\"client\":\"6.6.6.6\"")),
+        "access log uses the resolved client: {}",
+        gw.access_log()
     );
 }
 

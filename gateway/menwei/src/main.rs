@@ -1,10 +1,12 @@
 //! `menwei`: run the gateway, check policies, print the policy schema, explain a routing decision.
 
 mod access_layer;
+mod batch_writer;
 mod explain;
 mod state_probe;
 
 use clap::{Parser, Subcommand};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -164,14 +166,16 @@ fn keygen_sm2(out: &Path, public_out: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logs(format: LogFormat) -> std::io::Result<batch_writer::Guard> {
     use tracing_subscriber::{filter, fmt, prelude::*, EnvFilter};
-    let (access_out, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
+    // The access log goes to standard output through a file handle of its own: whole batches
+    // in one `write` each, without `Stdout`'s line buffering and lock.
+    let started = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(batch_writer::start);
+    let (access_out, guard) = started?;
     let access = access_layer::AccessLayer::new(access_out);
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let not_access = filter::filter_fn(|m| m.target() != "menwei::access");
@@ -203,11 +207,18 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     // Pingora logs through the `log` crate; without a max level every debug!/trace! call on the
     // request path would reach the tracing bridge only to be dropped there.
     log::set_max_level(log_level);
-    guard
+    Ok(guard)
 }
 
 fn run(dir: &Path, format: LogFormat) -> ExitCode {
-    let _guard = init_logs(format);
+    // Dropped when the server has stopped: the access log's last lines are written then.
+    let _guard = match init_logs(format) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("menwei: not starting: cannot start the access log writer: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let snapshot = match menwei_policy::load(dir) {
         Ok(s) => {
             if let Err(e) = state_probe::probe(&s) {
