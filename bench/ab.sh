@@ -31,7 +31,10 @@ for p in $PASS $A $B; do curl -fsS -o /dev/null "http://127.0.0.1:$p/$size.json"
 . bench/lib.sh
 res="$ab/results.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$res"
 for r in $(seq 1 "$rounds"); do
-  for t in pingora old new; do
+  # old and new swap places every round: a target measured right after another is not always
+  # the same one (a run of the same binary in both places differed by 5 % without this).
+  order="pingora old new"; [ $((r % 2)) = 0 ] && order="pingora new old"
+  for t in $order; do
     case $t in pingora) port=$PASS; pid=$pass;; old) port=$A; pid=$a;; new) port=$B; pid=$b;; esac
     wrk_round "$r" "$t" "http://127.0.0.1:$port/$size.json" "$pid" "$secs" "$res"
   done
