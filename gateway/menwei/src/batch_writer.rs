@@ -272,6 +272,43 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_output_makes_writers_wait_at_the_cap_and_loses_nothing() {
+        /// Takes 200 ms per write; remembers the bytes and the largest write.
+        #[derive(Clone, Default)]
+        struct Slow(Arc<Mutex<(Vec<u8>, usize)>>);
+        impl Write for Slow {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                std::thread::sleep(Duration::from_millis(200));
+                let mut g = self.0.lock().unwrap();
+                g.0.extend_from_slice(b);
+                g.1 = g.1.max(b.len());
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Slow::default();
+        let (w, guard) = start(out.clone()).unwrap();
+        // 24 MiB in 1 KiB lines, far faster than the output takes them.
+        let lines = 24 * 1024;
+        for i in 0..lines {
+            let mut line = format!("{i:08}").into_bytes();
+            line.resize(1023, b'.');
+            line.push(b'\n');
+            w.make_writer().write_all(&line).unwrap();
+        }
+        drop(guard);
+        let (bytes, largest) = out.0.lock().unwrap().clone();
+        // Without the cap the first write after the output's first sleep would hold nearly all.
+        assert!(largest <= CAP + 1024, "a write of {largest} bytes");
+        assert_eq!(bytes.len(), lines * 1024);
+        for (i, line) in bytes.chunks(1024).enumerate() {
+            assert_eq!(&line[..8], format!("{i:08}").as_bytes());
+        }
+    }
+
+    #[test]
     fn a_failing_output_loses_lines_but_never_blocks_requests() {
         struct Broken;
         impl Write for Broken {
