@@ -91,17 +91,10 @@ fn address(s: &str, out: &mut String) {
 /// `false` (nothing written) when the value is not printable ASCII or the style reads characters
 /// (names, addresses) or hashes.
 pub fn mask_ascii_into(value: &[u8], style: &Style, out: &mut Vec<u8>) -> bool {
-    if matches!(
-        style,
-        Style::Name | Style::Address | Style::Email | Style::Sm3Hash { .. }
-    ) {
-        return false;
-    }
-    let printable = value
-        .iter()
-        .fold(true, |ok, &b| ok & (0x20..0x7f).contains(&b));
-    if !printable {
-        return false;
+    fn printable(value: &[u8]) -> bool {
+        value
+            .iter()
+            .fold(true, |ok, &b| ok & (0x20..0x7f).contains(&b))
     }
     fn stars(out: &mut Vec<u8>, n: usize) {
         out.resize(out.len() + n, b'*');
@@ -116,6 +109,9 @@ pub fn mask_ascii_into(value: &[u8], style: &Style, out: &mut Vec<u8>) -> bool {
         out.extend_from_slice(&s[n - tail..]);
     }
     match style {
+        // Styles that read characters or hash: turned down before the value is scanned.
+        Style::Name | Style::Address | Style::Email | Style::Sm3Hash { .. } => return false,
+        _ if !printable(value) => return false,
         Style::Keep { head, tail } => keep(value, *head, *tail, out),
         Style::Mobile => {
             let rest = match value.strip_prefix(b"+86") {
@@ -131,8 +127,6 @@ pub fn mask_ascii_into(value: &[u8], style: &Style, out: &mut Vec<u8>) -> bool {
         Style::CardLast4 => keep(value, 0, 4, out),
         Style::Redact => out.extend_from_slice(b"****"),
         Style::SameLength => stars(out, value.len()),
-        // Refused above, before the scan.
-        Style::Name | Style::Address | Style::Email | Style::Sm3Hash { .. } => return false,
     }
     true
 }
