@@ -39,7 +39,7 @@ struct State {
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
-    /// The writer waits here: a first line, a full batch, or the end.
+    /// The writer waits here: a full batch, or the end (or its period passes).
     wake: Condvar,
     /// Request threads wait here for room; the guard waits here for the last write.
     room: Condvar,
