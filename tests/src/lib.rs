@@ -254,26 +254,27 @@ impl Gateway {
         std::fs::rename(&tmp, self.policies().join(name)).unwrap();
     }
 
-    pub fn sighup(&self) {
+    /// Sends `signal` (`HUP`, `TERM`, ...) to the running menwei.
+    fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().unwrap().id();
         let ok = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
+            .args([&format!("-{signal}"), &pid.to_string()])
             .status()
             .unwrap()
             .success();
         assert!(ok);
     }
 
+    pub fn sighup(&self) {
+        self.signal("HUP");
+    }
+
     /// Asks menwei to stop (SIGTERM, as systemd and Kubernetes do) and waits up to 20 s for it
     /// to exit; its exit status, or `None` if it was still running.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_ref()?;
+        self.signal("TERM");
         let c = self.child.as_mut()?;
-        let ok = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
         let mut status = None;
         wait_until(Duration::from_secs(20), || {
             status = c.try_wait().ok().flatten();
