@@ -235,8 +235,19 @@ fn a_sentinel_failover_moves_the_shared_counters_to_the_new_master() {
     // Decided at the new master, which holds the replicated counters: the burst stays spent.
     let (ok, limited, _) = count(&gw, 5);
     assert!(ok <= 1 && limited >= 4, "ok {ok}, limited {limited}");
-    // A second gateway started now finds the same master through the sentinel.
+    // A second gateway started now finds the same master through the sentinel. Right after a
+    // failover the sentinel can still answer "no such master" for a moment; the new gateway then
+    // fails open (as configured) and reconnects: wait until one of its requests is decided at
+    // the store, as for the first gateway above, before counting.
     let gw2 = Gateway::start(&files);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let _ = get_with(gw2.addr, "/x", &[]);
+            gw2.metrics().contains("menwei_ratelimit_fail_open 0")
+        }),
+        "the second gateway never reached the new master: {}",
+        gw2.log()
+    );
     let (ok2, _, unavailable) = count(&gw2, 3);
     assert!(ok2 <= 1 && unavailable == 0, "{}", gw2.log());
 }
