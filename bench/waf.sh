@@ -9,6 +9,8 @@
 #   bench/waf.sh [CORPUS.jsonl] [ROUNDS] [SECONDS]
 #   TRAFFIC=get bench/waf.sh ...   (cost measured on the benign set's GET requests only)
 #   COST_ONLY=1 bench/waf.sh ...    (skip the detection replays)
+#   B=/path/to/other/menwei bench/waf.sh ...   (a second build measured beside this one, off and
+#                                   on, the two builds swapping places every round: A/B of a change)
 #   (default corpus: ../shared/corpora/waf/crs-v4.28.0.jsonl, else the sample in tests/waf)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,6 +23,7 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 cargo build --release -p menwei -p menwei-demo --quiet
 rel="${CARGO_TARGET_DIR:-$root/target}/release"
 BACK=18950; ON=18951; ON_ADMIN=18952; OFF=18953; OFF_ADMIN=18954
+B_ON=18955; B_ON_ADMIN=18956; B_OFF=18957; B_OFF_ADMIN=18958
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 # The backend shares core 0 with wrk: core 1 is the gateway's alone.
@@ -56,7 +59,16 @@ policy $ON $ON_ADMIN block > "$out/on/gateway.toml"
 policy $OFF $OFF_ADMIN off > "$out/off/gateway.toml"
 taskset -c 1 "$rel/menwei" run --policies "$out/on" > /dev/null 2> "$out/on.log" & on_pid=$!; pids+=($on_pid)
 taskset -c 1 "$rel/menwei" run --policies "$out/off" > /dev/null 2> "$out/off.log" & off_pid=$!; pids+=($off_pid)
-for p in $ON_ADMIN $OFF_ADMIN; do
+admins="$ON_ADMIN $OFF_ADMIN"; targets="off on"
+if [ -n "${B:-}" ]; then
+  mkdir -p "$out/b-on" "$out/b-off"
+  policy $B_ON $B_ON_ADMIN block > "$out/b-on/gateway.toml"
+  policy $B_OFF $B_OFF_ADMIN off > "$out/b-off/gateway.toml"
+  taskset -c 1 "$B" run --policies "$out/b-on" > /dev/null 2> "$out/b-on.log" & b_on_pid=$!; pids+=($b_on_pid)
+  taskset -c 1 "$B" run --policies "$out/b-off" > /dev/null 2> "$out/b-off.log" & b_off_pid=$!; pids+=($b_off_pid)
+  admins="$admins $B_ON_ADMIN $B_OFF_ADMIN"; targets="off on b-off b-on"
+fi
+for p in $admins; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
 done
 
@@ -83,8 +95,13 @@ PY
 echo "## cost: req/s on the benign set (${TRAFFIC:-all} requests; one gateway thread on core 1, wrk on core 0)"
 hz=$(getconf CLK_TCK)
 for r in $(seq "$rounds"); do
-  for t in off on; do
-    port=$([ $t = on ] && echo $ON || echo $OFF); pid=$([ $t = on ] && echo $on_pid || echo $off_pid)
+  # With B, the two builds swap places every round (which one is measured first matters here).
+  order="$targets"; [ -n "${B:-}" ] && [ $((r % 2)) = 0 ] && order="b-off b-on off on"
+  for t in $order; do
+    case $t in
+      on) port=$ON; pid=$on_pid ;; off) port=$OFF; pid=$off_pid ;;
+      b-on) port=$B_ON; pid=$b_on_pid ;; b-off) port=$B_OFF; pid=$b_off_pid ;;
+    esac
     taskset -c 0 wrk -t1 -c32 -d2s -s "$out/benign.lua" "http://127.0.0.1:$port" > /dev/null
     b=$(awk '{print $14+$15}' "/proc/$pid/stat")
     res=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" -s "$out/benign.lua" "http://127.0.0.1:$port")
@@ -101,7 +118,13 @@ import sys, collections, statistics
 v, c = collections.defaultdict(list), collections.defaultdict(list)
 for l in open(sys.argv[1]):
     r, t, x, u = l.split(); v[t].append(float(x)); c[t].append(float(u))
-on, off = statistics.median(v["on"]), statistics.median(v["off"])
-print(f"median of {len(v['on'])} rounds: inspection off {off:.0f} req/s ({statistics.median(c['off']):.1f} us CPU/req), "
-      f"on {on:.0f} req/s ({statistics.median(c['on']):.1f} us CPU/req), ratio on/off {on / off:.2f}")
+for b in ("", "b-"):
+    if not v[b + "on"]:
+        continue
+    on, off = statistics.median(v[b + "on"]), statistics.median(v[b + "off"])
+    print(f"{'B: ' if b else ''}median of {len(v[b + 'on'])} rounds: inspection off {off:.0f} req/s ({statistics.median(c[b + 'off']):.1f} us CPU/req), "
+          f"on {on:.0f} req/s ({statistics.median(c[b + 'on']):.1f} us CPU/req), ratio on/off {on / off:.2f}")
+if v["b-on"]:
+    cost = lambda b: statistics.median(c[b + "on"]) - statistics.median(c[b + "off"])
+    print(f"inspection's CPU per request (on - off): this build {cost(''):.1f} us, B {cost('b-'):.1f} us")
 PY
