@@ -1,6 +1,7 @@
 //! Per-thread memories of what inspection found in values that repeat from request to request:
 //! header values (a few browsers' user agents, the same pages as referers, a session's cookies
-//! on every request of the session) and names (header, cookie and form-field names).
+//! on every request of the session), request paths (a portal's pages and API endpoints) and names
+//! (header, cookie and form-field names).
 //!
 //! Both hold exact bytes, never hashes, so a remembered answer is exactly what a new inspection
 //! would give: the rules are compiled once per process and never change. Both are bounded
@@ -65,13 +66,16 @@ pub fn remember_injection(text: &str, found: (bool, bool)) {
     });
 }
 
-/// Whether values of `place` may be remembered as clean: names and header values, which
-/// repeat; never argument values or bodies, which mostly do not.
+/// Whether values of `place` may be remembered as clean: names, header values and paths, which
+/// repeat; never argument values or bodies, which mostly do not. A remembered path also spares
+/// the path's own rule set (its lazy DFA's tables) a visit: in the gateway, where the rest of a
+/// request's work has pushed those out of the caches, that is most of what a path costs.
 pub fn repeats(place: Place) -> bool {
     matches!(
         place,
         Place::UserAgent
             | Place::Referer
+            | Place::Path
             | Place::Header
             | Place::HeaderName
             | Place::Cookie
@@ -137,7 +141,8 @@ mod tests {
         assert!(!is_clean(Place::Referer, true, ua));
         assert!(!is_clean(Place::UserAgent, false, ua));
         assert!(!is_clean(Place::UserAgent, true, b"okhttp/4.12.0 "));
-        // Argument values and long values are never remembered.
+        // Paths are (endpoints repeat); argument values and long values never are.
+        assert!(key(Place::Path, true, b"/api/v2/cases").is_some());
         assert!(key(Place::Arg, true, b"1").is_none());
         assert!(key(Place::Cookie, true, &[b'a'; MAX_LEN + 1]).is_none());
     }

@@ -1,6 +1,7 @@
 //! The per-thread memories of clean values and libinjection verdicts never change a verdict: the
 //! same requests inspected again (memories warm) give exactly the same rule ids and score, at
-//! every paranoia level, and an attack in a header is caught however often it comes.
+//! every paranoia level, and an attack in a header or a path is caught however often it comes,
+//! as is an attack in the arguments of a path seen clean before.
 #![allow(clippy::unwrap_used)]
 
 use menwei_waf::corpus::{self, Line};
@@ -80,6 +81,38 @@ fn a_repeated_attack_in_a_header_is_caught_every_time() {
         assert!(!engine().inspect(&cfg, &benign).attack);
         for a in &attacks {
             assert!(engine().inspect(&cfg, a).attack, "{:?}", a.headers);
+        }
+    }
+}
+
+#[test]
+fn a_repeated_path_is_inspected_as_before() {
+    let cfg = Config::default();
+    let get = |uri: &'static [u8]| Request {
+        method: "GET",
+        uri,
+        headers: vec![("Host", b"zwfw.example.gov.cn")],
+        body: None,
+        body_truncated: false,
+    };
+    let benign = get(b"/api/v2/cases?page=2");
+    let attacks = [
+        // The clean path again, the attack in its arguments.
+        get(b"/api/v2/cases?page=2%27%20union%20select%20password%20from%20users--"),
+        // The attack in the path itself, repeated.
+        get(b"/api/v2/cases/..%2f..%2f..%2fetc%2fpasswd"),
+        get(b"/api/v2/%3Cscript%3Ealert(1)%3C/script%3E"),
+    ];
+    for _ in 0..3 {
+        assert!(!engine().inspect(&cfg, &benign).attack);
+        for a in &attacks {
+            let v = engine().inspect(&cfg, a);
+            assert!(
+                v.attack,
+                "{:?}: {:?}",
+                String::from_utf8_lossy(a.uri),
+                v.rule_ids()
+            );
         }
     }
 }
