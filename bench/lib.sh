@@ -1,11 +1,12 @@
 # Shared by bench/ratelimit.sh, bench/mask.sh and bench/ab.sh (sourced): one measured wrk round against a
 # gateway told apart by Host, and medians of the rounds.
 
-# wrk_round ROUND TARGET URL PID SECS RESULTS
+# wrk_round ROUND TARGET URL PID SECS RESULTS [LABEL]
 #   warms up 2 s, then measures SECS s with `Host: TARGET.bench`; appends
-#   round, target, req/s, p99 ms and the gateway's CPU µs per request (from /proc/PID/stat).
+#   round, LABEL (default TARGET), req/s, p99 ms and the gateway's CPU µs per request (from
+#   /proc/PID/stat).
 wrk_round() {
-  local r=$1 t=$2 url=$3 pid=$4 secs=$5 results=$6 hz b a res rps n p99 cpu
+  local r=$1 t=$2 url=$3 pid=$4 secs=$5 results=$6 label=${7:-$2} hz b a res rps n p99 cpu
   hz=$(getconf CLK_TCK)
   taskset -c 0 wrk -t1 -c32 -d2s -H "Host: $t.bench" "$url" >/dev/null
   b=$(awk '{print $14+$15}' "/proc/$pid/stat")
@@ -16,7 +17,7 @@ wrk_round() {
   n=$(echo "$res" | awk '/requests in/ {print $1}')
   p99=$(echo "$res" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v=v*1000}; print v}')
   cpu=$(awk -v a="$a" -v b="$b" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (a-b)/hz*1e6/n}')
-  echo -e "$r\t$t\t$rps\t$p99\t$cpu" | tee -a "$results"
+  echo -e "$r\t$label\t$rps\t$p99\t$cpu" | tee -a "$results"
 }
 
 # medians RESULTS TARGET...   prints the median req/s, p99 and CPU per target.

@@ -9,6 +9,8 @@
 #                                  the bottleneck: this is the masker's whole cost)
 #   bench/mask.sh [ROUNDS] [SECONDS]
 #   NO_CRITERION=1 bench/mask.sh ...   (the gateway rounds only, without the in-process benchmark)
+#   B=/path/to/other/menwei bench/mask.sh ...   (a second build on the same routes beside this one,
+#                                   the two builds swapping places every round: A/B of a change)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 . bench/lib.sh
@@ -17,8 +19,8 @@ out="$root/bench/out"; rel="${CARGO_TARGET_DIR:-$root/target}/release"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
 cargo build --release -p menwei -p menwei-demo --quiet
-BACK=18910; STATIC=18911; MW=18916; ADMIN=18917
-for p in $BACK $STATIC $MW $ADMIN; do
+BACK=18910; STATIC=18911; MW=18916; ADMIN=18917; MW_B=18918; ADMIN_B=18919
+for p in $BACK $STATIC $MW $ADMIN $MW_B $ADMIN_B; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "bench: port $p is already in use" >&2; exit 1; fi
 done
 pol="$out/mask-policies"; rm -rf "$pol"; mkdir -p "$pol"
@@ -93,19 +95,35 @@ http {
 NGX
 taskset -c 0 nginx -c "$out/mask-nginx.conf" -p "$out" & pids+=($!)
 taskset -c 1 "$rel/menwei" run --policies "$pol" >/dev/null 2>"$out/mask-menwei.log" & mw=$!; pids+=($mw)
-sleep 1.5
+if [ -n "${B:-}" ]; then
+  pol_b="$out/mask-policies-b"; rm -rf "$pol_b"; cp -r "$pol" "$pol_b"
+  sed -i "s/127.0.0.1:$MW\"/127.0.0.1:$MW_B\"/; s/127.0.0.1:$ADMIN\"/127.0.0.1:$ADMIN_B\"/" "$pol_b/gateway.toml"
+  taskset -c 1 "$B" run --policies "$pol_b" >/dev/null 2>"$out/mask-menwei-b.log" & mw_b=$!; pids+=($mw_b)
+fi
+for p in $ADMIN ${B:+$ADMIN_B}; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
+done
 url="http://127.0.0.1:$MW/citizens/?count=70"
 size=$(curl -s -H "Host: plain.bench" "$url" | wc -c)
 echo "answer: $size bytes"
 results="$out/mask.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$results"
+builds="a"; [ -n "${B:-}" ] && builds="a b"
 for r in $(seq 1 "$rounds"); do
-  for t in plain masked plain-static masked-static; do
-    case $t in *static) url="http://127.0.0.1:$MW/citizens.json" ;; *) url="http://127.0.0.1:$MW/citizens/?count=70" ;; esac
-    wrk_round "$r" "$t" "$url" "$mw" "$secs" "$results"
+  order="$builds"; [ -n "${B:-}" ] && [ $((r % 2)) = 0 ] && order="b a"
+  for build in $order; do
+    port=$MW; pid=$mw; prefix=""
+    [ "$build" = b ] && { port=$MW_B; pid=$mw_b; prefix="b-"; }
+    for t in plain masked plain-static masked-static; do
+      case $t in *static) url="http://127.0.0.1:$port/citizens.json" ;; *) url="http://127.0.0.1:$port/citizens/?count=70" ;; esac
+      wrk_round "$r" "$t" "$url" "$pid" "$secs" "$results" "$prefix$t"
+    done
   done
 done
-medians "$results" plain masked plain-static masked-static
-echo "demo backend: $(ratio "$results" masked plain); static backend: $(ratio "$results" masked-static plain-static)"
+for prefix in "" ${B:+b-}; do
+  [ -n "$prefix" ] && echo "B ($B):"
+  medians "$results" "${prefix}plain" "${prefix}masked" "${prefix}plain-static" "${prefix}masked-static"
+  echo "demo backend: $(ratio "$results" "${prefix}masked" "${prefix}plain"); static backend: $(ratio "$results" "${prefix}masked-static" "${prefix}plain-static")"
+done
 cleanup; trap - EXIT
 [ -n "${NO_CRITERION:-}" ] && exit 0
 echo "== the masker in process (criterion): menwei-mask streaming vs serde_json parse + serialise"
