@@ -373,7 +373,7 @@ impl Engine {
                     // name's text, which a remembered value no longer has.
                     && (t.place != Place::ArgName || n.text.chars().count() <= 100);
                 if clean {
-                    memo::remember_clean(&key);
+                    memo::remember_clean(key);
                 }
             }
         }

@@ -84,13 +84,19 @@ pub fn repeats(place: Place) -> bool {
     )
 }
 
+/// A value that may be remembered as clean: its set (place and decoding) and its bytes, copied
+/// once, when the value is first seen; `remember_clean` keeps that copy.
+#[derive(Debug, Clone)]
+pub struct Key {
+    tag: u8,
+    raw: Box<[u8]>,
+}
+
 /// The key of a value of `place` normalised with or without URL decoding, if it can be one.
-pub fn key(place: Place, url: bool, raw: &[u8]) -> Option<Box<[u8]>> {
-    (repeats(place) && raw.len() <= MAX_LEN).then(|| {
-        let mut k = Vec::with_capacity(raw.len() + 1);
-        k.push(tag(place, url));
-        k.extend_from_slice(raw);
-        k.into_boxed_slice()
+pub fn key(place: Place, url: bool, raw: &[u8]) -> Option<Key> {
+    (repeats(place) && raw.len() <= MAX_LEN).then(|| Key {
+        tag: tag(place, url),
+        raw: raw.into(),
     })
 }
 
@@ -110,18 +116,15 @@ pub fn is_clean(place: Place, url: bool, raw: &[u8]) -> bool {
     })
 }
 
-/// Remembers a value `key` found clean (a key is made once, when the value is first seen).
-pub fn remember_clean(key: &[u8]) {
-    let Some((&tag, raw)) = key.split_first() else {
-        return;
-    };
+/// Remembers a value found clean.
+pub fn remember_clean(key: Key) {
     CLEAN.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             if c.len() >= ENTRIES {
                 c.by_tag.iter_mut().for_each(HashSet::clear);
             }
-            if let Some(set) = c.by_tag.get_mut(usize::from(tag)) {
-                set.insert(raw.into());
+            if let Some(set) = c.by_tag.get_mut(usize::from(key.tag)) {
+                set.insert(key.raw);
             }
         }
     });
@@ -135,7 +138,7 @@ mod tests {
     fn remembers_exact_bytes_per_place_and_decoding() {
         let ua = b"okhttp/4.12.0";
         assert!(!is_clean(Place::UserAgent, true, ua));
-        remember_clean(&key(Place::UserAgent, true, ua).unwrap());
+        remember_clean(key(Place::UserAgent, true, ua).unwrap());
         assert!(is_clean(Place::UserAgent, true, ua));
         // Another place, another decoding, one more byte: not the same value.
         assert!(!is_clean(Place::Referer, true, ua));
@@ -161,7 +164,7 @@ mod tests {
     #[test]
     fn bounded() {
         for i in 0..ENTRIES * 2 {
-            remember_clean(&key(Place::Header, true, format!("v{i}").as_bytes()).unwrap());
+            remember_clean(key(Place::Header, true, format!("v{i}").as_bytes()).unwrap());
         }
         assert!(CLEAN.with(|c| c.borrow().len()) <= ENTRIES);
     }

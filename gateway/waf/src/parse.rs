@@ -47,9 +47,9 @@ pub struct Target<'a> {
     /// The argument, cookie or header name (empty for the path and a raw body).
     pub name: Cow<'a, str>,
     pub value: Normalized<'a>,
-    /// The value's key in the memory of clean values (names and header values that may repeat):
+    /// The value's key in the memory of clean values (names, header values and paths, which repeat):
     /// remembered when inspection finds nothing in it.
-    pub memo: Option<Box<[u8]>>,
+    pub memo: Option<crate::memo::Key>,
     /// Found clean before (see `memo`): kept in the list so that counts and the order of
     /// values stay the same, but neither normalised nor scanned (name and value left empty).
     pub clean: bool,
