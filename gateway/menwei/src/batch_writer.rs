@@ -11,7 +11,7 @@
 //!
 //! No line is dropped: when the output cannot keep up and `CAP` bytes wait, request threads wait
 //! for room (as the old writer did with `lossy(false)`). The buffer is written out before the
-//! process exits normally (the guard's drop).
+//! process exits normally (the guard's drop); lines logged after that are not kept.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -50,6 +50,16 @@ impl Shared {
         // Nothing panics while holding the lock; should anything, the bytes are still good.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Waits on `cv` for at most `left`, the lock given back either way.
+fn wait_timeout<'a>(
+    cv: &Condvar,
+    st: MutexGuard<'a, State>,
+    left: Duration,
+) -> MutexGuard<'a, State> {
+    cv.wait_timeout(st, left)
+        .map_or_else(|e| e.into_inner().0, |(g, _)| g)
 }
 
 /// The `MakeWriter` handed to the access-log layer (cheap to clone).
@@ -94,10 +104,7 @@ fn run<W: Write>(shared: &Shared, mut out: W) {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
                 };
-                st = shared
-                    .wake
-                    .wait_timeout(st, left)
-                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+                st = wait_timeout(&shared.wake, st, left);
             }
             std::mem::swap(&mut st.buf, &mut batch);
             st.closed
@@ -142,11 +149,7 @@ impl Drop for Guard {
                 eprintln!("menwei: the access log's last lines could not be written in time");
                 return;
             };
-            st = self
-                .shared
-                .room
-                .wait_timeout(st, left)
-                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            st = wait_timeout(&self.shared.room, st, left);
         }
         drop(st);
         if let Some(t) = self.thread.take() {
@@ -173,6 +176,11 @@ impl<'a> MakeWriter<'a> for Batched {
 impl Write for Handle<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let mut st = self.shared.lock();
+        if st.done {
+            // The writer has stopped (the server is exiting): nothing would ever write this
+            // line, so it is not kept either.
+            return Ok(bytes.len());
+        }
         while st.buf.len() >= CAP && !st.closed {
             st = self
                 .shared
@@ -306,6 +314,19 @@ mod tests {
         for (i, line) in bytes.chunks(1024).enumerate() {
             assert_eq!(&line[..8], format!("{i:08}").as_bytes());
         }
+    }
+
+    #[test]
+    fn lines_after_the_writer_stopped_are_not_kept() {
+        let out = Sink::default();
+        let (w, guard) = start(out.clone()).unwrap();
+        w.make_writer().write_all(b"before\n").unwrap();
+        drop(guard);
+        for _ in 0..1024 {
+            w.make_writer().write_all(&[b'x'; 1024]).unwrap();
+        }
+        assert_eq!(out.0.lock().unwrap().0, b"before\n");
+        assert!(w.shared.lock().buf.is_empty());
     }
 
     #[test]
