@@ -18,7 +18,7 @@ cd "$root"
 corpus="${1:-$root/../shared/corpora/waf/crs-v4.28.0.jsonl}"
 [ -f "$corpus" ] || corpus="$root/tests/waf/crs-sample.jsonl"
 rounds="${2:-3}"; secs="${3:-10}"
-out="$root/bench/out/waf"; rm -rf "$out"; mkdir -p "$out/on" "$out/off"
+out="$root/bench/out/waf"; rm -rf "$out"; mkdir -p "$out"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -p menwei -p menwei-demo --quiet
 rel="${CARGO_TARGET_DIR:-$root/target}/release"
@@ -55,20 +55,22 @@ default = true
 mode = "$3"
 TOML
 }
-policy $ON $ON_ADMIN block > "$out/on/gateway.toml"
-policy $OFF $OFF_ADMIN off > "$out/off/gateway.toml"
-taskset -c 1 "$rel/menwei" run --policies "$out/on" > /dev/null 2> "$out/on.log" & on_pid=$!; pids+=($on_pid)
-taskset -c 1 "$rel/menwei" run --policies "$out/off" > /dev/null 2> "$out/off.log" & off_pid=$!; pids+=($off_pid)
-admins="$ON_ADMIN $OFF_ADMIN"; targets="off on"
+declare -A port pid admin
+# start_gateway NAME PORT ADMIN MODE BINARY: one gateway on core 1 with policy() in $out/NAME.
+start_gateway() {
+  mkdir -p "$out/$1"; policy "$2" "$3" "$4" > "$out/$1/gateway.toml"
+  taskset -c 1 "$5" run --policies "$out/$1" > /dev/null 2> "$out/$1.log" & pids+=($!)
+  pid[$1]=$!; port[$1]=$2; admin[$1]=$3
+}
+start_gateway on $ON $ON_ADMIN block "$rel/menwei"
+start_gateway off $OFF $OFF_ADMIN off "$rel/menwei"
+targets="off on"
 if [ -n "${B:-}" ]; then
-  mkdir -p "$out/b-on" "$out/b-off"
-  policy $B_ON $B_ON_ADMIN block > "$out/b-on/gateway.toml"
-  policy $B_OFF $B_OFF_ADMIN off > "$out/b-off/gateway.toml"
-  taskset -c 1 "$B" run --policies "$out/b-on" > /dev/null 2> "$out/b-on.log" & b_on_pid=$!; pids+=($b_on_pid)
-  taskset -c 1 "$B" run --policies "$out/b-off" > /dev/null 2> "$out/b-off.log" & b_off_pid=$!; pids+=($b_off_pid)
-  admins="$admins $B_ON_ADMIN $B_OFF_ADMIN"; targets="off on b-off b-on"
+  start_gateway b-on $B_ON $B_ON_ADMIN block "$B"
+  start_gateway b-off $B_OFF $B_OFF_ADMIN off "$B"
+  targets="off on b-off b-on"
 fi
-for p in $admins; do
+for p in "${admin[@]}"; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
 done
 
@@ -98,14 +100,10 @@ for r in $(seq "$rounds"); do
   # With B, the two builds swap places every round (which one is measured first matters here).
   order="$targets"; [ -n "${B:-}" ] && [ $((r % 2)) = 0 ] && order="b-off b-on off on"
   for t in $order; do
-    case $t in
-      on) port=$ON; pid=$on_pid ;; off) port=$OFF; pid=$off_pid ;;
-      b-on) port=$B_ON; pid=$b_on_pid ;; b-off) port=$B_OFF; pid=$b_off_pid ;;
-    esac
-    taskset -c 0 wrk -t1 -c32 -d2s -s "$out/benign.lua" "http://127.0.0.1:$port" > /dev/null
-    b=$(awk '{print $14+$15}' "/proc/$pid/stat")
-    res=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" -s "$out/benign.lua" "http://127.0.0.1:$port")
-    a=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    taskset -c 0 wrk -t1 -c32 -d2s -s "$out/benign.lua" "http://127.0.0.1:${port[$t]}" > /dev/null
+    b=$(awk '{print $14+$15}' "/proc/${pid[$t]}/stat")
+    res=$(taskset -c 0 wrk -t1 -c32 -d"${secs}s" -s "$out/benign.lua" "http://127.0.0.1:${port[$t]}")
+    a=$(awk '{print $14+$15}' "/proc/${pid[$t]}/stat")
     rps=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
     n=$(echo "$res" | awk '/requests in/ {print $1}')
     cpu=$(awk -v a="$a" -v b="$b" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (a-b)/hz*1e6/n}')
