@@ -18,7 +18,7 @@ rounds="${1:-3}"; secs="${2:-10}"
 out="$root/bench/out"; rel="${CARGO_TARGET_DIR:-$root/target}/release"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
-cargo build --release -p menwei -p menwei-demo --quiet
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p menwei -p menwei-demo --quiet  # SKIP_BUILD=1: the binaries already built (bench/pgo.sh)
 BACK=18910; STATIC=18911; MW=18916; ADMIN=18917; MW_B=18918; ADMIN_B=18919
 for p in $BACK $STATIC $MW $ADMIN $MW_B $ADMIN_B; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "bench: port $p is already in use" >&2; exit 1; fi

@@ -2,6 +2,7 @@
 # Loopback throughput of menwei against a bare Pingora pass-through and nginx, interleaved.
 #
 #   bench/run.sh [ROUNDS] [SECONDS]        (defaults: 3 rounds of 10 s per target and body size)
+#   MENWEI=/path/to/menwei bench/run.sh ...   (measure that menwei binary, e.g. bench/pgo.sh's build)
 #
 # Layout on a 2-core machine: the load generator (wrk) and the backend (nginx serving static JSON)
 # share core 0; the proxy under test runs alone on core 1, with one worker. Each round measures, for a
@@ -20,7 +21,7 @@ out="$root/bench/out"; rm -rf "$out"; mkdir -p "$out/www"
 for tool in wrk nginx taskset; do
   command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light util-linux >/dev/null; break; }
 done
-cargo build --release -p menwei -p passthrough --quiet
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p menwei -p passthrough --quiet  # SKIP_BUILD=1: the binaries already built (bench/pgo.sh)
 rel="${CARGO_TARGET_DIR:-$root/target}/release"
 
 python3 - "$out/www" <<'PY'
@@ -134,7 +135,7 @@ taskset -c 0 nginx -c "$out/nginx.conf" -p "$out" & pids+=($!)
 taskset -c 1 nginx -c "$out/nginx-proxy.conf" -p "$out" & pids+=($!)
 taskset -c 1 nginx -c "$out/nginx-log.conf" -p "$out" & pids+=($!)
 taskset -c 1 "$rel/passthrough" "127.0.0.1:$PASS" "127.0.0.1:$BACK" 1 2>"$out/passthrough.log" & pass_pid=$!; pids+=($pass_pid)
-taskset -c 1 "$rel/menwei" run --policies "$out/policies" >"$out/access.log" 2>"$out/menwei.log" & mw_pid=$!; pids+=($mw_pid)
+taskset -c 1 "${MENWEI:-$rel/menwei}" run --policies "$out/policies" >"$out/access.log" 2>"$out/menwei.log" & mw_pid=$!; pids+=($mw_pid)
 sleep 2
 for p in $BACK $NGX $PASS $MW $NGXLOG; do curl -fsS -o /dev/null "http://127.0.0.1:$p/small.json" || { echo "port $p not serving" >&2; exit 1; }; done
 ngx_worker_pid() { # the worker of the nginx whose master's pid is in file $1

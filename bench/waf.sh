@@ -20,7 +20,7 @@ corpus="${1:-$root/../shared/corpora/waf/crs-v4.28.0.jsonl}"
 rounds="${2:-3}"; secs="${3:-10}"
 out="$root/bench/out/waf"; rm -rf "$out"; mkdir -p "$out"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -p menwei -p menwei-demo --quiet
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p menwei -p menwei-demo --quiet  # SKIP_BUILD=1: the binaries already built (bench/pgo.sh)
 rel="${CARGO_TARGET_DIR:-$root/target}/release"
 BACK=18950; ON=18951; ON_ADMIN=18952; OFF=18953; OFF_ADMIN=18954
 B_ON=18955; B_ON_ADMIN=18956; B_OFF=18957; B_OFF_ADMIN=18958
