@@ -43,9 +43,10 @@ bench/run.sh 1 3 > "$pgo/train-run.txt" 2>&1
 COST_ONLY=1 bench/waf.sh "" 1 5 > "$pgo/train-waf.txt" 2>&1
 NO_CRITERION=1 bench/mask.sh 1 5 > "$pgo/train-mask.txt" 2>&1
 # A gateway writes its counts when it exits, which it does after the benchmark scripts return.
-for _ in $(seq 150); do
-  pgrep -f "$CARGO_TARGET_DIR/release/menwei run" > /dev/null || break
-  sleep 0.2
+waited=0
+while pgrep -f "$CARGO_TARGET_DIR/release/menwei run" > /dev/null; do
+  [ "$waited" -lt 150 ] || { echo "pgo: a training gateway still runs after 30 s; its counts would be missing" >&2; exit 1; }
+  sleep 0.2; waited=$((waited + 1))
 done
 "$profdata" merge -o "$pgo/menwei.profdata" "$menwei_profile"
 
