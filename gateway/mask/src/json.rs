@@ -422,22 +422,29 @@ impl JsonMasker {
     }
 
     /// Masks the next chunk of the body into `out`.
+    ///
+    /// Bytes that are not masked leave as they came, so they are not written token by token:
+    /// `copied` marks how far the chunk has been written, and the unmasked run before it is
+    /// copied in one piece when a masked value follows it, or when the chunk ends.
     pub fn push(&mut self, p: &Profile, input: &[u8], out: &mut Vec<u8>) {
         if self.broken.is_some() {
             self.tail.extend_from_slice(input);
             return;
         }
+        // `input[..copied]` has been written (as it is, or masked).
+        let mut copied = 0;
+        // Where the token being read starts in this chunk (its opening quote, or its first
+        // character); `None` when it began in an earlier chunk (its bytes so far are in `buf`).
+        let mut start: Option<usize> = None;
         let mut i = 0;
         while i < input.len() {
-            let b = input[i];
             match self.token {
                 Token::Str {
                     key,
                     escaped,
                     any_escape,
                 } => {
-                    // Find the closing quote, stepping over escapes; a string that ends inside
-                    // this chunk and began in it is handled in place (no copy).
+                    // Find the closing quote, stepping over escapes.
                     let mut j = i;
                     let mut esc = escaped;
                     let mut any = any_escape;
@@ -462,7 +469,6 @@ impl JsonMasker {
                     };
                     let Some(at) = close else {
                         // Continues in the next chunk.
-                        self.buf.extend_from_slice(&input[i..]);
                         self.token = Token::Str {
                             key,
                             escaped: esc,
@@ -471,61 +477,112 @@ impl JsonMasker {
                         break;
                     };
                     self.token = Token::None;
-                    let done = if self.buf.is_empty() {
-                        let raw = Raw {
-                            bytes: &input[i..at],
-                            escaped: any,
-                        };
-                        self.string_done(p, key, raw, out)
-                    } else {
-                        self.buf.extend_from_slice(&input[i..at]);
-                        self.end_string(p, key, any, out)
-                    };
-                    if let Err(why) = done {
-                        if self.buf.is_empty() {
-                            self.buf.extend_from_slice(&input[i..at]);
+                    let done = match start {
+                        // Read in place: no copy.
+                        Some(s) => {
+                            let raw = Raw {
+                                bytes: &input[i..at],
+                                escaped: any,
+                            };
+                            self.string_done(p, key, raw, &input[copied..s], out)
                         }
-                        self.buf.insert(0, b'"');
-                        self.buf.push(b'"');
-                        return self.fail(why, input, at + 1);
+                        None => {
+                            self.buf.extend_from_slice(&input[i..at]);
+                            self.end_string(p, key, any, out).map(|()| true)
+                        }
+                    };
+                    match done {
+                        Ok(true) => copied = at + 1,
+                        Ok(false) => {}
+                        Err(why) => {
+                            if let Some(s) = start {
+                                out.extend_from_slice(&input[copied..s]);
+                                self.buf.extend_from_slice(&input[i..at]);
+                            }
+                            self.buf.insert(0, b'"');
+                            self.buf.push(b'"');
+                            return self.fail(why, input, at + 1);
+                        }
                     }
+                    start = None;
                     i = at + 1;
                     continue;
                 }
-                Token::Number => {
-                    let run = input[i..]
-                        .iter()
-                        .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-                        .unwrap_or(input.len() - i);
-                    if run > 0 {
-                        self.buf.extend_from_slice(&input[i..i + run]);
-                        i += run;
-                        continue;
+                Token::Number | Token::Literal => {
+                    let number = matches!(self.token, Token::Number);
+                    let end = if number {
+                        i + input[i..]
+                            .iter()
+                            .position(|c| {
+                                !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                            })
+                            .unwrap_or(input.len() - i)
+                    } else {
+                        // `false` is the longest: anything longer is not JSON.
+                        let have = start.map_or(self.buf.len(), |s| i - s);
+                        let room = 5usize.saturating_sub(have);
+                        i + input[i..]
+                            .iter()
+                            .take(room)
+                            .take_while(|c| c.is_ascii_alphabetic())
+                            .count()
+                    };
+                    if end == input.len() {
+                        // Continues in the next chunk (or ends with the body).
+                        break;
                     }
                     self.token = Token::None;
-                    if let Err(why) = self.end_number(p, out) {
-                        return self.fail(why, input, i);
+                    let done = match start {
+                        Some(s) if number => {
+                            self.number_done(p, &input[s..end], &input[copied..s], out)
+                        }
+                        Some(s) => self.literal_done(&input[s..end]).map(|()| false),
+                        None => {
+                            self.buf.extend_from_slice(&input[i..end]);
+                            if number {
+                                self.end_number(p, out)
+                            } else {
+                                self.end_literal(out)
+                            }
+                            .map(|()| true)
+                        }
+                    };
+                    match done {
+                        Ok(true) => copied = end,
+                        Ok(false) => {}
+                        Err(why) => {
+                            if let Some(s) = start {
+                                out.extend_from_slice(&input[copied..s]);
+                                self.buf.extend_from_slice(&input[s..end]);
+                            }
+                            return self.fail(why, input, end);
+                        }
                     }
-                    // `b` is read again below.
-                }
-                Token::Literal => {
-                    // `false` is the longest: anything longer is not JSON.
-                    if b.is_ascii_alphabetic() && self.buf.len() < 5 {
-                        self.buf.push(b);
-                        i += 1;
-                        continue;
-                    }
-                    self.token = Token::None;
-                    if let Err(why) = self.end_literal(out) {
-                        return self.fail(why, input, i);
-                    }
+                    start = None;
+                    // `input[end]` is read below.
+                    i = end;
                 }
                 Token::None => {}
             }
-            if let Err(why) = self.structural(p, b, out) {
+            if let Err(why) = self.structural(p, input[i]) {
+                out.extend_from_slice(&input[copied..i]);
                 return self.fail(why, input, i);
             }
+            if !matches!(self.token, Token::None) {
+                start = Some(i);
+            }
             i += 1;
+        }
+        // The chunk ends: what is settled is written; an open token waits in `buf`.
+        match (start, &self.token) {
+            (_, Token::None) => out.extend_from_slice(&input[copied..]),
+            (Some(s), token) => {
+                out.extend_from_slice(&input[copied..s]);
+                // A string's opening quote is written with the string.
+                let body = s + usize::from(matches!(token, Token::Str { .. }));
+                self.buf.extend_from_slice(&input[body..]);
+            }
+            (None, _) => self.buf.extend_from_slice(input),
         }
     }
 
@@ -580,25 +637,28 @@ impl JsonMasker {
         self.broken = Some(why);
     }
 
-    fn structural(&mut self, p: &Profile, b: u8, out: &mut Vec<u8>) -> Result<(), String> {
+    /// The next byte outside any token: whitespace, punctuation, or a token's first byte. Writes
+    /// nothing: these bytes leave as they came.
+    fn structural(&mut self, p: &Profile, b: u8) -> Result<(), String> {
         if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            out.push(b);
             return Ok(());
         }
         match (self.expect, b) {
-            (Expect::Value | Expect::ValueOrClose, _) if b != b']' => self.begin_value(p, b, out),
+            (Expect::Value | Expect::ValueOrClose, _) if b != b']' => self.begin_value(p, b),
             // Another document after the first: a JSON sequence (NDJSON, JSON lines), each
             // masked as it comes, so a stream of events is not held back.
-            (Expect::End, _) => self.begin_value(p, b, out),
+            (Expect::End, _) => self.begin_value(p, b),
             (Expect::ValueOrClose | Expect::CommaOrClose, b']')
                 if self.frames.last().is_some_and(|f| !f.object) =>
             {
-                self.close(out, b)
+                self.close();
+                Ok(())
             }
             (Expect::KeyOrClose | Expect::CommaOrClose, b'}')
                 if self.frames.last().is_some_and(|f| f.object) =>
             {
-                self.close(out, b)
+                self.close();
+                Ok(())
             }
             (Expect::KeyOrClose | Expect::Key, b'"') => {
                 self.token = Token::Str {
@@ -609,12 +669,10 @@ impl JsonMasker {
                 Ok(())
             }
             (Expect::Colon, b':') => {
-                out.push(b);
                 self.expect = Expect::Value;
                 Ok(())
             }
             (Expect::CommaOrClose, b',') => {
-                out.push(b);
                 self.expect = match self.frames.last() {
                     Some(f) if f.object => Expect::Key,
                     _ => Expect::Value,
@@ -636,7 +694,7 @@ impl JsonMasker {
     }
 
     /// A value starts with `b`: find its rule, then open it.
-    fn begin_value(&mut self, p: &Profile, b: u8, out: &mut Vec<u8>) -> Result<(), String> {
+    fn begin_value(&mut self, p: &Profile, b: u8) -> Result<(), String> {
         let has_key = std::mem::take(&mut self.has_key);
         let key = has_key.then_some(self.key.as_slice());
         let parent_rule = self.frames.last().and_then(|f| f.rule);
@@ -665,7 +723,6 @@ impl JsonMasker {
                 if self.frames.len() >= MAX_DEPTH {
                     return Err(format!("nested deeper than {MAX_DEPTH} levels"));
                 }
-                out.push(b);
                 self.frames.push(Frame {
                     object: b == b'{',
                     rule,
@@ -687,11 +744,9 @@ impl JsonMasker {
             }
             b'-' | b'0'..=b'9' => {
                 self.value_rule = rule;
-                self.buf.push(b);
                 self.token = Token::Number;
             }
             b't' | b'f' | b'n' => {
-                self.buf.push(b);
                 self.token = Token::Literal;
             }
             _ => {
@@ -716,14 +771,12 @@ impl JsonMasker {
         self.expect = Expect::CommaOrClose;
     }
 
-    fn close(&mut self, out: &mut Vec<u8>, b: u8) -> Result<(), String> {
+    fn close(&mut self) {
         self.frames.pop();
-        out.push(b);
         self.end_value();
-        Ok(())
     }
 
-    /// A string that was collected across chunks, in `buf`.
+    /// A string that was collected across chunks, in `buf`: written whole, masked or not.
     fn end_string(
         &mut self,
         p: &Profile,
@@ -736,29 +789,42 @@ impl JsonMasker {
             bytes: &bytes,
             escaped,
         };
-        let r = self.string_done(p, key, raw, out);
+        let r = self.string_done(p, key, raw, &[], out);
+        if r == Ok(false) {
+            write_value(out, &bytes, None);
+        }
         self.buf = bytes;
         if r.is_ok() {
             self.buf.clear();
         }
-        r
+        r.map(|_| ())
     }
 
+    /// A string was read. When it is masked, `pending` (the unmasked bytes before it) and its
+    /// masked form are written and `Ok(true)` returned; otherwise nothing is written (its bytes
+    /// leave as they came) and on `Err` nothing either.
     fn string_done(
         &mut self,
         p: &Profile,
         key: bool,
         raw: Raw<'_>,
+        pending: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         if key {
-            self.key_string(p, raw, out)
+            self.key_string(p, raw, pending, out)
         } else {
-            self.value_string(p, raw, out)
+            self.value_string(p, raw, pending, out)
         }
     }
 
-    fn key_string(&mut self, p: &Profile, raw: Raw<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+    fn key_string(
+        &mut self,
+        p: &Profile,
+        raw: Raw<'_>,
+        pending: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String> {
         self.key.clear();
         // Names are compared as bytes: only an escaped or possibly personal key is decoded.
         let digits = p.detect && may_hold_personal(raw.bytes);
@@ -776,28 +842,41 @@ impl JsonMasker {
         } else {
             self.key.extend_from_slice(raw.bytes);
         }
-        write_value(out, raw.bytes, masked.then_some(self.scratch.as_str()));
+        if masked {
+            out.extend_from_slice(pending);
+            write_string(out, &self.scratch);
+        }
         self.has_key = true;
         self.expect = Expect::Colon;
-        Ok(())
+        Ok(masked)
     }
 
-    fn value_string(&mut self, p: &Profile, raw: Raw<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+    fn value_string(
+        &mut self,
+        p: &Profile,
+        raw: Raw<'_>,
+        pending: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String> {
         let rule = self.value_rule.take();
         let scratch = &mut self.scratch;
         scratch.clear();
         let masked = match rule.and_then(|r| p.rules.get(r)) {
             Some(r) => {
                 self.stats.by_rule += 1;
-                out.push(b'"');
                 // Printable ASCII without escapes (numbers, the common case) is masked as bytes:
                 // it holds nothing to escape, and masking only keeps parts of it or adds `*`.
-                if !raw.escaped && mask_ascii_into(raw.bytes, &r.style, out) {
+                if !raw.escaped {
+                    let mark = out.len();
+                    out.extend_from_slice(pending);
                     out.push(b'"');
-                    self.end_value();
-                    return Ok(());
+                    if mask_ascii_into(raw.bytes, &r.style, out) {
+                        out.push(b'"');
+                        self.end_value();
+                        return Ok(true);
+                    }
+                    out.truncate(mark);
                 }
-                out.pop();
                 mask_into(&raw.decode()?, &r.style, scratch);
                 true
             }
@@ -814,25 +893,47 @@ impl JsonMasker {
                     n > 0
                 }
             }
-            // Not masked, so not decoded: copied as sent. (A string without a digit or `@` holds
-            // nothing a detector finds; an escape such as `\u0031` has digits itself.)
+            // Not masked, so not decoded: it leaves as sent. (A string without a digit or `@`
+            // holds nothing a detector finds; an escape such as `\u0031` has digits itself.)
             None => false,
         };
-        write_value(out, raw.bytes, masked.then_some(self.scratch.as_str()));
+        if masked {
+            out.extend_from_slice(pending);
+            write_string(out, &self.scratch);
+        }
         self.end_value();
-        Ok(())
+        Ok(masked)
     }
 
+    /// A number that was collected across chunks (or ends the body), in `buf`: written whole.
     fn end_number(&mut self, p: &Profile, out: &mut Vec<u8>) -> Result<(), String> {
         let raw = std::mem::take(&mut self.buf);
-        if !valid_number(&raw) {
-            self.buf = raw;
+        let r = self.number_done(p, &raw, &[], out);
+        if r == Ok(false) {
+            out.extend_from_slice(&raw);
+        }
+        self.buf = raw;
+        if r.is_ok() {
+            self.buf.clear();
+        }
+        r.map(|_| ())
+    }
+
+    /// A number was read: as [`Self::string_done`].
+    fn number_done(
+        &mut self,
+        p: &Profile,
+        raw: &[u8],
+        pending: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String> {
+        if !valid_number(raw) {
             return Err(format!(
                 "`{}` is not a JSON number",
-                String::from_utf8_lossy(&self.buf)
+                String::from_utf8_lossy(raw)
             ));
         }
-        let text = std::str::from_utf8(&raw).unwrap_or("");
+        let text = std::str::from_utf8(raw).unwrap_or("");
         let rule = self.value_rule.take();
         let style = match rule.and_then(|r| p.rules.get(r)) {
             // A number under a rule (an ID sent as a number) is masked as a string.
@@ -848,29 +949,41 @@ impl JsonMasker {
             }),
             None => None,
         };
-        match style {
+        let masked = match style {
             Some(style) => {
                 self.scratch.clear();
                 mask_into(text, &style, &mut self.scratch);
+                out.extend_from_slice(pending);
                 write_string(out, &self.scratch);
+                true
             }
-            None => out.extend_from_slice(&raw),
-        }
-        self.buf = raw;
-        self.buf.clear();
+            None => false,
+        };
         self.end_value();
-        Ok(())
+        Ok(masked)
     }
 
+    /// `true`, `false` or `null` that was collected across chunks (or ends the body), in `buf`.
     fn end_literal(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        if !matches!(&self.buf[..], b"true" | b"false" | b"null") {
+        let raw = std::mem::take(&mut self.buf);
+        let r = self.literal_done(&raw);
+        if r.is_ok() {
+            out.extend_from_slice(&raw);
+        }
+        self.buf = raw;
+        if r.is_ok() {
+            self.buf.clear();
+        }
+        r
+    }
+
+    fn literal_done(&mut self, raw: &[u8]) -> Result<(), String> {
+        if !matches!(raw, b"true" | b"false" | b"null") {
             return Err(format!(
                 "`{}` is not a JSON value",
-                String::from_utf8_lossy(&self.buf)
+                String::from_utf8_lossy(raw)
             ));
         }
-        out.extend_from_slice(&self.buf);
-        self.buf.clear();
         self.end_value();
         Ok(())
     }
