@@ -96,10 +96,47 @@ impl Idp {
 
     /// Waits for the provider's listening line (the last one: a restart appends), then for its
     /// discovery document. Fails at once, with its log, if the process exits.
+    ///
+    /// On a loaded 2-core CI machine Node needs a while (it also makes RSA keys): up to ~5 s
+    /// with eight starting at once. Once in a full run a provider stayed alive without ever
+    /// printing its listening line in 120 s (its log ended at oidc-provider's import warning), so
+    /// a provider not serving after 40 s is stopped and started again, at most three times; the
+    /// earlier attempts' logs are kept beside it and shown if all three fail.
     fn wait_up(&mut self) {
-        // Generous: on a loaded 2-core CI machine Node needs a while (it also makes RSA keys).
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            if let Some(port) = self.serving_port(Duration::from_secs(40)) {
+                self.port = port;
+                self.issuer = format!("http://127.0.0.1:{port}");
+                return;
+            }
+            if attempt < ATTEMPTS {
+                eprintln!(
+                    "provider not serving after 40 s (attempt {attempt}), starting it again:\n{}",
+                    self.log()
+                );
+                self.stop();
+                let log = self.dir.path().join("idp.log");
+                let _ = std::fs::rename(&log, self.dir.path().join(format!("idp-{attempt}.log")));
+                self.child = Self::spawn(self.dir.path());
+            }
+        }
+        let earlier: String = (1..ATTEMPTS)
+            .map(|a| {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("idp-{a}.log")));
+                format!("attempt {a}:\n{}\n", log.unwrap_or_default())
+            })
+            .collect();
+        panic!(
+            "provider did not start in {ATTEMPTS} attempts:\n{earlier}attempt {ATTEMPTS}:\n{}",
+            self.log()
+        );
+    }
+
+    /// The port of a provider that answers its discovery document within `limit`.
+    fn serving_port(&mut self, limit: Duration) -> Option<u16> {
         let mut port = None;
-        let up = wait_until(Duration::from_secs(120), || {
+        let up = wait_until(limit, || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("provider exited with {status}:\n{}", self.log());
             }
@@ -116,10 +153,11 @@ impl Idp {
             crate::try_request(addr, "GET", "/.well-known/openid-configuration", &[], None)
                 .is_ok_and(|r| r.status == 200)
         });
-        assert!(up, "provider did not start:\n{}", self.log());
-        let port = port.unwrap_or_default();
-        self.port = port;
-        self.issuer = format!("http://127.0.0.1:{port}");
+        if up {
+            port
+        } else {
+            None
+        }
     }
 
     /// Stops and starts the provider on the same port with the same keys. Its storage is in
