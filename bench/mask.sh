@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cost of masking on the whole gateway, then the masker against serde_json in process.
 # One menwei (release, 1 worker, core 1); wrk and the backends on core 0. Routes told apart by
-# Host, each pair the same citizen JSON answer (70 records, ~12 KiB) with masking off and with the
-# demo's citizen-pii profile (field rules + detectors), interleaved in rounds:
+# Host, each pair the same citizen JSON answer (96 records, 16 KiB, the size the masking issue names;
+# COUNT=N for another) with masking off and with the demo's citizen-pii profile (field rules +
+# detectors), interleaved in rounds:
 #   plain / masked                 the demo citizen-records backend (it builds every answer: the
 #                                  backend is the bottleneck, as with a real department system)
 #   plain-static / masked-static   the same document as a file served by nginx (the gateway is
@@ -14,7 +15,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 . bench/lib.sh
-rounds="${1:-3}"; secs="${2:-10}"
+rounds="${1:-3}"; secs="${2:-10}"; count="${COUNT:-96}"
 out="$root/bench/out"; rel="${CARGO_TARGET_DIR:-$root/target}/release"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
@@ -79,7 +80,7 @@ trap cleanup EXIT
 taskset -c 0 "$rel/menwei-demo" --citizens "127.0.0.1:$BACK" >/dev/null & pids+=($!)
 sleep 0.5
 www="$out/mask-www"; mkdir -p "$www"
-curl -s "http://127.0.0.1:$BACK/citizens/?count=70" > "$www/citizens.json"
+curl -s "http://127.0.0.1:$BACK/citizens/?count=$count" > "$www/citizens.json"
 cat > "$out/mask-nginx.conf" <<NGX
 worker_processes 1;
 daemon off;
@@ -103,7 +104,7 @@ fi
 for p in $ADMIN ${B:+$ADMIN_B}; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
 done
-url="http://127.0.0.1:$MW/citizens/?count=70"
+url="http://127.0.0.1:$MW/citizens/?count=$count"
 size=$(curl -s -H "Host: plain.bench" "$url" | wc -c)
 echo "answer: $size bytes"
 results="$out/mask.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$results"
@@ -114,7 +115,7 @@ for r in $(seq 1 "$rounds"); do
     port=$MW; pid=$mw; prefix=""
     [ "$build" = b ] && { port=$MW_B; pid=$mw_b; prefix="b-"; }
     for t in plain masked plain-static masked-static; do
-      case $t in *static) url="http://127.0.0.1:$port/citizens.json" ;; *) url="http://127.0.0.1:$port/citizens/?count=70" ;; esac
+      case $t in *static) url="http://127.0.0.1:$port/citizens.json" ;; *) url="http://127.0.0.1:$port/citizens/?count=$count" ;; esac
       wrk_round "$r" "$t" "$url" "$pid" "$secs" "$results" "$prefix$t"
     done
   done
