@@ -735,13 +735,15 @@ impl Engine {
             );
         }
         let lower = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
-        // The content type as sent and in lower case, converted once for the rules below.
+        // The content type as sent. The rules read it in lower case: they compare it ignoring
+        // ASCII case instead (lowering changes nothing else), and a lower-case copy is made only
+        // for the evidence of a rule that fires.
         let content_type = h.content_type.map(String::from_utf8_lossy);
-        let content_type_lower = content_type.as_deref().map(str::to_ascii_lowercase);
-        if let (Some(ct), Some(lower)) = (&content_type, &content_type_lower) {
-            let smuggled = lower.split(';').skip(1).any(|p| {
+        if let Some(ct) = &content_type {
+            let smuggled = ct.split(';').skip(1).any(|p| {
                 p.split_once('=').is_some_and(|(k, v)| {
-                    matches!(k.trim(), "boundary" | "charset")
+                    let k = k.trim();
+                    (k.eq_ignore_ascii_case("boundary") || k.eq_ignore_ascii_case("charset"))
                         && v.trim().trim_matches(['"', '\'']).contains('/')
                 })
             });
@@ -752,7 +754,7 @@ impl Engine {
                     Critical,
                     "a media type hidden in a Content-Type parameter",
                     "header:content-type",
-                    lower,
+                    &ct.to_ascii_lowercase(),
                 );
             }
             if !content_type_well_formed(ct) {
@@ -784,67 +786,76 @@ impl Engine {
             || h.transfer_encoding
             || h.content_length
                 .is_some_and(|v| v.iter().any(|b| (b'1'..=b'9').contains(b)));
-        if let Some(ct) = content_type_lower {
-            let media = ct.split(';').next().unwrap_or("").trim().to_string();
-            if has_body && !cfg.content_types.contains(&media) {
+        if let Some(ct) = content_type.as_deref() {
+            let media = ct.split(';').next().unwrap_or("").trim();
+            // `content_types` holds lower-case media types: one equal to `media` lowered.
+            let allowed = cfg.content_types.iter().any(|c| {
+                c.len() == media.len()
+                    && c.bytes()
+                        .zip(media.bytes())
+                        .all(|(c, m)| c == m.to_ascii_lowercase())
+            });
+            if has_body && !allowed {
                 add(
                     CONTENT_TYPE,
                     Protocol,
                     Critical,
                     "request content type not allowed by policy",
                     "header:content-type",
-                    &media,
+                    &media.to_ascii_lowercase(),
                 );
             }
-            if ct.contains('%')
-                || ct.contains('#')
-                || ct.contains('(')
-                || ct.contains('@')
-                || ct.contains('\'')
-            {
+            if ct.contains(['%', '#', '(', '@', '\'']) {
                 add(
                     CONTENT_TYPE_CHARS,
                     Protocol,
                     Critical,
                     "illegal characters in the content type",
                     "header:content-type",
-                    &ct,
+                    &ct.to_ascii_lowercase(),
                 );
             }
-            let charsets: Vec<&str> = ct
-                .split(';')
-                .filter_map(|p| p.trim().strip_prefix("charset="))
-                .map(|c| c.trim_matches('"'))
-                .collect();
-            if charsets.len() > 1 || ct.matches("charset").count() > 1 {
+            // `charset=` parameters' values, quotes trimmed.
+            let charsets = || {
+                ct.split(';').filter_map(|p| {
+                    let p = p.trim();
+                    p.get(..8)
+                        .is_some_and(|k| k.eq_ignore_ascii_case("charset="))
+                        .then(|| p.get(8..).unwrap_or("").trim_matches('"'))
+                })
+            };
+            let mentions = ct
+                .as_bytes()
+                .windows(7)
+                .filter(|w| w.eq_ignore_ascii_case(b"charset"))
+                .count();
+            if charsets().count() > 1 || mentions > 1 {
                 add(
                     CHARSET_TWICE,
                     Protocol,
                     Critical,
                     "more than one charset in the content type",
                     "header:content-type",
-                    &ct,
+                    &ct.to_ascii_lowercase(),
                 );
             }
-            if charsets.iter().any(|c| {
-                !matches!(
-                    *c,
-                    "utf-8"
-                        | "iso-8859-1"
-                        | "iso-8859-15"
-                        | "windows-1252"
-                        | "gbk"
-                        | "gb2312"
-                        | "gb18030"
-                )
-            }) {
+            let known = [
+                "utf-8",
+                "iso-8859-1",
+                "iso-8859-15",
+                "windows-1252",
+                "gbk",
+                "gb2312",
+                "gb18030",
+            ];
+            if charsets().any(|c| !known.iter().any(|k| c.eq_ignore_ascii_case(k))) {
                 add(
                     CHARSET,
                     Protocol,
                     Critical,
                     "charset not allowed by policy",
                     "header:content-type",
-                    &ct,
+                    &ct.to_ascii_lowercase(),
                 );
             }
         } else if has_body {
@@ -903,20 +914,21 @@ impl Engine {
                 "",
             );
         }
-        if let Some(conn) = lower(h.connection) {
-            let parts: Vec<&str> = conn.split(',').map(str::trim).collect();
-            let dup = parts
-                .iter()
+        if let Some(conn) = h.connection.map(String::from_utf8_lossy) {
+            // Its comma-separated parts, compared ignoring ASCII case (as if lowered).
+            let parts = || conn.split(',').map(str::trim);
+            let dup = parts()
                 .enumerate()
-                .any(|(i, p)| parts[..i].contains(p));
-            if dup || (parts.contains(&"keep-alive") && parts.contains(&"close")) {
+                .any(|(i, p)| parts().take(i).any(|q| q.eq_ignore_ascii_case(p)));
+            let has = |w: &str| parts().any(|p| p.eq_ignore_ascii_case(w));
+            if dup || (has("keep-alive") && has("close")) {
                 add(
                     CONNECTION,
                     Protocol,
                     Critical,
                     "contradictory or repeated Connection header",
                     "header:connection",
-                    &conn,
+                    &conn.to_ascii_lowercase(),
                 );
             }
         }
@@ -1275,19 +1287,21 @@ fn content_type_well_formed(ct: &str) -> bool {
         let Some((k, v)) = p.split_once('=') else {
             return false;
         };
-        let k = k.trim().to_ascii_lowercase();
+        let k = k.trim();
         let v = v.trim_end();
-        matches!(
-            k.as_str(),
-            "charset"
-                | "boundary"
-                | "action"
-                | "component"
-                | "start"
-                | "start-info"
-                | "type"
-                | "version"
-        ) && !v.is_empty()
+        [
+            "charset",
+            "boundary",
+            "action",
+            "component",
+            "start",
+            "start-info",
+            "type",
+            "version",
+        ]
+        .iter()
+        .any(|known| k.eq_ignore_ascii_case(known))
+            && !v.is_empty()
             && !v.starts_with(' ')
             && v.bytes().all(|b| b.is_ascii_graphic())
     })

@@ -515,13 +515,13 @@ impl<'de> serde::de::Visitor<'de> for Key {
 impl Walk<'_, '_> {
     fn number<E>(mut self, n: serde_json::Number) -> Result<(), E> {
         if self.keep() {
-            push_copy(
-                self.out,
-                Place::Arg,
-                self.name.clone(),
-                n.to_string().as_bytes(),
-                false,
-            );
+            // Its text is written on the stack (a number is at most a few dozen characters).
+            let mut text = NumberText::default();
+            let text: Cow<'_, [u8]> = match std::fmt::write(&mut text, format_args!("{n}")) {
+                Ok(()) => Cow::Borrowed(text.as_bytes()),
+                Err(_) => Cow::Owned(n.to_string().into_bytes()),
+            };
+            push_copy(self.out, Place::Arg, self.name.clone(), &text, false);
         }
         Ok(())
     }
@@ -543,6 +543,30 @@ impl Walk<'_, '_> {
             return Err(E::custom("nested too deep"));
         }
         Ok(depth)
+    }
+}
+
+/// A JSON number's text as serde_json writes it, in a buffer on the stack (`Err` if it does not
+/// fit: the caller then writes it into a `String`).
+#[derive(Default)]
+struct NumberText {
+    len: usize,
+    bytes: [u8; 32],
+}
+
+impl NumberText {
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for NumberText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -749,6 +773,22 @@ mod tests {
             values(&a, Place::Arg),
             ["name=abc 张", "k=x", "k=1", "k=-2", "k=2.5", "x y=1' or '1"]
         );
+    }
+
+    #[test]
+    fn json_numbers_read_as_serde_json_writes_them() {
+        let body =
+            r#"{"n":[0,-0,7,-12,1.50,2e3,-1.7976931348623157e308,123456789012345678901234567890]}"#;
+        let r = req("/", "application/json", body);
+        let (t, f) = targets_all(&r);
+        assert!(!f.json_invalid);
+        let want: Vec<String> = serde_json::from_str::<serde_json::Value>(body).unwrap()["n"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| format!("n={n}"))
+            .collect();
+        assert_eq!(values(&t, Place::Arg), want);
     }
 
     #[test]
