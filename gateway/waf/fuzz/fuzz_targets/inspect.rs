@@ -1,6 +1,7 @@
 #![no_main]
-//! Arbitrary bytes as request target, header value and body under each body parser: a verdict,
-//! never a panic; and the head/body split scores like the whole.
+//! Arbitrary bytes as request target, header values (the content type and `Connection` among
+//! them) and body under each body parser: a verdict, never a panic; and the head/body split
+//! scores like the whole.
 use libfuzzer_sys::fuzz_target;
 use menwei_waf::{Config, Request};
 
@@ -14,11 +15,18 @@ fuzz_target!(|data: &[u8]| {
         b"application/json",
         b"multipart/form-data; boundary=x",
         b"text/xml",
+        head,
     ] {
         let req = Request {
             method: "POST",
             uri: head,
-            headers: vec![("Host", b"h"), ("Content-Type", ctype), ("Cookie", head), ("User-Agent", head)],
+            headers: vec![
+                ("Host", b"h"),
+                ("Content-Type", ctype),
+                ("Cookie", head),
+                ("User-Agent", head),
+                ("Connection", head),
+            ],
             body: Some(body),
             body_truncated: false,
         };
