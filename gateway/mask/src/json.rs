@@ -776,7 +776,28 @@ impl JsonMasker {
         self.end_value();
     }
 
-    /// A string that was collected across chunks, in `buf`: written whole, masked or not.
+    /// A token that was collected across chunks (or ends the body), in `buf`: `done` reads it,
+    /// writing its masked form when it is masked (`Ok(true)`); otherwise it is written whole as
+    /// it came. On `Err` it stays in `buf`, for [`Self::fail`].
+    fn end_collected(
+        &mut self,
+        out: &mut Vec<u8>,
+        done: impl FnOnce(&mut Self, &[u8], &mut Vec<u8>) -> Result<bool, String>,
+        unmasked: impl FnOnce(&mut Vec<u8>, &[u8]),
+    ) -> Result<(), String> {
+        let raw = std::mem::take(&mut self.buf);
+        let r = done(self, &raw, out);
+        if r == Ok(false) {
+            unmasked(out, &raw);
+        }
+        self.buf = raw;
+        if r.is_ok() {
+            self.buf.clear();
+        }
+        r.map(|_| ())
+    }
+
+    /// A string collected across chunks, in `buf` (without its quotes).
     fn end_string(
         &mut self,
         p: &Profile,
@@ -784,20 +805,11 @@ impl JsonMasker {
         escaped: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
-        let bytes = std::mem::take(&mut self.buf);
-        let raw = Raw {
-            bytes: &bytes,
-            escaped,
-        };
-        let r = self.string_done(p, key, raw, &[], out);
-        if r == Ok(false) {
-            write_value(out, &bytes, None);
-        }
-        self.buf = bytes;
-        if r.is_ok() {
-            self.buf.clear();
-        }
-        r.map(|_| ())
+        self.end_collected(
+            out,
+            |m, bytes, out| m.string_done(p, key, Raw { bytes, escaped }, &[], out),
+            |out, bytes| write_value(out, bytes, None),
+        )
     }
 
     /// A string was read. When it is masked, `pending` (the unmasked bytes before it) and its
@@ -905,18 +917,13 @@ impl JsonMasker {
         Ok(masked)
     }
 
-    /// A number that was collected across chunks (or ends the body), in `buf`: written whole.
+    /// A number collected across chunks (or ending the body), in `buf`.
     fn end_number(&mut self, p: &Profile, out: &mut Vec<u8>) -> Result<(), String> {
-        let raw = std::mem::take(&mut self.buf);
-        let r = self.number_done(p, &raw, &[], out);
-        if r == Ok(false) {
-            out.extend_from_slice(&raw);
-        }
-        self.buf = raw;
-        if r.is_ok() {
-            self.buf.clear();
-        }
-        r.map(|_| ())
+        self.end_collected(
+            out,
+            |m, raw, out| m.number_done(p, raw, &[], out),
+            |out, raw| out.extend_from_slice(raw),
+        )
     }
 
     /// A number was read: as [`Self::string_done`].
@@ -965,16 +972,11 @@ impl JsonMasker {
 
     /// `true`, `false` or `null` that was collected across chunks (or ends the body), in `buf`.
     fn end_literal(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        let raw = std::mem::take(&mut self.buf);
-        let r = self.literal_done(&raw);
-        if r.is_ok() {
-            out.extend_from_slice(&raw);
-        }
-        self.buf = raw;
-        if r.is_ok() {
-            self.buf.clear();
-        }
-        r
+        self.end_collected(
+            out,
+            |m, raw, _| m.literal_done(raw).map(|()| false),
+            |out, raw| out.extend_from_slice(raw),
+        )
     }
 
     fn literal_done(&mut self, raw: &[u8]) -> Result<(), String> {
