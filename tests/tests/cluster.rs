@@ -214,7 +214,7 @@ fn a_sentinel_failover_moves_the_shared_counters_to_the_new_master() {
     assert!(gw.metrics().contains("menwei_ratelimit_fail_open 0"));
     // The counters are in the master, and replicated.
     assert_ne!(master.command("DBSIZE"), ":0\r\n");
-    assert!(wait_until(Duration::from_secs(5), || replica
+    assert!(wait_until(Duration::from_secs(20), || replica
         .command("DBSIZE")
         == master.command("DBSIZE")));
 

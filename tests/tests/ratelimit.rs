@@ -94,7 +94,7 @@ fn a_limited_key_recovers() {
     let gw = start(&b, limits, "\"fast\"");
     let (_, limited) = statuses(&gw, 20, &[]);
     assert!(limited > 0);
-    assert!(wait_until(Duration::from_secs(5), || get_with(
+    assert!(wait_until(Duration::from_secs(20), || get_with(
         gw.addr,
         "/x",
         &[]

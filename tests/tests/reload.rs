@@ -43,7 +43,7 @@ fn good_edit_under_traffic_loses_no_request() {
     std::thread::sleep(Duration::from_millis(300));
     gw.write("routes.toml", &routes(&b, NEW_ROUTE));
     assert!(gw.wait_version(2), "edit not applied: {}", gw.log());
-    let applied = wait_until(Duration::from_secs(5), || {
+    let applied = wait_until(Duration::from_secs(20), || {
         get_with(gw.addr, "/new/x", &[]).status == 200
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -62,7 +62,7 @@ fn good_edit_under_traffic_loses_no_request() {
         "requests failed during reload"
     );
     assert!(gw.metrics().contains("menwei_policy_version 2"));
-    assert!(wait_until(Duration::from_secs(5), || gw
+    assert!(wait_until(Duration::from_secs(20), || gw
         .access_log()
         .contains("\"policy_version\":2")));
 }

@@ -123,7 +123,7 @@ fn attacks_are_refused_in_block_mode_and_logged_in_detect_mode() {
     );
     // Every verdict is logged once with its rule ids and action; counted per route and action.
     let want = 2 * ATTACKS.len() + 1;
-    let logged = wait_until(Duration::from_secs(5), || {
+    let logged = wait_until(Duration::from_secs(20), || {
         gw.log().matches("request inspection: attack").count() >= want
     });
     assert!(
@@ -155,7 +155,7 @@ fn evidence_in_logs_is_masked() {
         &[],
     );
     assert_eq!(r.status, 403);
-    assert!(wait_until(Duration::from_secs(5), || gw
+    assert!(wait_until(Duration::from_secs(20), || gw
         .log()
         .contains("request inspection: attack")));
     let log = gw.log();
