@@ -50,12 +50,45 @@ pub fn repo() -> PathBuf {
 /// A free port on 127.0.0.1 (bound then released), never one this test process handed out
 /// before: two calls in a row (a gateway's public and admin ports) or two tests running in
 /// parallel could otherwise get the same just-released port and one listener would fail to bind.
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`), where the kernel
+/// never places a socket by itself. A port from inside that range could be taken, between this
+/// call and the server's bind, by any client connection or port-0 server of another test: it
+/// happened to a gateway whose port its OpenID provider had to be told first, seconds before it
+/// started. Each candidate is checked free by binding it.
 pub fn free_port() -> u16 {
     use std::collections::HashSet;
     use std::sync::Mutex;
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    let given = given.get_or_insert_with(HashSet::new);
+    /// Ports handed out, and the state of the generator picking candidates.
+    static GIVEN: Mutex<Option<(HashSet<u16>, u64)>> = Mutex::new(None);
+    let mut state = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let (given, x) = state.get_or_insert_with(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (
+            HashSet::new(),
+            nanos ^ (u64::from(std::process::id()) << 32) | 1,
+        )
+    });
+    const LOWEST: u16 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral > LOWEST + 2_000 {
+        for _ in 0..1000 {
+            // xorshift64
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            let port = LOWEST + (*x % u64::from(ephemeral - LOWEST)) as u16;
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.insert(port);
+                return port;
+            }
+        }
+    }
     for _ in 0..1000 {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -629,5 +662,23 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    #[test]
+    fn free_ports_are_fresh_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..50).map(|_| super::free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
+        let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok());
+        if let Some(low) = ephemeral.filter(|low| *low > 12_000) {
+            assert!(ports.iter().all(|p| (10_000..low).contains(p)), "{ports:?}");
+        }
     }
 }
