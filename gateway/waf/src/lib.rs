@@ -702,16 +702,7 @@ impl Engine {
                     .unwrap_or("")
                     .trim()
                     .trim_matches('"');
-                !matches!(
-                    value,
-                    "utf-8"
-                        | "iso-8859-1"
-                        | "iso-8859-15"
-                        | "windows-1252"
-                        | "gbk"
-                        | "gb2312"
-                        | "gb18030"
-                )
+                !ALLOWED_CHARSETS.contains(&value)
             });
             if odd {
                 add(
@@ -839,16 +830,7 @@ impl Engine {
                     &ct.to_ascii_lowercase(),
                 );
             }
-            let known = [
-                "utf-8",
-                "iso-8859-1",
-                "iso-8859-15",
-                "windows-1252",
-                "gbk",
-                "gb2312",
-                "gb18030",
-            ];
-            if charsets().any(|c| !known.iter().any(|k| c.eq_ignore_ascii_case(k))) {
+            if charsets().any(|c| !ALLOWED_CHARSETS.iter().any(|k| c.eq_ignore_ascii_case(k))) {
                 add(
                     CHARSET,
                     Protocol,
@@ -1261,6 +1243,17 @@ impl<'a> Heads<'a> {
         h
     }
 }
+
+/// Charsets the Accept and Content-Type headers may name (lower case).
+const ALLOWED_CHARSETS: [&str; 7] = [
+    "utf-8",
+    "iso-8859-1",
+    "iso-8859-15",
+    "windows-1252",
+    "gbk",
+    "gb2312",
+    "gb18030",
+];
 
 /// Whether `hay` holds `needle` (lower case ASCII) in any case.
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {

@@ -40,8 +40,8 @@ const SLOTS: usize = 2 * ENTRIES;
 /// A lookup gives up (the value is then inspected, as if never seen) after this many slots.
 const MAX_PROBES: usize = 16;
 
-/// Values found clean, by place and decoding: an open-addressed table of 16-byte slots over
-/// one byte arena holding the values back to back. Looking a value up reads one slot (four to a
+/// Values found clean, by place and decoding: an open-addressed table of 12-byte slots over
+/// one byte arena holding the values back to back. Looking a value up reads one slot (five to a
 /// cache line) and the value's bytes, which sit beside those of the values remembered with it
 /// (a request's header values are remembered together and come back together). A hash set of
 /// boxed values read a control byte, a bucket and a separate allocation per value, each on a
@@ -73,12 +73,16 @@ impl Clean {
     }
 
     /// The slot holding `raw` in set `tag` (`Ok`), or the empty slot where it would go (`Err`);
-    /// `None` when neither is within [`MAX_PROBES`].
-    fn find(&self, tag: u8, raw: &[u8]) -> Option<Result<usize, usize>> {
+    /// `None` when neither is within [`MAX_PROBES`]. The last argument is [`Self::hash`] of the two.
+    fn find(
+        &self,
+        tag: u8,
+        raw: &[u8],
+        (home, check): (usize, u32),
+    ) -> Option<Result<usize, usize>> {
         if self.slots.is_empty() {
             return None;
         }
-        let (home, check) = self.hash(tag, raw);
         (0..MAX_PROBES).find_map(|probe| {
             let i = (home + probe) % SLOTS;
             let s = self.slots.get(i)?;
@@ -95,7 +99,7 @@ impl Clean {
     }
 
     fn contains(&self, tag: u8, raw: &[u8]) -> bool {
-        matches!(self.find(tag, raw), Some(Ok(_)))
+        matches!(self.find(tag, raw, self.hash(tag, raw)), Some(Ok(_)))
     }
 
     fn insert(&mut self, tag: u8, raw: &[u8]) {
@@ -105,15 +109,16 @@ impl Clean {
         if self.slots.is_empty() {
             self.slots = vec![Slot::default(); SLOTS];
         }
+        let hash = self.hash(tag, raw);
         let (Some(Err(i)), Ok(len), Ok(off)) = (
-            self.find(tag, raw),
+            self.find(tag, raw, hash),
             u16::try_from(raw.len()),
             u32::try_from(self.arena.len()),
         ) else {
             // Already there, or no free slot near its place: not remembered.
             return;
         };
-        let (_, check) = self.hash(tag, raw);
+        let check = hash.1;
         if let Some(s) = self.slots.get_mut(i) {
             *s = Slot {
                 check,
