@@ -1,7 +1,7 @@
 //! Per-thread memories of what inspection found in values that repeat from request to request:
 //! header values (a few browsers' user agents, the same pages as referers, a session's cookies
 //! on every request of the session), request paths (a portal's pages and API endpoints) and names
-//! (header, cookie and form-field names).
+//! (cookie and form-field names).
 //!
 //! Both hold exact bytes, never hashes, so a remembered answer is exactly what a new inspection
 //! would give: the rules are compiled once per process and never change. Both are bounded
@@ -32,7 +32,7 @@ thread_local! {
 
 /// Place and decoding tags (see [`tag`]): two per place.
 #[cfg(test)]
-const TAGS: usize = 2 * (Place::HeaderName as u16).trailing_zeros() as usize + 2;
+const TAGS: usize = 2 * (Place::FileName as u16).trailing_zeros() as usize + 2;
 
 /// Slots of the table of clean values: twice [`ENTRIES`], so it is at most half full and a
 /// lookup rarely reads a second slot.
@@ -170,7 +170,6 @@ pub fn repeats(place: Place) -> bool {
             | Place::Referer
             | Place::Path
             | Place::Header
-            | Place::HeaderName
             | Place::Cookie
             | Place::CookieName
             | Place::ArgName
@@ -240,7 +239,6 @@ mod tests {
         use Place::*;
         for place in [
             Path, ArgName, Arg, CookieName, Cookie, UserAgent, Referer, Header, RawBody, FileName,
-            HeaderName,
         ] {
             assert!(usize::from(tag(place, true)) < TAGS, "{place:?}");
         }

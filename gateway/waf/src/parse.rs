@@ -19,7 +19,6 @@ pub enum Place {
     Header = 128,
     RawBody = 256,
     FileName = 512,
-    HeaderName = 1024,
 }
 
 impl Place {
@@ -35,7 +34,6 @@ impl Place {
             Place::Header => "header",
             Place::RawBody => "body",
             Place::FileName => "file-name",
-            Place::HeaderName => "header-name",
         }
     }
 }
@@ -179,29 +177,25 @@ fn head<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, req: &Request<'a>) {
             n if n.starts_with("sec-fetch-") || n.starts_with("sec-ch-") => {}
             _ => push(out, Place::Header, lname, value, true),
         }
-        push(
-            out,
-            Place::HeaderName,
-            Cow::Borrowed(""),
-            name.as_bytes(),
-            false,
-        );
     }
 }
 
 fn body<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, req: &Request<'a>) {
     if let Some(body) = req.body.filter(|b| !b.is_empty()) {
-        let original = req
-            .header("content-type")
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default();
-        let ctype = original.to_ascii_lowercase();
-        if ctype.starts_with("application/x-www-form-urlencoded") {
+        // The media type compared ignoring ASCII case, as sent (no copies).
+        let ctype = req.header("content-type").unwrap_or_default();
+        let starts = |p: &[u8]| {
+            ctype
+                .get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p))
+        };
+        let plus_json = || ctype.windows(5).any(|w| w.eq_ignore_ascii_case(b"+json"));
+        if starts(b"application/x-www-form-urlencoded") {
             form(out, f, body);
-        } else if ctype.starts_with("application/json") || ctype.contains("+json") {
+        } else if starts(b"application/json") || plus_json() {
             json(out, f, body, req.body_truncated);
-        } else if ctype.starts_with("multipart/") {
-            multipart(out, f, &original, body);
+        } else if starts(b"multipart/") {
+            multipart(out, f, &crate::normalize::lossy(ctype), body);
         } else {
             push(out, Place::RawBody, Cow::Borrowed(""), body, true);
         }
@@ -352,7 +346,7 @@ fn cookies<'a>(out: &mut Vec<Target<'a>>, raw: &'a [u8]) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
-        let shown = String::from_utf8_lossy(name);
+        let shown = crate::normalize::lossy(name);
         push(out, Place::CookieName, shown.clone(), name, true);
         push(out, Place::Cookie, shown, value, true);
     }
@@ -424,11 +418,11 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_, 'de> {
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
-        self.number(serde_json::Number::from(v))
+        self.integer(false, v)
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
-        self.number(serde_json::Number::from(v))
+        self.integer(v < 0, v.unsigned_abs())
     }
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
@@ -465,9 +459,7 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_, 'de> {
         while let Some(key) = map.next_key_seed(Key)? {
             if self.out.len() <= MAX_ARGS {
                 match &key {
-                    Cow::Borrowed(k) => {
-                        push(self.out, Place::ArgName, key.clone(), k.as_bytes(), true)
-                    }
+                    Cow::Borrowed(k) => push_str(self.out, Place::ArgName, key.clone(), k, true),
                     Cow::Owned(k) => {
                         push_copy(self.out, Place::ArgName, key.clone(), k.as_bytes(), true)
                     }
@@ -513,6 +505,34 @@ impl<'de> serde::de::Visitor<'de> for Key {
 }
 
 impl Walk<'_, '_> {
+    /// An integer's text as serde_json writes it (a sign and decimal digits), written here:
+    /// `std::fmt` costs more than the digits for the commonest numbers of a JSON body.
+    fn integer<E>(mut self, negative: bool, magnitude: u64) -> Result<(), E> {
+        if self.keep() {
+            // u64::MAX has 20 digits; one more place for the sign.
+            let mut text = [0u8; 21];
+            let mut at = text.len();
+            let mut rest = magnitude;
+            for slot in text.iter_mut().rev() {
+                *slot = b'0' + (rest % 10) as u8;
+                at -= 1;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            if negative {
+                at -= 1;
+                if let Some(slot) = text.get_mut(at) {
+                    *slot = b'-';
+                }
+            }
+            let text = text.get(at..).unwrap_or_default();
+            push_copy(self.out, Place::Arg, self.name.clone(), text, false);
+        }
+        Ok(())
+    }
+
     fn number<E>(mut self, n: serde_json::Number) -> Result<(), E> {
         if self.keep() {
             // Its text is written on the stack (a number is at most a few dozen characters).
@@ -614,7 +634,7 @@ fn multipart<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, ctype: &str, body:
             .strip_suffix(b"\r\n")
             .or_else(|| content.strip_suffix(b"\n"))
             .unwrap_or(content);
-        let head = String::from_utf8_lossy(head);
+        let head = crate::normalize::lossy(head);
         let mut name = None;
         let mut filename = None;
         let mut disposition = false;
@@ -777,8 +797,7 @@ mod tests {
 
     #[test]
     fn json_numbers_read_as_serde_json_writes_them() {
-        let body =
-            r#"{"n":[0,-0,7,-12,1.50,2e3,-1.7976931348623157e308,123456789012345678901234567890]}"#;
+        let body = r#"{"n":[0,-0,7,-12,1.50,2e3,-1.7976931348623157e308,123456789012345678901234567890,18446744073709551615,-9223372036854775808,2147483648,-1,10,100]}"#;
         let r = req("/", "application/json", body);
         let (t, f) = targets_all(&r);
         assert!(!f.json_invalid);
