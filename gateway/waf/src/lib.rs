@@ -1003,10 +1003,15 @@ impl Engine {
                     "",
                 );
             }
-            let url = t.place == Place::Arg
-                && ["http://", "https://", "ftp://", "ftps://"]
-                    .iter()
-                    .any(|p| t.value.text.trim_start().starts_with(p));
+            // (The schemes start with `h` or `f`: most values are ruled out by one byte, not
+            // four calls to `memcmp`.)
+            let url = t.place == Place::Arg && {
+                let v = t.value.text.trim_start();
+                matches!(v.as_bytes().first(), Some(b'h' | b'f'))
+                    && ["http://", "https://", "ftp://", "ftps://"]
+                        .iter()
+                        .any(|p| v.starts_with(p))
+            };
             if url {
                 let name = t.name.to_ascii_lowercase();
                 let includes = [
