@@ -128,6 +128,17 @@ impl Verdict {
 pub struct Engine {
     rules: Vec<PatternRule>,
     regexes: Vec<Regex>,
+    /// The rule sets by paranoia: `levels[i]` holds the rules of paranoia `i + 1` and below, the
+    /// last one every rule. A value of an argument or a body is scanned with the sets of its
+    /// route's level, so a rule that could only add points at a higher level neither makes its
+    /// place look hot nor costs a second scan (rich text matched the level-2 "tag" rule on
+    /// every post). Names, cookies, headers and paths are always scanned with every rule: the
+    /// memory of clean values (`memo`) remembers only what no rule of any level matched.
+    levels: Vec<Sets>,
+}
+
+/// The rule sets of one paranoia level and below.
+struct Sets {
     /// Per place (bit index of [`Place`]) and form (text, folded): the set of the rules that
     /// read it, and their indexes. Small per-place sets keep the lazy DFAs small and fast.
     sets: Vec<[Option<RuleSet>; 2]>,
@@ -148,6 +159,64 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+impl Sets {
+    /// The sets of the rules of paranoia `level` and below, for the places in `places` (bits
+    /// of [`Place`]); `None` for the others.
+    fn new(rules: &[PatternRule], level: u8, places: u16) -> Result<Sets, String> {
+        let ids_of = |bit: u16, form: Option<Form>| -> Vec<usize> {
+            (0..rules.len())
+                .filter(|i| {
+                    let r = &rules[*i];
+                    form.is_none_or(|f| r.form == f) && r.places & bit != 0 && r.paranoia <= level
+                })
+                .collect()
+        };
+        // A set and its multi-line twin (see `joined`).
+        let pair = |ids: Vec<usize>| -> Result<(Option<RuleSet>, Option<RegexSet>), String> {
+            if ids.is_empty() {
+                return Ok((None, None));
+            }
+            let compile = |multi_line: bool| {
+                regex::RegexSetBuilder::new(ids.iter().map(|i| rules[*i].pattern.as_ref()))
+                    .multi_line(multi_line)
+                    .size_limit(1 << 26)
+                    .dfa_size_limit(1 << 26)
+                    .build()
+                    .map_err(|e| format!("rule set: {e}"))
+            };
+            let (single, multi) = (compile(false)?, compile(true)?);
+            Ok((Some((single, ids)), Some(multi)))
+        };
+        let mut sets = Vec::with_capacity(PLACES);
+        let mut joined = Vec::with_capacity(PLACES);
+        let mut both = Vec::with_capacity(PLACES);
+        let mut joined_both = Vec::with_capacity(PLACES);
+        for i in 0..PLACES {
+            let bit = 1u16 << i;
+            if places & bit == 0 {
+                sets.push([None, None]);
+                joined.push([None, None]);
+                both.push(None);
+                joined_both.push(None);
+                continue;
+            }
+            let (text, text_multi) = pair(ids_of(bit, Some(Form::Text)))?;
+            let (folded, folded_multi) = pair(ids_of(bit, Some(Form::Folded)))?;
+            sets.push([text, folded]);
+            joined.push([text_multi, folded_multi]);
+            let (all, all_multi) = pair(ids_of(bit, None))?;
+            both.push(all);
+            joined_both.push(all_multi);
+        }
+        Ok(Sets {
+            sets,
+            joined,
+            both,
+            joined_both,
+        })
+    }
+}
+
 /// What the scan of a place's joined values found.
 #[derive(Debug, Clone, Copy)]
 enum Hot {
@@ -164,6 +233,11 @@ type RuleSet = (RegexSet, Vec<usize>);
 
 /// Number of [`Place`] variants (bits 0..PLACES).
 const PLACES: usize = 10;
+
+/// The places whose values are scanned with the rules of their route's paranoia level only:
+/// those the memory of clean values never holds (`memo::repeats`; a test keeps the two
+/// agreeing).
+const AT_ROUTE_LEVEL: u16 = Place::Arg as u16 | Place::RawBody as u16 | Place::FileName as u16;
 
 /// A place's bit index (0..PLACES).
 fn place_index(place: Place) -> usize {
@@ -275,51 +349,34 @@ impl Engine {
                     .map_err(|e| format!("rule {}: {e}", r.id))?,
             );
         }
-        let set = |bit: u16, form: Option<Form>| -> Result<Option<RuleSet>, String> {
-            let ids: Vec<usize> = (0..rules.len())
-                .filter(|i| form.is_none_or(|f| rules[*i].form == f) && rules[*i].places & bit != 0)
-                .collect();
-            if ids.is_empty() {
-                return Ok(None);
-            }
-            let set = regex::RegexSetBuilder::new(ids.iter().map(|i| rules[*i].pattern.as_ref()))
-                .size_limit(1 << 26)
-                .dfa_size_limit(1 << 26)
-                .build()
-                .map_err(|e| format!("rule set: {e}"))?;
-            Ok(Some((set, ids)))
-        };
-        let mut sets = Vec::with_capacity(PLACES);
-        let mut joined = Vec::with_capacity(PLACES);
-        let mut both = Vec::with_capacity(PLACES);
-        let mut joined_both = Vec::with_capacity(PLACES);
-        for i in 0..PLACES {
-            let bit = 1u16 << i;
-            let pair = [set(bit, Some(Form::Text))?, set(bit, Some(Form::Folded))?];
-            let multi = |s: &Option<RuleSet>| -> Result<Option<RegexSet>, String> {
-                let Some((_, ids)) = s else { return Ok(None) };
-                regex::RegexSetBuilder::new(ids.iter().map(|i| rules[*i].pattern.as_ref()))
-                    .multi_line(true)
-                    .size_limit(1 << 26)
-                    .dfa_size_limit(1 << 26)
-                    .build()
-                    .map(Some)
-                    .map_err(|e| format!("rule set: {e}"))
+        // Every level has the sets of the places read at a route's level; the top one (every
+        // rule) also those of the remembered places (see `levels`).
+        let top = rules.iter().map(|r| r.paranoia).max().unwrap_or(1).max(1);
+        let mut levels: Vec<Sets> = Vec::with_capacity(usize::from(top));
+        for level in 1..=top {
+            let places = if level == top {
+                u16::MAX
+            } else {
+                AT_ROUTE_LEVEL
             };
-            joined.push([multi(&pair[0])?, multi(&pair[1])?]);
-            sets.push(pair);
-            let all = set(bit, None)?;
-            joined_both.push(multi(&all)?);
-            both.push(all);
+            levels.push(Sets::new(&rules, level, places)?);
         }
         Ok(Engine {
             rules,
             regexes,
-            sets,
-            joined,
-            both,
-            joined_both,
+            levels,
         })
+    }
+
+    /// The sets to scan a value of `place` with on a route of `cfg`'s paranoia (see `levels`).
+    fn sets_for(&self, cfg: &Config, place: usize) -> Option<&Sets> {
+        let at_route_level = (1u16 << place) & AT_ROUTE_LEVEL != 0;
+        let level = if at_route_level {
+            usize::from(cfg.paranoia).clamp(1, self.levels.len())
+        } else {
+            self.levels.len()
+        };
+        self.levels.get(level.saturating_sub(1))
     }
 
     /// Every rule id with its category, paranoia level and description (for docs and `explain`).
@@ -351,7 +408,7 @@ impl Engine {
             self.request_rules(cfg, req, &mut v);
         }
         self.target_rules(cfg, req, part, &targets, &findings, &mut v);
-        let hot = self.hot_places(&targets);
+        let hot = self.hot_places(cfg, &targets);
         for t in targets.into_iter().filter(|t| !t.clean) {
             let matched = match hot.get(place_index(t.place)) {
                 Some(Hot::Forms(h)) if h[0] || h[1] => self.patterns(cfg, &t, *h, &mut v),
@@ -384,7 +441,7 @@ impl Engine {
     /// Which places have any match at all, from one scan of their values joined: per form
     /// when some value of the place folds differently, else one scan for both forms. The
     /// targets are read once to group them by place.
-    fn hot_places(&self, targets: &[Target<'_>]) -> [Hot; PLACES] {
+    fn hot_places(&self, cfg: &Config, targets: &[Target<'_>]) -> [Hot; PLACES] {
         /// A place's values: how many, the first one's index, whether any folds, and the
         /// length of each form joined.
         #[derive(Clone, Copy, Default)]
@@ -442,7 +499,7 @@ impl Engine {
                 set.is_match(&all)
             };
             *hot = if s.folds {
-                let Some(joined) = self.joined.get(p) else {
+                let Some(joined) = self.sets_for(cfg, p).and_then(|l| l.joined.get(p)) else {
                     continue;
                 };
                 let mut h = [false; 2];
@@ -453,7 +510,7 @@ impl Engine {
                 }
                 Hot::Forms(h)
             } else {
-                match self.joined_both.get(p) {
+                match self.sets_for(cfg, p).and_then(|l| l.joined_both.get(p)) {
                     Some(Some(set)) if scan(set, 0) => Hot::Both,
                     _ => Hot::Cold,
                 }
@@ -502,7 +559,8 @@ impl Engine {
     /// paranoia level, excluded or not).
     fn patterns(&self, cfg: &Config, t: &Target, hot: [bool; 2], v: &mut Verdict) -> bool {
         let place = t.place as u16;
-        let Some([text, folded]) = self.sets.get(place.trailing_zeros() as usize) else {
+        let at = place.trailing_zeros() as usize;
+        let Some([text, folded]) = self.sets_for(cfg, at).and_then(|l| l.sets.get(at)) else {
             return false;
         };
         let mut any = false;
@@ -524,7 +582,8 @@ impl Engine {
     /// As `patterns`, for a value with nothing to fold: the place's rules of both forms at once.
     fn patterns_both(&self, cfg: &Config, t: &Target, v: &mut Verdict) -> bool {
         let place = t.place as u16;
-        let Some(Some((set, ids))) = self.both.get(place.trailing_zeros() as usize) else {
+        let at = place.trailing_zeros() as usize;
+        let Some(Some((set, ids))) = self.sets_for(cfg, at).and_then(|l| l.both.get(at)) else {
             return false;
         };
         let found = set.matches(&t.value.text);
@@ -1433,6 +1492,17 @@ fn label(t: &Target) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn places_at_route_level_are_never_remembered() {
+        use Place::*;
+        for place in [
+            Path, ArgName, Arg, CookieName, Cookie, UserAgent, Referer, Header, RawBody, FileName,
+        ] {
+            let at_route_level = place as u16 & AT_ROUTE_LEVEL != 0;
+            assert_eq!(at_route_level, !memo::repeats(place), "{place:?}");
+        }
+    }
 
     #[test]
     fn every_rule_compiles() {
