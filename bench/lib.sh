@@ -1,4 +1,4 @@
-# Shared by bench/ratelimit.sh, bench/mask.sh and bench/ab.sh (sourced): one measured wrk round against a
+# Shared by bench/ratelimit.sh, bench/mask.sh, bench/ab.sh, bench/waf.sh and bench/waf-callgrind.sh (sourced): one measured wrk round against a
 # gateway told apart by Host, and medians of the rounds.
 
 # wrk_round ROUND TARGET URL PID SECS RESULTS [LABEL]
@@ -39,4 +39,35 @@ rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 med = lambda t: statistics.median(float(r["req_s"]) for r in rows if r["target"] == t)
 print(f"{sys.argv[2]}/{sys.argv[3]} = {med(sys.argv[2]) / med(sys.argv[3]):.3f}x")
 PY
+}
+
+# waf_policy PORT ADMIN MODE BACKEND_PORT   prints the policy of the request-inspection benchmarks
+#   (bench/waf.sh, bench/waf-callgrind.sh): one worker, no access log, one route to the echo
+#   backend, inspection MODE (block / detect / off) at the default paranoia.
+waf_policy() {
+  cat <<TOML
+[server]
+admin = "127.0.0.1:$2"
+threads = 1
+[[listener]]
+name = "public"
+addr = "127.0.0.1:$1"
+[access_log]
+enabled = false
+[[upstream]]
+name = "echo"
+backends = ["127.0.0.1:$4"]
+[[route]]
+name = "all"
+prefix = "/"
+upstream = "echo"
+[limits]
+max_body_bytes = "1MiB"
+max_uri_bytes = "16KiB"
+max_header_bytes = "64KiB"
+[[waf]]
+name = "replay"
+default = true
+mode = "$3"
+TOML
 }

@@ -16,6 +16,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+. "$root/bench/lib.sh"
 passes="${1:-2}"
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p menwei -p menwei-demo --quiet
@@ -27,33 +28,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 "$rel/menwei-demo" --echo "127.0.0.1:$BACK" --name echo > /dev/null & pids+=($!)
 
-policy() { # mode
-  cat <<TOML
-[server]
-admin = "127.0.0.1:$ADMIN"
-threads = 1
-[[listener]]
-name = "public"
-addr = "127.0.0.1:$PORT"
-[access_log]
-enabled = false
-[[upstream]]
-name = "echo"
-backends = ["127.0.0.1:$BACK"]
-[[route]]
-name = "all"
-prefix = "/"
-upstream = "echo"
-[limits]
-max_body_bytes = "1MiB"
-max_uri_bytes = "16KiB"
-max_header_bytes = "64KiB"
-[[waf]]
-name = "replay"
-default = true
-mode = "$1"
-TOML
-}
+policy() { waf_policy "$PORT" "$ADMIN" "$1" "$BACK"; } # mode
 
 # The driver: every request of the set over one keep-alive connection, PASSES times; exits
 # non-zero if a benign request is refused (a broken gateway must not look cheap).

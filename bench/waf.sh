@@ -15,6 +15,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+. "$root/bench/lib.sh"
 corpus="${1:-$root/../shared/corpora/waf/crs-v4.28.0.jsonl}"
 [ -f "$corpus" ] || corpus="$root/tests/waf/crs-sample.jsonl"
 rounds="${2:-3}"; secs="${3:-10}"
@@ -28,33 +29,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 # The backend shares core 0 with wrk: core 1 is the gateway's alone.
 taskset -c 0 "$rel/menwei-demo" --echo "127.0.0.1:$BACK" --name echo > /dev/null & pids+=($!)
-policy() { # port admin mode
-  cat <<TOML
-[server]
-admin = "127.0.0.1:$2"
-threads = 1
-[[listener]]
-name = "public"
-addr = "127.0.0.1:$1"
-[access_log]
-enabled = false
-[[upstream]]
-name = "echo"
-backends = ["127.0.0.1:$BACK"]
-[[route]]
-name = "all"
-prefix = "/"
-upstream = "echo"
-[limits]
-max_body_bytes = "1MiB"
-max_uri_bytes = "16KiB"
-max_header_bytes = "64KiB"
-[[waf]]
-name = "replay"
-default = true
-mode = "$3"
-TOML
-}
+policy() { waf_policy "$1" "$2" "$3" "$BACK"; } # port admin mode
 declare -A port pid admin
 # start_gateway NAME PORT ADMIN MODE BINARY: one gateway on core 1 with policy() in $out/NAME.
 start_gateway() {
