@@ -54,41 +54,7 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
             return n;
         }
     }
-    if url {
-        if let Some(n) = decoded_once(raw) {
-            return n;
-        }
-    }
     decode(raw, url)
-}
-
-/// The other common case: a URL-encoded value (a form field or query value of Chinese text)
-/// that one round of URL decoding turns into plain, settled text (see [`is_plain`] and
-/// [`settled`]). [`decode`] would find nothing more to undo, lower or fold in it and give the
-/// same result after a dozen passes over it; this takes three (decoding, one table lookup per
-/// byte, one per character). `None` for anything else.
-fn decoded_once(raw: &[u8]) -> Option<Normalized<'static>> {
-    if !raw.contains(&b'%') {
-        return None;
-    }
-    let bytes = url_decode(raw);
-    // Every escape that decodes shortens the value, so an unchanged length is an unchanged
-    // value; its `%` then keeps it off this path (is_plain).
-    if bytes.len() == raw.len() || !is_plain(&bytes) {
-        return None;
-    }
-    let text = String::from_utf8(bytes).ok()?;
-    let settled = text.is_ascii()
-        || text
-            .chars()
-            .all(|c| lowers_to_itself(c) && (c.is_ascii() || !c.is_whitespace()));
-    settled.then_some(Normalized {
-        text: Cow::Owned(text),
-        folded: None,
-        layers: 1,
-        control: false,
-        escapes: false,
-    })
 }
 
 /// As [`normalize`], for a value already known to be UTF-8 (a JSON string): not checked again.
@@ -104,17 +70,22 @@ pub fn normalize_str(text: &str, url: bool) -> Normalized<'_> {
 /// A plain value (see [`is_plain`]) as it is, unless a character has a lower case or is a
 /// Unicode space: exactly what [`decode`] would make of it.
 fn settled(text: &str) -> Option<Normalized<'_>> {
-    let settled = text.is_ascii()
-        || text
-            .chars()
-            .all(|c| lowers_to_itself(c) && (c.is_ascii() || !c.is_whitespace()));
-    settled.then_some(Normalized {
+    is_settled(text).then_some(Normalized {
         text: Cow::Borrowed(text),
         folded: None,
         layers: 0,
         control: false,
         escapes: false,
     })
+}
+
+/// Whether no character of `text` has a lower case or is a Unicode space (what lowering and
+/// folding would change in text that [`is_plain`] lets through).
+fn is_settled(text: &str) -> bool {
+    text.is_ascii()
+        || text
+            .chars()
+            .all(|c| lowers_to_itself(c) && (c.is_ascii() || !c.is_whitespace()))
 }
 
 /// `String::from_utf8_lossy`, checking the (nearly always valid) bytes with the faster UTF-8
@@ -128,13 +99,21 @@ pub(crate) fn lossy(bytes: &[u8]) -> Cow<'_, str> {
 
 /// Every decoding step, lower case, folding.
 fn decode(raw: &[u8], url: bool) -> Normalized<'static> {
+    decode_rounds(raw, url, true)
+}
+
+/// [`decode`]; with `short`, a value that the first round of URL decoding leaves plain and
+/// settled ([`is_plain`], [`is_settled`]: a URL-encoded form field of Chinese text, mostly) is
+/// returned as it is then. The rest of the steps would find nothing more to undo, lower or fold
+/// in it; the tests compare both ways.
+fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
     let mut bytes = Cow::Borrowed(raw);
     let mut layers = 0;
     let mut escapes = false;
     // URL, JavaScript and HTML-entity encodings nest in any order (`%5Cu0024`, `\u0026lbrace;`):
     // undo all three until nothing changes, a bounded number of times. (A copy is made only
     // once something is decoded.)
-    for _ in 0..MAX_DECODE_ROUNDS {
+    for round in 0..MAX_DECODE_ROUNDS {
         let mut changed = false;
         if url && bytes.contains(&b'%') {
             let next = url_decode(&bytes);
@@ -142,6 +121,21 @@ fn decode(raw: &[u8], url: bool) -> Normalized<'static> {
                 layers += 1;
                 changed = true;
                 bytes = Cow::Owned(next);
+            }
+        }
+        if short && round == 0 && changed && is_plain(&bytes) {
+            match String::from_utf8(bytes.into_owned()) {
+                Ok(text) if is_settled(&text) => {
+                    return Normalized {
+                        text: Cow::Owned(text),
+                        folded: None,
+                        layers,
+                        control: false,
+                        escapes: false,
+                    }
+                }
+                Ok(text) => bytes = Cow::Owned(text.into_bytes()),
+                Err(e) => bytes = Cow::Owned(e.into_bytes()),
             }
         }
         if bytes.contains(&b'\\') {
@@ -649,14 +643,14 @@ mod tests {
             text in "[a-zA-Z0-9 %/*<!&;#\\\\.'\"\t张三ǅǈΣİ\u{3000}\u{a0}\u{fffd}]{0,32}",
             url in proptest::prelude::any::<bool>(),
         ) {
-            proptest::prop_assert_eq!(normalize(&raw, url), decode(&raw, url));
-            proptest::prop_assert_eq!(normalize(text.as_bytes(), url), decode(text.as_bytes(), url));
-            proptest::prop_assert_eq!(normalize_str(&text, url), decode(text.as_bytes(), url));
+            proptest::prop_assert_eq!(normalize(&raw, url), decode_rounds(&raw, url, false));
+            proptest::prop_assert_eq!(normalize(text.as_bytes(), url), decode_rounds(text.as_bytes(), url, false));
+            proptest::prop_assert_eq!(normalize_str(&text, url), decode_rounds(text.as_bytes(), url, false));
         }
 
         /// The same for URL-encoded text (what forms and query strings send), every non-ASCII
         /// byte and the chosen ASCII ones encoded, in upper or lower case hex: what one round of
-        /// decoding leaves plain goes by `decoded_once`, the rest (double encoding, entities,
+        /// decoding leaves plain goes by the short path of `decode_rounds`, the rest (double encoding, entities,
         /// escapes, controls, upper case, overlong leads, Unicode spaces) by the full decoding,
         /// alike.
         #[test]
@@ -677,7 +671,7 @@ mod tests {
                         enc.push(char::from(b));
                     }
                 }
-                proptest::prop_assert_eq!(normalize(enc.as_bytes(), url), decode(enc.as_bytes(), url));
+                proptest::prop_assert_eq!(normalize(enc.as_bytes(), url), decode_rounds(enc.as_bytes(), url, false));
             }
         }
     }
@@ -691,7 +685,7 @@ mod tests {
             b"%3Cb%3E",
         ];
         for raw in cases {
-            assert_eq!(normalize(raw, true), decode(raw, true));
+            assert_eq!(normalize(raw, true), decode_rounds(raw, true, false));
         }
         let n = normalize(cases[0], true);
         assert_eq!(n.text, "申请人 张三");
