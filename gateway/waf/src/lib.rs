@@ -1326,7 +1326,7 @@ const ALLOWED_CHARSETS: [&str; 7] = [
 ];
 
 /// Whether `hay` holds `needle` (lower case ASCII) in any case.
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
 }

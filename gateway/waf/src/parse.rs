@@ -168,7 +168,7 @@ fn body<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, req: &Request<'a>) {
                 .get(..p.len())
                 .is_some_and(|h| h.eq_ignore_ascii_case(p))
         };
-        let plus_json = || ctype.windows(5).any(|w| w.eq_ignore_ascii_case(b"+json"));
+        let plus_json = || crate::contains_ignore_case(ctype, b"+json");
         if starts(b"application/x-www-form-urlencoded") {
             form(out, f, body);
         } else if starts(b"application/json") || plus_json() {
@@ -452,11 +452,11 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_, 'de> {
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
-        self.integer(false, v)
+        self.integer(itoa::Buffer::new().format(v))
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
-        self.integer(v < 0, v.unsigned_abs())
+        self.integer(itoa::Buffer::new().format(v))
     }
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
@@ -539,30 +539,18 @@ impl<'de> serde::de::Visitor<'de> for Key {
 }
 
 impl Walk<'_, '_> {
-    /// An integer's text as serde_json writes it (a sign and decimal digits), written here:
-    /// `std::fmt` costs more than the digits for the commonest numbers of a JSON body.
-    fn integer<E>(mut self, negative: bool, magnitude: u64) -> Result<(), E> {
+    /// An integer's text as serde_json writes it: serde_json formats integers with `itoa`, and
+    /// so does this, without going through `std::fmt` (which costs more than the digits for the
+    /// commonest numbers of a JSON body).
+    fn integer<E>(mut self, text: &str) -> Result<(), E> {
         if self.keep() {
-            // u64::MAX has 20 digits; one more place for the sign.
-            let mut text = [0u8; 21];
-            let mut at = text.len();
-            let mut rest = magnitude;
-            for slot in text.iter_mut().rev() {
-                *slot = b'0' + (rest % 10) as u8;
-                at -= 1;
-                rest /= 10;
-                if rest == 0 {
-                    break;
-                }
-            }
-            if negative {
-                at -= 1;
-                if let Some(slot) = text.get_mut(at) {
-                    *slot = b'-';
-                }
-            }
-            let text = text.get(at..).unwrap_or_default();
-            push_copy(self.out, Place::Arg, self.name.clone(), text, false);
+            push_copy(
+                self.out,
+                Place::Arg,
+                self.name.clone(),
+                text.as_bytes(),
+                false,
+            );
         }
         Ok(())
     }
