@@ -47,6 +47,13 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// The lowest port of the kernel's ephemeral range, when it can be read.
+fn ephemeral_low() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+}
+
 /// A free port on 127.0.0.1 (bound then released), never one this test process handed out
 /// before: two calls in a row (a gateway's public and admin ports) or two tests running in
 /// parallel could otherwise get the same just-released port and one listener would fail to bind.
@@ -72,10 +79,7 @@ pub fn free_port() -> u16 {
         )
     });
     const LOWEST: u16 = 10_000;
-    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
+    let ephemeral = ephemeral_low().unwrap_or(32_768);
     if ephemeral > LOWEST + 2_000 {
         for _ in 0..1000 {
             // xorshift64
@@ -674,10 +678,7 @@ mod port_tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), ports.len());
-        let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok());
-        if let Some(low) = ephemeral.filter(|low| *low > 12_000) {
+        if let Some(low) = super::ephemeral_low().filter(|low| *low > 12_000) {
             assert!(ports.iter().all(|p| (10_000..low).contains(p)), "{ports:?}");
         }
     }
