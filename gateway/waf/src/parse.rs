@@ -389,17 +389,14 @@ fn cookies<'a>(out: &mut Vec<Target<'a>>, raw: &'a [u8]) {
 fn json<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8], truncated: bool) {
     // Walked as it is parsed: no tree of the document is built.
     let before = out.len();
-    let mut de = serde_json::Deserializer::from_slice(raw);
-    let walked = serde::de::DeserializeSeed::deserialize(
-        Walk {
-            out: &mut *out,
-            f: &mut *f,
-            name: &Cow::Borrowed(""),
-            depth: 0,
-        },
-        &mut de,
-    )
-    .and_then(|()| de.end());
+    // A body that is UTF-8 as a whole is read as text: serde_json then skips checking each
+    // string on its own (a third of the cost of a Chinese string). The document parses exactly
+    // as from bytes (a document that parses from bytes is UTF-8: every byte outside its strings
+    // is ASCII, and each string is checked).
+    let walked = match std::str::from_utf8(raw) {
+        Ok(text) => walk(out, f, &mut serde_json::Deserializer::from_str(text)),
+        Err(_) => walk(out, f, &mut serde_json::Deserializer::from_slice(raw)),
+    };
     if walked.is_err() {
         // Not JSON, or nested deeper than MAX_JSON_DEPTH: inspected raw instead, and flagged
         // (a truncated body cannot parse; that alone is no anomaly).
@@ -407,6 +404,24 @@ fn json<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8], truncate
         f.json_invalid = !truncated;
         push(out, Place::RawBody, Cow::Borrowed(""), raw, true);
     }
+}
+
+/// Walks one JSON document read by `de`, and checks that nothing but blanks follows it.
+fn walk<'a, R: serde_json::de::Read<'a>>(
+    out: &mut Vec<Target<'a>>,
+    f: &mut Findings,
+    de: &mut serde_json::Deserializer<R>,
+) -> Result<(), serde_json::Error> {
+    serde::de::DeserializeSeed::deserialize(
+        Walk {
+            out,
+            f,
+            name: &Cow::Borrowed(""),
+            depth: 0,
+        },
+        &mut *de,
+    )?;
+    de.end()
 }
 
 /// One JSON value: strings and numbers are arguments named by their member's name (an array's
