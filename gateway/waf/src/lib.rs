@@ -2,14 +2,17 @@
 //! levels, exclusions. Takes plain inputs ([`Request`]) and returns a [`Verdict`] with rule ids
 //! and a score; never sees Pingora, never blocks by itself (the core decides by mode).
 //!
-//! SQL injection and XSS are also checked by `libinjectionrs` (a Rust port of libinjection's
-//! tokenisers), run under `catch_unwind` so that a bug there can never take a request down.
+//! SQL injection and XSS are also checked as libinjection checks them: SQL by [`sqli`]
+//! (libinjection's algorithm over `libinjectionrs`' tables, giving exactly its verdicts without
+//! its allocations), XSS by `libinjectionrs` itself (a Rust port of libinjection), run under
+//! `catch_unwind` so that a bug there can never take a request down.
 
 pub mod corpus;
 mod memo;
 pub mod normalize;
 pub mod parse;
 pub mod rules;
+pub mod sqli;
 
 pub use parse::{Findings, Part, Place, Request, Target};
 pub use rules::{Category, Severity};
@@ -336,6 +339,7 @@ impl Engine {
     }
 
     pub fn new() -> Result<Engine, String> {
+        sqli::prepare();
         let mut rules = rules::pattern_rules();
         for r in &mut rules {
             r.pattern = std::borrow::Cow::Owned(ascii_word_boundaries(&r.pattern));
@@ -690,19 +694,9 @@ impl Engine {
 
     /// libinjection's SQL and XSS verdicts on a value (each only when `may_inject` allows).
     fn inject(text: &str, may_sqli: bool, may_xss: bool) -> (bool, bool) {
-        // libinjection's SQL tokeniser wants the original case-insensitive text; lower case is fine.
-        // `SqliState::detect` is what `libinjectionrs::detect_sqli` runs for its verdict; that
-        // function then tokenises the value once more only to report a fingerprint, which is not
-        // used here (29 % of its time over the benign set's values, 13-46 % per value).
-        let sqli = may_sqli
-            && std::panic::catch_unwind(|| {
-                libinjectionrs::SqliState::new(
-                    text.as_bytes(),
-                    libinjectionrs::SqliFlags::FLAG_NONE,
-                )
-                .detect()
-            })
-            .unwrap_or(false);
+        // libinjection's SQL check as libinjectionrs computes it, without its allocations
+        // (`sqli`); its XSS check is the crate's own.
+        let sqli = may_sqli && sqli::is_sqli(text);
         // Rich-text editors send `style="color: red"`, which libinjection reports on its own;
         // plain declarations are dropped first (dangerous CSS is rule 941140's job).
         let xss = may_xss && {
