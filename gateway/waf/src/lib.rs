@@ -868,11 +868,7 @@ impl Engine {
                         .then(|| p.get(8..).unwrap_or("").trim_matches('"'))
                 })
             };
-            let mentions = ct
-                .as_bytes()
-                .windows(7)
-                .filter(|w| w.eq_ignore_ascii_case(b"charset"))
-                .count();
+            let mentions = matches_ignore_case(ct.as_bytes(), b"charset").count();
             if charsets().count() > 1 || mentions > 1 {
                 add(
                     CHARSET_TWICE,
@@ -1321,8 +1317,19 @@ const ALLOWED_CHARSETS: [&str; 7] = [
 
 /// Whether `hay` holds `needle` (lower case ASCII) in any case.
 pub(crate) fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    matches_ignore_case(hay, needle).next().is_some()
+}
+
+/// Where `needle` starts in `hay`, ignoring ASCII case: the places of its first byte (either
+/// case) found with `memchr`, the rest compared there.
+fn matches_ignore_case<'h>(hay: &'h [u8], needle: &'h [u8]) -> impl Iterator<Item = usize> + 'h {
+    let (first, rest) = needle.split_first().map_or((0, &b""[..]), |(f, r)| (*f, r));
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), hay).filter(
+        move |&i| {
+            hay.get(i + 1..i + 1 + rest.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+        },
+    )
 }
 
 /// `type/subtype` then `; key=value` parameters of the keys request bodies use, nothing else.
@@ -1495,6 +1502,33 @@ mod tests {
         ] {
             let at_route_level = place as u16 & AT_ROUTE_LEVEL != 0;
             assert_eq!(at_route_level, !memo::repeats(place), "{place:?}");
+        }
+    }
+
+    #[test]
+    fn substrings_ignoring_case() {
+        let windows = |hay: &[u8], needle: &[u8]| {
+            hay.windows(needle.len())
+                .filter(|w| w.eq_ignore_ascii_case(needle))
+                .count()
+        };
+        for (hay, needle) in [
+            (
+                &b"text/html; Charset=utf-8; CHARSET=gbk"[..],
+                &b"charset"[..],
+            ),
+            (b"charset", b"charset"),
+            (b"charse", b"charset"),
+            (b"ccharsetcharset", b"charset"),
+            (b"application/vnd.api+JSON", b"+json"),
+            (b"", b"+json"),
+            (b"x+jso", b"+json"),
+        ] {
+            assert_eq!(
+                matches_ignore_case(hay, needle).count(),
+                windows(hay, needle)
+            );
+            assert_eq!(contains_ignore_case(hay, needle), windows(hay, needle) > 0);
         }
     }
 
