@@ -783,15 +783,9 @@ impl Engine {
         // ASCII case instead (lowering changes nothing else), and a lower-case copy is made only
         // for the evidence of a rule that fires.
         let content_type = h.content_type.map(normalize::lossy);
-        if let Some(ct) = &content_type {
-            let smuggled = ct.split(';').skip(1).any(|p| {
-                p.split_once('=').is_some_and(|(k, v)| {
-                    let k = k.trim();
-                    (k.eq_ignore_ascii_case("boundary") || k.eq_ignore_ascii_case("charset"))
-                        && v.trim().trim_matches(['"', '\'']).contains('/')
-                })
-            });
-            if smuggled {
+        let facts = content_type.as_deref().map(ContentType::read);
+        if let (Some(ct), Some(facts)) = (&content_type, &facts) {
+            if facts.smuggled {
                 add(
                     CONTENT_TYPE_SMUGGLED,
                     ProtocolAttack,
@@ -801,7 +795,7 @@ impl Engine {
                     &ct.to_ascii_lowercase(),
                 );
             }
-            if !content_type_well_formed(ct) {
+            if !facts.well_formed {
                 add(
                     CONTENT_TYPE_CHARS,
                     Protocol,
@@ -830,8 +824,8 @@ impl Engine {
             || h.transfer_encoding
             || h.content_length
                 .is_some_and(|v| v.iter().any(|b| (b'1'..=b'9').contains(b)));
-        if let Some(ct) = content_type.as_deref() {
-            let media = ct.split(';').next().unwrap_or("").trim();
+        if let (Some(ct), Some(facts)) = (content_type.as_deref(), &facts) {
+            let media = facts.media;
             // `content_types` holds lower-case media types: one equal to `media` lowered.
             let allowed = cfg.content_types.iter().any(|c| {
                 c.len() == media.len()
@@ -859,17 +853,8 @@ impl Engine {
                     &ct.to_ascii_lowercase(),
                 );
             }
-            // `charset=` parameters' values, quotes trimmed.
-            let charsets = || {
-                ct.split(';').filter_map(|p| {
-                    let p = p.trim();
-                    p.get(..8)
-                        .is_some_and(|k| k.eq_ignore_ascii_case("charset="))
-                        .then(|| p.get(8..).unwrap_or("").trim_matches('"'))
-                })
-            };
             let mentions = matches_ignore_case(ct.as_bytes(), b"charset").count();
-            if charsets().count() > 1 || mentions > 1 {
+            if facts.charsets > 1 || mentions > 1 {
                 add(
                     CHARSET_TWICE,
                     Protocol,
@@ -879,7 +864,7 @@ impl Engine {
                     &ct.to_ascii_lowercase(),
                 );
             }
-            if charsets().any(|c| !ALLOWED_CHARSETS.iter().any(|k| c.eq_ignore_ascii_case(k))) {
+            if facts.odd_charset {
                 add(
                     CHARSET,
                     Protocol,
@@ -1332,43 +1317,97 @@ fn matches_ignore_case<'h>(hay: &'h [u8], needle: &'h [u8]) -> impl Iterator<Ite
     )
 }
 
-/// `type/subtype` then `; key=value` parameters of the keys request bodies use, nothing else.
-fn content_type_well_formed(ct: &str) -> bool {
-    let mut parts = ct.split(';');
-    let media = parts.next().unwrap_or("").trim();
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&b))
-    };
-    let Some((ty, sub)) = media.split_once('/') else {
-        return false;
-    };
-    if !token(ty) || !token(sub) {
-        return false;
-    }
-    parts.all(|p| {
-        let Some((k, v)) = p.split_once('=') else {
-            return false;
+/// What the request rules read in a Content-Type, from one pass over its `;`-separated parts.
+struct ContentType<'c> {
+    /// The media type (the first part), blanks trimmed.
+    media: &'c str,
+    /// `type/subtype` then `; key=value` parameters of the keys request bodies use, nothing
+    /// else.
+    well_formed: bool,
+    /// A `boundary` or `charset` parameter whose value holds a `/`: a media type hidden there.
+    smuggled: bool,
+    /// Parts that start `charset=` (any case, the first part too).
+    charsets: usize,
+    /// One of them names a charset not in [`ALLOWED_CHARSETS`] (quotes trimmed).
+    odd_charset: bool,
+}
+
+impl<'c> ContentType<'c> {
+    fn read(ct: &'c str) -> ContentType<'c> {
+        let mut parts = ct.split(';');
+        let first = parts.next().unwrap_or("");
+        let media = first.trim();
+        let mut facts = ContentType {
+            media,
+            well_formed: media
+                .split_once('/')
+                .is_some_and(|(ty, sub)| is_token(ty) && is_token(sub)),
+            smuggled: false,
+            charsets: 0,
+            odd_charset: false,
         };
-        let k = k.trim();
-        let v = v.trim_end();
-        [
-            "charset",
-            "boundary",
-            "action",
-            "component",
-            "start",
-            "start-info",
-            "type",
-            "version",
-        ]
-        .iter()
-        .any(|known| k.eq_ignore_ascii_case(known))
-            && !v.is_empty()
-            && !v.starts_with(' ')
-            && v.bytes().all(|b| b.is_ascii_graphic())
-    })
+        facts.charset(first);
+        for p in parts {
+            facts.charset(p);
+            let Some((k, v)) = p.split_once('=') else {
+                facts.well_formed = false;
+                continue;
+            };
+            let k = k.trim();
+            if k.eq_ignore_ascii_case("boundary") || k.eq_ignore_ascii_case("charset") {
+                facts.smuggled |= v.trim().trim_matches(['"', '\'']).contains('/');
+            }
+            if facts.well_formed {
+                let v = v.trim_end();
+                facts.well_formed = [
+                    "charset",
+                    "boundary",
+                    "action",
+                    "component",
+                    "start",
+                    "start-info",
+                    "type",
+                    "version",
+                ]
+                .iter()
+                .any(|known| k.eq_ignore_ascii_case(known))
+                    && !v.is_empty()
+                    && !v.starts_with(' ')
+                    && v.bytes().all(|b| b.is_ascii_graphic());
+            }
+        }
+        facts
+    }
+
+    /// Counts a `charset=` part and checks its value.
+    fn charset(&mut self, part: &str) {
+        let p = part.trim();
+        if p.get(..8)
+            .is_some_and(|k| k.eq_ignore_ascii_case("charset="))
+        {
+            self.charsets += 1;
+            let c = p.get(8..).unwrap_or("").trim_matches('"');
+            self.odd_charset |= !ALLOWED_CHARSETS.iter().any(|k| c.eq_ignore_ascii_case(k));
+        }
+    }
+}
+
+/// Whether `s` is an RFC 9110 token (of the characters media types use).
+fn is_token(s: &str) -> bool {
+    /// Token characters besides letters and digits.
+    const EXTRA: [bool; 256] = {
+        let mut t = [false; 256];
+        let chars = *b"!#$&-^_.+*";
+        let mut i = 0;
+        while i < chars.len() {
+            t[chars[i] as usize] = true;
+            i += 1;
+        }
+        t
+    };
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || EXTRA[usize::from(b)])
 }
 
 /// Removes `style="..."` attributes whose value holds only plain declarations (no parentheses,
@@ -1529,6 +1568,94 @@ mod tests {
                 windows(hay, needle)
             );
             assert_eq!(contains_ignore_case(hay, needle), windows(hay, needle) > 0);
+        }
+    }
+
+    /// The one-pass reading of a Content-Type gives what each rule's own reading gave.
+    #[test]
+    fn content_type_facts() {
+        let known = [
+            "charset",
+            "boundary",
+            "action",
+            "component",
+            "start",
+            "start-info",
+            "type",
+            "version",
+        ];
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&b))
+        };
+        let well_formed = |ct: &str| {
+            let mut parts = ct.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            media
+                .split_once('/')
+                .is_some_and(|(ty, sub)| token(ty) && token(sub))
+                && parts.all(|p| {
+                    p.split_once('=').is_some_and(|(k, v)| {
+                        let (k, v) = (k.trim(), v.trim_end());
+                        known.iter().any(|n| k.eq_ignore_ascii_case(n))
+                            && !v.is_empty()
+                            && !v.starts_with(' ')
+                            && v.bytes().all(|b| b.is_ascii_graphic())
+                    })
+                })
+        };
+        let smuggled = |ct: &str| {
+            ct.split(';').skip(1).any(|p| {
+                p.split_once('=').is_some_and(|(k, v)| {
+                    let k = k.trim();
+                    (k.eq_ignore_ascii_case("boundary") || k.eq_ignore_ascii_case("charset"))
+                        && v.trim().trim_matches(['"', '\'']).contains('/')
+                })
+            })
+        };
+        let charsets = |ct: &str| -> Vec<String> {
+            ct.split(';')
+                .filter_map(|p| {
+                    let p = p.trim();
+                    p.get(..8)
+                        .is_some_and(|k| k.eq_ignore_ascii_case("charset="))
+                        .then(|| p.get(8..).unwrap_or("").trim_matches('"').to_string())
+                })
+                .collect()
+        };
+        for ct in [
+            "application/x-www-form-urlencoded; charset=UTF-8",
+            "application/json",
+            "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+            "text/plain; charset=utf-8; charset=gbk",
+            "text/plain; Charset=\"utf-7\"",
+            "charset=utf-8",
+            "application/json; boundary=\"a/b\"",
+            "application/json;charset=text/html",
+            "application/json; foo",
+            "application/json; x=1",
+            "application/json; type= a",
+            "application/json; type=",
+            "application /json",
+            "application/",
+            "/json",
+            "",
+            ";;",
+            "a/b; charset=utf-8; boundary='x/y'",
+            "text/html;charset=中文",
+            "text/plain; version=1.0; start-info=x; start=<a>",
+        ] {
+            let f = ContentType::read(ct);
+            assert_eq!(f.media, ct.split(';').next().unwrap_or("").trim(), "{ct}");
+            assert_eq!(f.well_formed, well_formed(ct), "{ct}");
+            assert_eq!(f.smuggled, smuggled(ct), "{ct}");
+            let c = charsets(ct);
+            assert_eq!(f.charsets, c.len(), "{ct}");
+            let odd = c
+                .iter()
+                .any(|c| !ALLOWED_CHARSETS.iter().any(|k| c.eq_ignore_ascii_case(k)));
+            assert_eq!(f.odd_charset, odd, "{ct}");
         }
     }
 
