@@ -332,33 +332,38 @@ pub fn url_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
-        let b = input[i];
-        if b == b'%' {
-            if let Some(v) = hex2(input.get(i + 1..i + 3)) {
-                out.push(v);
-                i += 3;
+        if input[i] != b'%' {
+            // The run up to the next `%`, copied whole.
+            let end = memchr::memchr(b'%', &input[i..]).map_or(input.len(), |n| i + n);
+            out.extend_from_slice(&input[i..end]);
+            i = end;
+            continue;
+        }
+        if let Some(v) = hex2(input.get(i + 1..i + 3)) {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        if matches!(input.get(i + 1), Some(b'u' | b'U')) {
+            if let (Some(hi), Some(lo)) =
+                (hex2(input.get(i + 2..i + 4)), hex2(input.get(i + 4..i + 6)))
+            {
+                let cp = u32::from(hi) << 8 | u32::from(lo);
+                // Full-width ASCII (U+FF01..U+FF5E) maps to ASCII, as IIS does.
+                let cp = if (0xff01..=0xff5e).contains(&cp) {
+                    cp - 0xfee0
+                } else {
+                    cp
+                };
+                let c = char::from_u32(cp).unwrap_or('\u{fffd}');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 6;
                 continue;
             }
-            if matches!(input.get(i + 1), Some(b'u' | b'U')) {
-                if let (Some(hi), Some(lo)) =
-                    (hex2(input.get(i + 2..i + 4)), hex2(input.get(i + 4..i + 6)))
-                {
-                    let cp = u32::from(hi) << 8 | u32::from(lo);
-                    // Full-width ASCII (U+FF01..U+FF5E) maps to ASCII, as IIS does.
-                    let cp = if (0xff01..=0xff5e).contains(&cp) {
-                        cp - 0xfee0
-                    } else {
-                        cp
-                    };
-                    let c = char::from_u32(cp).unwrap_or('\u{fffd}');
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                    i += 6;
-                    continue;
-                }
-            }
         }
-        out.push(b);
+        // A `%` that starts no escape stays.
+        out.push(b'%');
         i += 1;
     }
     out
@@ -633,7 +638,51 @@ mod tests {
         assert!(!normalize(b"/A/B?C=D", false).control);
     }
 
+    /// One round of URL decoding, byte by byte (what `url_decode` does by runs).
+    fn url_decode_bytewise(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < input.len() {
+            if input[i] == b'%' {
+                if let Some(v) = hex2(input.get(i + 1..i + 3)) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                if matches!(input.get(i + 1), Some(b'u' | b'U')) {
+                    if let (Some(hi), Some(lo)) =
+                        (hex2(input.get(i + 2..i + 4)), hex2(input.get(i + 4..i + 6)))
+                    {
+                        let cp = u32::from(hi) << 8 | u32::from(lo);
+                        let cp = if (0xff01..=0xff5e).contains(&cp) {
+                            cp - 0xfee0
+                        } else {
+                            cp
+                        };
+                        let c = char::from_u32(cp).unwrap_or('\u{fffd}');
+                        out.extend_from_slice(c.to_string().as_bytes());
+                        i += 6;
+                        continue;
+                    }
+                }
+            }
+            out.push(input[i]);
+            i += 1;
+        }
+        out
+    }
+
     proptest::proptest! {
+        /// Decoding by runs gives what decoding byte by byte gives.
+        #[test]
+        fn url_decode_by_runs(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            text in "[a-fA-F0-9uU%张 +x]{0,40}",
+        ) {
+            proptest::prop_assert_eq!(url_decode(&raw), url_decode_bytewise(&raw));
+            proptest::prop_assert_eq!(url_decode(text.as_bytes()), url_decode_bytewise(text.as_bytes()));
+        }
+
         /// The fast paths give what the full decoding gives, for any bytes and for text made
         /// of what the fast paths must tell apart (escapes, comments, upper and title case,
         /// Unicode spaces, CJK).

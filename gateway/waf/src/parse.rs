@@ -340,7 +340,7 @@ fn plus(s: &[u8]) -> Cow<'_, [u8]> {
 /// `a=1&b=2` (query strings and form bodies): `+` is a space, names and values URL-decoded by
 /// the normaliser.
 fn form<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
-    for pair in raw.split(|b| *b == b'&') {
+    for pair in split_at_byte(raw, b'&') {
         if out.len() > MAX_ARGS {
             f.too_many_args = true;
             return;
@@ -348,11 +348,7 @@ fn form<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
         if pair.is_empty() {
             continue;
         }
-        let (name, value) = match pair.iter().position(|b| *b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
-
+        let (name, value) = name_value(pair);
         let shown = shown_name(name);
         push(out, Place::ArgName, shown.clone(), plus(name), true);
         push(out, Place::Arg, shown, plus(value), true);
@@ -370,16 +366,39 @@ fn shown_name(name: &[u8]) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&crate::normalize::url_decode(&plus(name))).into_owned())
 }
 
+/// `name=value` split at its first `=` (a pair without one is a name).
+fn name_value(pair: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(b'=', pair) {
+        Some(i) => (&pair[..i], &pair[i + 1..]),
+        None => (pair, &b""[..]),
+    }
+}
+
+/// The pieces of `raw` between `sep` bytes (as `raw.split(|b| *b == sep)`), found with `memchr`.
+fn split_at_byte(raw: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(raw);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(sep, r) {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 fn cookies<'a>(out: &mut Vec<Target<'a>>, raw: &'a [u8]) {
-    for pair in raw.split(|b| *b == b';') {
+    for pair in split_at_byte(raw, b';') {
         let pair = pair.trim_ascii();
         if pair.is_empty() {
             continue;
         }
-        let (name, value) = match pair.iter().position(|b| *b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
+        let (name, value) = name_value(pair);
         let shown = crate::normalize::lossy(name);
         push(out, Place::CookieName, shown.clone(), name, true);
         push(out, Place::Cookie, shown, value, true);
@@ -773,6 +792,27 @@ fn split_on<'a>(hay: &'a [u8], delim: &[u8]) -> Vec<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_as_the_slice_split() {
+        for raw in [
+            &b""[..],
+            b"&",
+            b"a",
+            b"a&b",
+            b"&a&&b&",
+            b"a=1&b=%E5%BC%A0&c",
+            b";;x; y=1;",
+        ] {
+            for sep in [b'&', b';'] {
+                let ours: Vec<&[u8]> = split_at_byte(raw, sep).collect();
+                let std: Vec<&[u8]> = raw.split(|b| *b == sep).collect();
+                assert_eq!(ours, std, "{raw:?}");
+            }
+        }
+        assert_eq!(name_value(b"a=b=c"), (&b"a"[..], &b"b=c"[..]));
+        assert_eq!(name_value(b"a"), (&b"a"[..], &b""[..]));
+    }
 
     fn req<'a>(uri: &'a str, ctype: &'a str, body: &'a str) -> Request<'a> {
         Request {
