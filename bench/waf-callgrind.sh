@@ -55,7 +55,13 @@ measure() { # mode
   valgrind --tool=callgrind --cache-sim=yes --LL=1048576,16,64 \
     --callgrind-out-file="$out/cg.$mode.%p" "$bin" run --policies "$out/$mode" \
     > "$out/$mode.stdout" 2> "$out/$mode.err" & vp=$!
-  for _ in $(seq 1 300); do curl -fs -o /dev/null "http://127.0.0.1:$ADMIN/readyz" && break; sleep 0.3; done
+  # Up to 5 minutes: under callgrind on a busy machine the gateway can take minutes to start.
+  local ready=""
+  for _ in $(seq 1 1000); do
+    curl -fs -o /dev/null "http://127.0.0.1:$ADMIN/readyz" && { ready=1; break; }
+    sleep 0.3
+  done
+  [ -n "$ready" ] || { echo "waf-callgrind: the $mode gateway never became ready (see $out/$mode.err)" >&2; exit 1; }
   python3 "$out/drive.py" "$PORT" 1 tests/waf/benign.jsonl > /dev/null
   callgrind_control -z "$vp" > /dev/null 2>&1
   n=$(python3 "$out/drive.py" "$PORT" "$passes" tests/waf/benign.jsonl)

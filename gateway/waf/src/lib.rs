@@ -1317,6 +1317,18 @@ fn matches_ignore_case<'h>(hay: &'h [u8], needle: &'h [u8]) -> impl Iterator<Ite
     )
 }
 
+/// The Content-Type parameters of request bodies.
+const CONTENT_TYPE_PARAMETERS: [&str; 8] = [
+    "charset",
+    "boundary",
+    "action",
+    "component",
+    "start",
+    "start-info",
+    "type",
+    "version",
+];
+
 /// What the request rules read in a Content-Type, from one pass over its `;`-separated parts.
 struct ContentType<'c> {
     /// The media type (the first part), blanks trimmed.
@@ -1359,18 +1371,9 @@ impl<'c> ContentType<'c> {
             }
             if facts.well_formed {
                 let v = v.trim_end();
-                facts.well_formed = [
-                    "charset",
-                    "boundary",
-                    "action",
-                    "component",
-                    "start",
-                    "start-info",
-                    "type",
-                    "version",
-                ]
-                .iter()
-                .any(|known| k.eq_ignore_ascii_case(known))
+                facts.well_formed = CONTENT_TYPE_PARAMETERS
+                    .iter()
+                    .any(|known| k.eq_ignore_ascii_case(known))
                     && !v.is_empty()
                     && !v.starts_with(' ')
                     && v.bytes().all(|b| b.is_ascii_graphic());
@@ -1574,16 +1577,7 @@ mod tests {
     /// The one-pass reading of a Content-Type gives what each rule's own reading gave.
     #[test]
     fn content_type_facts() {
-        let known = [
-            "charset",
-            "boundary",
-            "action",
-            "component",
-            "start",
-            "start-info",
-            "type",
-            "version",
-        ];
+        let known = CONTENT_TYPE_PARAMETERS;
         let token = |s: &str| {
             !s.is_empty()
                 && s.bytes()

@@ -202,83 +202,29 @@ fn is_white(ch: u8) -> bool {
     matches!(ch, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0 | 0x00)
 }
 
-/// Bytes that end a word.
-fn ends_word(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'['
-            | b']'
-            | b'{'
-            | b'}'
-            | b'<'
-            | b'>'
-            | b':'
-            | b'\\'
-            | b'?'
-            | b'='
-            | b'@'
-            | b'!'
-            | b'#'
-            | b'~'
-            | b'+'
-            | b'-'
-            | b'*'
-            | b'/'
-            | b'&'
-            | b'|'
-            | b'^'
-            | b'%'
-            | b'('
-            | b')'
-            | b','
-            | b'\''
-            | b';'
-            | b'\t'
-            | b'\n'
-            | 0x0b
-            | 0x0c
-            | b'\r'
-            | b'"'
-            | 0xa0
-            | 0x00
-    )
+/// A set of bytes as a table.
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
 }
 
+/// Bytes that end a word.
+const ENDS_WORD: [bool; 256] = byte_set(b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00");
+
 /// Bytes that end a variable's name.
+const ENDS_VAR: [bool; 256] = byte_set(b" <>:\\?=@!#~+-*/&|^%(),;'\t\n\x0b\x0c\r`\"");
+
+fn ends_word(b: u8) -> bool {
+    ENDS_WORD[usize::from(b)]
+}
+
 fn ends_var(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'<'
-            | b'>'
-            | b':'
-            | b'\\'
-            | b'?'
-            | b'='
-            | b'@'
-            | b'!'
-            | b'#'
-            | b'~'
-            | b'+'
-            | b'-'
-            | b'*'
-            | b'/'
-            | b'&'
-            | b'|'
-            | b'^'
-            | b'%'
-            | b'('
-            | b')'
-            | b','
-            | b';'
-            | b'\''
-            | b'\t'
-            | b'\n'
-            | 0x0b
-            | 0x0c
-            | b'\r'
-            | b'`'
-            | b'"'
-    )
+    ENDS_VAR[usize::from(b)]
 }
 
 struct Lexer<'a> {
