@@ -242,7 +242,8 @@ async fn check_cluster(
         .iter()
         .map(|a| ClusterCheck {
             key: format!("{}{}", a.limit.redis_prefix, a.key),
-            interval_us: a.spec.rate.emission_interval_ns() / 1000,
+            // Rounded up, as the interval itself: never faster than the rate.
+            interval_us: a.spec.rate.emission_interval_ns().div_ceil(1000),
             burst: a.spec.burst,
         })
         .collect();

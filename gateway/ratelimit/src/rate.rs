@@ -48,9 +48,14 @@ impl Rate {
         Ok(Self { count, per })
     }
 
-    /// Nanoseconds between two admissions at the steady rate (at least 1).
+    /// Nanoseconds between two admissions at the steady rate (at least 1), rounded up: a
+    /// limit never admits faster than it says (61/s rounded down admitted one request too many
+    /// every 139 intervals' worth of bursts).
     pub fn emission_interval_ns(&self) -> u64 {
-        (self.per.as_nanos() / u128::from(self.count)).clamp(1, u128::from(u64::MAX)) as u64
+        self.per
+            .as_nanos()
+            .div_ceil(u128::from(self.count))
+            .clamp(1, u128::from(u64::MAX)) as u64
     }
 }
 
@@ -67,6 +72,11 @@ mod tests {
         assert_eq!(
             Rate::parse("600/m").unwrap().emission_interval_ns(),
             100_000_000
+        );
+        // Rounded up, never faster than the rate.
+        assert_eq!(
+            Rate::parse("61/s").unwrap().emission_interval_ns(),
+            16_393_443
         );
         assert_eq!(
             Rate::parse(" 1/d ").unwrap().per,
