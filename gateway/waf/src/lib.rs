@@ -853,8 +853,7 @@ impl Engine {
                     &ct.to_ascii_lowercase(),
                 );
             }
-            let mentions = matches_ignore_case(ct.as_bytes(), b"charset").count();
-            if facts.charsets > 1 || mentions > 1 {
+            if facts.charsets > 1 || facts.mentions > 1 {
                 add(
                     CHARSET_TWICE,
                     Protocol,
@@ -1342,6 +1341,8 @@ struct ContentType<'c> {
     charsets: usize,
     /// One of them names a charset not in [`ALLOWED_CHARSETS`] (quotes trimmed).
     odd_charset: bool,
+    /// Places where `charset` is written, in any case, anywhere.
+    mentions: usize,
 }
 
 impl<'c> ContentType<'c> {
@@ -1357,6 +1358,7 @@ impl<'c> ContentType<'c> {
             smuggled: false,
             charsets: 0,
             odd_charset: false,
+            mentions: matches_ignore_case(ct.as_bytes(), b"charset").count(),
         };
         facts.charset(first);
         for p in parts {
@@ -1395,19 +1397,21 @@ impl<'c> ContentType<'c> {
     }
 }
 
+/// A set of bytes as a table (for one lookup per byte).
+pub(crate) const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
 /// Whether `s` is an RFC 9110 token (of the characters media types use).
 fn is_token(s: &str) -> bool {
     /// Token characters besides letters and digits.
-    const EXTRA: [bool; 256] = {
-        let mut t = [false; 256];
-        let chars = *b"!#$&-^_.+*";
-        let mut i = 0;
-        while i < chars.len() {
-            t[chars[i] as usize] = true;
-            i += 1;
-        }
-        t
-    };
+    const EXTRA: [bool; 256] = byte_set(b"!#$&-^_.+*");
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || EXTRA[usize::from(b)])
@@ -1650,6 +1654,12 @@ mod tests {
                 .iter()
                 .any(|c| !ALLOWED_CHARSETS.iter().any(|k| c.eq_ignore_ascii_case(k)));
             assert_eq!(f.odd_charset, odd, "{ct}");
+            let mentions = ct
+                .as_bytes()
+                .windows(7)
+                .filter(|w| w.eq_ignore_ascii_case(b"charset"))
+                .count();
+            assert_eq!(f.mentions, mentions, "{ct}");
         }
     }
 
