@@ -160,9 +160,11 @@ impl Token {
         }
     }
 
-    /// libinjection's `cstrcasecmp(upper, value) == 0`.
+    /// libinjection's `cstrcasecmp(upper, value) == 0` on [`Self::text`]. Compared on the
+    /// value itself: `upper` is ASCII, so a value equal to it is ASCII (its `text`), and a
+    /// value that is not UTF-8 equals neither it nor (as `<binary>`) any word this is asked.
     fn is(&self, upper: &[u8]) -> bool {
-        let v = self.text();
+        let v = self.value();
         v.len() == upper.len()
             && v.iter()
                 .zip(upper)
@@ -173,7 +175,8 @@ impl Token {
         if self.kind != OPERATOR {
             return false;
         }
-        match self.text() {
+        // ASCII patterns: the value itself matches them exactly when its `text` does.
+        match self.value() {
             [b'+' | b'-' | b'!' | b'~'] => true,
             b"!!" => true,
             v => v.len() == 3 && self.is(b"NOT"),
