@@ -129,7 +129,7 @@ pub fn targets<'a>(req: &Request<'a>, part: Part) -> (Vec<Target<'a>>, Findings)
 const TYPICAL_TARGETS: usize = 48;
 
 /// `name` in lower case, borrowed when it is already (HTTP/2 and Pingora's HTTP/1 headers are).
-fn lower(name: &str) -> Cow<'_, str> {
+pub(crate) fn lower(name: &str) -> Cow<'_, str> {
     if name.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(name.to_ascii_lowercase())
     } else {
