@@ -11,8 +11,10 @@
 #   MENWEI=/path/to/menwei bench/waf-callgrind.sh   (another build; SKIP_BUILD=1 skips cargo)
 #
 # The simulated caches are callgrind's: 32 KiB first level for code and data, and a last level
-# of 1 MiB standing for this machine's per-core L2. The kernel's own work (sockets, TCP) is not
-# simulated, so absolute misses are lower than on the hardware; compare builds, not machines.
+# of 1 MiB standing for this machine's per-core L2. Mispredicted branches (conditional and
+# indirect) come from callgrind's simple predictor, cruder than the hardware's. The kernel's own
+# work (sockets, TCP) is not simulated, so absolute misses are lower than on the hardware;
+# compare builds, not machines.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -52,7 +54,7 @@ PY
 measure() { # mode
   local mode=$1 vp f n
   mkdir -p "$out/$mode"; policy "$mode" > "$out/$mode/gateway.toml"
-  valgrind --tool=callgrind --cache-sim=yes --LL=1048576,16,64 \
+  valgrind --tool=callgrind --cache-sim=yes --branch-sim=yes --LL=1048576,16,64 \
     --callgrind-out-file="$out/cg.$mode.%p" "$bin" run --policies "$out/$mode" \
     > "$out/$mode.stdout" 2> "$out/$mode.err" & vp=$!
   # Up to 5 minutes: under callgrind on a busy machine the gateway can take minutes to start.
@@ -68,9 +70,9 @@ measure() { # mode
   callgrind_control -d "$vp" > /dev/null 2>&1
   sleep 1; kill -INT "$vp"; wait "$vp" 2>/dev/null || true
   f=$(ls -S "$out"/cg."$mode".* | head -1)
-  callgrind_annotate --show=Ir,I1mr,D1mr,D1mw,ILmr,DLmr,DLmw "$f" 2>/dev/null \
-    | awk -v m="$mode" -v n="$n" '/PROGRAM TOTALS/ {for (i = 1; i <= 13; i += 2) {gsub(",", "", $i)};
-        printf "%s %d %.1f %.1f %.1f %.1f %.1f\n", m, n, $1/n, $3/n, ($5+$7)/n, $9/n, ($11+$13)/n}' \
+  callgrind_annotate --show=Ir,I1mr,D1mr,D1mw,ILmr,DLmr,DLmw,Bcm,Bim "$f" 2>/dev/null \
+    | awk -v m="$mode" -v n="$n" '/PROGRAM TOTALS/ {for (i = 1; i <= 17; i += 2) {gsub(",", "", $i)};
+        printf "%s %d %.1f %.1f %.1f %.1f %.1f %.1f\n", m, n, $1/n, $3/n, ($5+$7)/n, $9/n, ($11+$13)/n, ($15+$17)/n}' \
     >> "$out/totals.txt"
 }
 measure block
@@ -79,7 +81,8 @@ python3 - "$out/totals.txt" <<'PY'
 import sys
 rows = {l.split()[0]: [float(x) for x in l.split()[2:]] for l in open(sys.argv[1])}
 on, off = rows["block"], rows["off"]
-names = ["instructions", "L1 code misses", "L1 data misses", "LL code misses", "LL data misses"]
+names = ["instructions", "L1 code misses", "L1 data misses", "LL code misses", "LL data misses",
+         "mispredicted branches"]
 print(f"per request of the benign set       {'off':>10} {'on':>10} {'on - off':>10} {'on / off':>9}")
 for i, name in enumerate(names):
     print(f"{name:36} {off[i]:10.1f} {on[i]:10.1f} {on[i] - off[i]:10.1f} {on[i] / off[i]:9.2f}")
