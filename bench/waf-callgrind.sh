@@ -3,9 +3,11 @@
 # runs under callgrind with its cache simulation, inspection `block` and then `off` (the policy of
 # bench/waf.sh), while a driver replays the benign portal set over one keep-alive connection:
 # one pass to warm up, then PASSES counted passes. Prints instructions and simulated cache-line
-# misses per request for both, and inspection's share (on - off). Exact and repeatable where
-# wrk's req/s on this machine moves by +-5 % between runs: the tool for deciding whether a change
-# to the engine helps, before bench/waf.sh measures it on the clock.
+# misses and mispredicted branches per request for both, and inspection's share (on - off).
+# Instructions repeat to within 1 %; inspection's share of the misses moves by about +-20 code
+# and +-60 data lines per request between runs of the same binary (connection and timer events
+# differ), far less than wrk's req/s on this machine: the tool for deciding whether a change to
+# the engine helps, before bench/waf.sh measures it on the clock.
 #
 #   bench/waf-callgrind.sh [PASSES]          (default 2; ~1 minute per pass and mode)
 #   MENWEI=/path/to/menwei bench/waf-callgrind.sh   (another build; SKIP_BUILD=1 skips cargo)
