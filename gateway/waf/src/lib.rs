@@ -432,7 +432,9 @@ impl Engine {
                     && !replaced(&n.text)
                     // A long argument name is itself a finding (ARG_NAME_LONG), read from the
                     // name's text, which a remembered value no longer has.
-                    && (t.place != Place::ArgName || n.text.chars().count() <= 100);
+                    && (t.place != Place::ArgName
+                        || n.text.len() <= 100
+                        || n.text.chars().count() <= 100);
                 if clean {
                     memo::remember_clean(key);
                 }
@@ -981,7 +983,11 @@ impl Engine {
             );
         }
         for t in targets {
-            if t.place == Place::ArgName && t.value.text.chars().count() > 100 {
+            // (No more characters than bytes: most names are ruled out by their length.)
+            if t.place == Place::ArgName
+                && t.value.text.len() > 100
+                && t.value.text.chars().count() > 100
+            {
                 add(
                     ARG_NAME_LONG,
                     Protocol,

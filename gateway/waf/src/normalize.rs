@@ -82,10 +82,33 @@ fn settled(text: &str) -> Option<Normalized<'_>> {
 /// Whether no character of `text` has a lower case or is a Unicode space (what lowering and
 /// folding would change in text that [`is_plain`] lets through).
 fn is_settled(text: &str) -> bool {
-    text.is_ascii()
-        || text
-            .chars()
-            .all(|c| lowers_to_itself(c) && (c.is_ascii() || !c.is_whitespace()))
+    if text.is_ascii() {
+        return true;
+    }
+    // Chinese text read by its bytes: a character led by E4-E9 (U+4000-U+9FFF) or by E3
+    // (U+3000-U+3FFF) other than the ideographic space U+3000 (E3 80 80) is a CJK character or
+    // symbol, with no lower case and no space. Decoding each one into a `char` cost most of this
+    // check; any other character is checked as a `char`, from where it starts.
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(&lead) = b.get(i) {
+        match lead {
+            0x00..=0x7f if !lead.is_ascii_uppercase() => i += 1,
+            0xe4..=0xe9 => i += 3,
+            0xe3 if b.get(i + 1..i + 3) != Some(&[0x80, 0x80][..]) => i += 3,
+            _ => {
+                return text
+                    .get(i..)
+                    .is_some_and(|rest| rest.chars().all(settled_char))
+            }
+        }
+    }
+    true
+}
+
+/// Whether lowering and folding leave `c` as it is (in text that is not ASCII throughout).
+fn settled_char(c: char) -> bool {
+    lowers_to_itself(c) && (c.is_ascii() || !c.is_whitespace())
 }
 
 /// `String::from_utf8_lossy`, checking the (nearly always valid) bytes with the faster UTF-8
@@ -673,6 +696,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Reading Chinese text by its bytes decides as checking each character does.
+        #[test]
+        fn settled_by_bytes_as_by_chars(
+            text in "[a-zA-Z0-9 \t张三〇〈ぁア㐀䶵一龥鿿\u{3000}\u{3001}\u{33ff}\u{3fff}\u{a0}ǅΣİＡａÀ\u{2028}\u{fffd}\u{20000}]{0,24}",
+        ) {
+            let by_chars = text.is_ascii() || text.chars().all(settled_char);
+            proptest::prop_assert_eq!(is_settled(&text), by_chars);
+        }
+
         /// Decoding by runs gives what decoding byte by byte gives.
         #[test]
         fn url_decode_by_runs(
