@@ -432,9 +432,7 @@ impl Engine {
                     && !replaced(&n.text)
                     // A long argument name is itself a finding (ARG_NAME_LONG), read from the
                     // name's text, which a remembered value no longer has.
-                    && (t.place != Place::ArgName
-                        || n.text.len() <= 100
-                        || n.text.chars().count() <= 100);
+                    && !(t.place == Place::ArgName && too_long_name(&n.text));
                 if clean {
                     memo::remember_clean(key);
                 }
@@ -983,11 +981,7 @@ impl Engine {
             );
         }
         for t in targets {
-            // (No more characters than bytes: most names are ruled out by their length.)
-            if t.place == Place::ArgName
-                && t.value.text.len() > 100
-                && t.value.text.chars().count() > 100
-            {
+            if t.place == Place::ArgName && too_long_name(&t.value.text) {
                 add(
                     ARG_NAME_LONG,
                     Protocol,
@@ -1515,6 +1509,12 @@ fn may_inject(value: &str) -> (bool, bool) {
     (sql, html)
 }
 
+/// Whether an argument name is longer than 100 characters (ARG_NAME_LONG). A text has no more
+/// characters than bytes: most names are ruled out by their length, without counting.
+fn too_long_name(text: &str) -> bool {
+    text.len() > 100 && text.chars().count() > 100
+}
+
 /// Whether `text` holds U+FFFD (bytes that were not UTF-8, or sent as the character itself).
 /// Searching for a non-ASCII character sets up a substring search: ASCII text is ruled out
 /// first.
@@ -1589,6 +1589,16 @@ mod tests {
             );
             assert_eq!(contains_ignore_case(hay, needle), windows(hay, needle) > 0);
         }
+    }
+
+    /// Names are measured in characters, not bytes: 60 Chinese characters (180 bytes) are
+    /// not a long name, 101 characters of any width are.
+    #[test]
+    fn long_names_count_characters() {
+        assert!(!too_long_name(&"张".repeat(60)));
+        assert!(!too_long_name(&"a".repeat(100)));
+        assert!(too_long_name(&"a".repeat(101)));
+        assert!(too_long_name(&"张".repeat(101)));
     }
 
     /// The one-pass reading of a Content-Type gives what each rule's own reading gave.
