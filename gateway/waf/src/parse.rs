@@ -359,7 +359,7 @@ fn form<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
 /// URL-decoded (borrowed when it is plain UTF-8 with neither).
 fn shown_name(name: &[u8]) -> Cow<'_, str> {
     if !name.iter().any(|b| matches!(b, b'+' | b'%')) {
-        if let Ok(name) = std::str::from_utf8(name) {
+        if let Some(name) = crate::normalize::utf8(name) {
             return Cow::Borrowed(name);
         }
     }
@@ -412,9 +412,9 @@ fn json<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8], truncate
     // string on its own (a third of the cost of a Chinese string). The document parses exactly
     // as from bytes (a document that parses from bytes is UTF-8: every byte outside its strings
     // is ASCII, and each string is checked).
-    let walked = match std::str::from_utf8(raw) {
-        Ok(text) => walk(out, f, &mut serde_json::Deserializer::from_str(text)),
-        Err(_) => walk(out, f, &mut serde_json::Deserializer::from_slice(raw)),
+    let walked = match crate::normalize::utf8(raw) {
+        Some(text) => walk(out, f, &mut serde_json::Deserializer::from_str(text)),
+        None => walk(out, f, &mut serde_json::Deserializer::from_slice(raw)),
     };
     if walked.is_err() {
         // Not JSON, or nested deeper than MAX_JSON_DEPTH: inspected raw instead, and flagged
