@@ -20,11 +20,17 @@ impl Line {
     pub fn parse(line: &str) -> Result<Line, String> {
         let doc: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         let text = |k: &str, default: &str| doc[k].as_str().unwrap_or(default).to_string();
+        // Names in lower case, as the gateway hands them to inspection (Pingora's header map
+        // holds them so; HTTP/2 sends them so): in-process measurements then do the work the
+        // gateway does, and inspection reads names without regard to case either way.
         let headers = doc["headers"]
             .as_object()
             .map(|o| {
                 o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").as_bytes().to_vec()))
+                    .map(|(k, v)| {
+                        let value = v.as_str().unwrap_or("").as_bytes().to_vec();
+                        (k.to_ascii_lowercase(), value)
+                    })
                     .collect()
             })
             .unwrap_or_default();
