@@ -11,6 +11,8 @@
 #   COST_ONLY=1 bench/waf.sh ...    (skip the detection replays)
 #   B=/path/to/other/menwei bench/waf.sh ...   (a second build measured beside this one, off and
 #                                   on, the two builds swapping places every round: A/B of a change)
+#   WARM=0 bench/waf.sh "" 60 1     (many 1-second rounds, no warm-up after the first: off and on
+#                                   measured close together, their per-round ratio steadier)
 #   (default corpus: ../shared/corpora/waf/crs-v4.28.0.jsonl, else the sample in tests/waf)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -75,7 +77,12 @@ for r in $(seq "$rounds"); do
   # With B, the two builds swap places every round (which one is measured first matters here).
   order="$targets"; [ -n "${B:-}" ] && [ $((r % 2)) = 0 ] && order="b-off b-on off on"
   for t in $order; do
-    taskset -c 0 wrk -t1 -c32 -d2s -s "$out/benign.lua" "http://127.0.0.1:${port[$t]}" > /dev/null
+    # WARM=0 skips the warm-up after the first round: with many short rounds (bench/waf.sh "" 60 1)
+    # off and on are measured closer together in time, so the machine's drift cancels better.
+    warm="${WARM:-2}"; [ "$r" = 1 ] && [ "$warm" = 0 ] && warm=2
+    if [ "$warm" != 0 ]; then
+      taskset -c 0 wrk -t1 -c32 -d"${warm}s" -s "$out/benign.lua" "http://127.0.0.1:${port[$t]}" > /dev/null
+    fi
     b=$(awk '{print $14+$15}' "/proc/${pid[$t]}/stat"); bu=$(awk '{print $14}' "/proc/${pid[$t]}/stat")
     # Time the hypervisor gave core 1 to someone else (steal) during the round: a round with
     # much of it measured a shared machine, not the gateway.
@@ -93,7 +100,7 @@ for r in $(seq "$rounds"); do
   done
 done
 python3 - "$out/rps.txt" <<'PY'
-import sys, collections, statistics
+import sys, collections, statistics, random
 v, c = collections.defaultdict(list), collections.defaultdict(list)
 for l in open(sys.argv[1]):
     r, t, x, u = l.split(); v[t].append(float(x)); c[t].append(float(u))
@@ -103,6 +110,14 @@ for b in ("", "b-"):
     on, off = statistics.median(v[b + "on"]), statistics.median(v[b + "off"])
     print(f"{'B: ' if b else ''}median of {len(v[b + 'on'])} rounds: inspection off {off:.0f} req/s ({statistics.median(c[b + 'off']):.1f} us CPU/req), "
           f"on {on:.0f} req/s ({statistics.median(c[b + 'on']):.1f} us CPU/req), ratio on/off {on / off:.2f}")
+    # The same ratio taken round by round (off and on measured one after the other, so a slow
+    # spell of the machine weighs on both), with a 90 % bootstrap interval of its median: the
+    # figure to compare with a target, since this machine's speed drifts from round to round.
+    paired = [a / o for a, o in zip(v[b + "on"], v[b + "off"])]
+    rng = random.Random(1)
+    boot = sorted(statistics.median(rng.choices(paired, k=len(paired))) for _ in range(2000))
+    print(f"{'B: ' if b else ''}per-round ratio on/off: median {statistics.median(paired):.3f}, "
+          f"90% interval {boot[100]:.3f}-{boot[1899]:.3f} (rounds: {' '.join(f'{x:.2f}' for x in paired)})")
 if v["b-on"]:
     cost = lambda b: statistics.median(c[b + "on"]) - statistics.median(c[b + "off"])
     print(f"inspection's CPU per request (on - off): this build {cost(''):.1f} us, B {cost('b-'):.1f} us")
