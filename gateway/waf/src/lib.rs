@@ -1604,6 +1604,34 @@ mod tests {
     /// The one-pass reading of a Content-Type gives what each rule's own reading gave.
     #[test]
     fn content_type_facts() {
+        for ct in [
+            "application/x-www-form-urlencoded; charset=UTF-8",
+            "application/json",
+            "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+            "text/plain; charset=utf-8; charset=gbk",
+            "text/plain; Charset=\"utf-7\"",
+            "charset=utf-8",
+            "application/json; boundary=\"a/b\"",
+            "application/json;charset=text/html",
+            "application/json; foo",
+            "application/json; x=1",
+            "application/json; type= a",
+            "application/json; type=",
+            "application /json",
+            "application/",
+            "/json",
+            "",
+            ";;",
+            "a/b; charset=utf-8; boundary='x/y'",
+            "text/html;charset=中文",
+            "text/plain; version=1.0; start-info=x; start=<a>",
+        ] {
+            content_type_as_reference(ct);
+        }
+    }
+
+    /// What `ContentType::read` finds, as the straightforward reading of each fact finds it.
+    fn content_type_as_reference(ct: &str) {
         let known = CONTENT_TYPE_PARAMETERS;
         let token = |s: &str| {
             !s.is_empty()
@@ -1645,44 +1673,31 @@ mod tests {
                 })
                 .collect()
         };
-        for ct in [
-            "application/x-www-form-urlencoded; charset=UTF-8",
-            "application/json",
-            "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
-            "text/plain; charset=utf-8; charset=gbk",
-            "text/plain; Charset=\"utf-7\"",
-            "charset=utf-8",
-            "application/json; boundary=\"a/b\"",
-            "application/json;charset=text/html",
-            "application/json; foo",
-            "application/json; x=1",
-            "application/json; type= a",
-            "application/json; type=",
-            "application /json",
-            "application/",
-            "/json",
-            "",
-            ";;",
-            "a/b; charset=utf-8; boundary='x/y'",
-            "text/html;charset=中文",
-            "text/plain; version=1.0; start-info=x; start=<a>",
-        ] {
-            let f = ContentType::read(ct);
-            assert_eq!(f.media, ct.split(';').next().unwrap_or("").trim(), "{ct}");
-            assert_eq!(f.well_formed, well_formed(ct), "{ct}");
-            assert_eq!(f.smuggled, smuggled(ct), "{ct}");
-            let c = charsets(ct);
-            assert_eq!(f.charsets, c.len(), "{ct}");
-            let odd = c
-                .iter()
-                .any(|c| !ALLOWED_CHARSETS.iter().any(|k| c.eq_ignore_ascii_case(k)));
-            assert_eq!(f.odd_charset, odd, "{ct}");
-            let mentions = ct
-                .as_bytes()
-                .windows(7)
-                .filter(|w| w.eq_ignore_ascii_case(b"charset"))
-                .count();
-            assert_eq!(f.mentions, mentions, "{ct}");
+        let f = ContentType::read(ct);
+        assert_eq!(f.media, ct.split(';').next().unwrap_or("").trim(), "{ct}");
+        assert_eq!(f.well_formed, well_formed(ct), "{ct}");
+        assert_eq!(f.smuggled, smuggled(ct), "{ct}");
+        let c = charsets(ct);
+        assert_eq!(f.charsets, c.len(), "{ct}");
+        let odd = c
+            .iter()
+            .any(|c| !ALLOWED_CHARSETS.iter().any(|k| c.eq_ignore_ascii_case(k)));
+        assert_eq!(f.odd_charset, odd, "{ct}");
+        let mentions = ct
+            .as_bytes()
+            .windows(7)
+            .filter(|w| w.eq_ignore_ascii_case(b"charset"))
+            .count();
+        assert_eq!(f.mentions, mentions, "{ct}");
+    }
+
+    proptest::proptest! {
+        /// Content types made of the pieces the rules look at read as the reference reads them.
+        #[test]
+        fn content_types_read_as_the_reference(
+            ct in "(application/json|text/plain|multipart/form-data|a /b|/|;|=|\"|'| |charset|Charset=|CHARSET=|boundary=|Boundary=|Type=|utf-8|GBK|utf-7|a/b|x|中|\u{3000}|\u{b}){0,12}",
+        ) {
+            content_type_as_reference(&ct);
         }
     }
 
