@@ -1,7 +1,9 @@
 //! Compares menwei's libinjection SQL check (`menwei_waf::sqli`) with libinjectionrs' on every
 //! value of a JSON-lines corpus: each string of each line (request target, header values, body),
 //! its `&`- and `=`-separated parts, each URL-decoded once and twice, and every prefix of the
-//! shorter ones. Prints each disagreement and exits non-zero if there is any.
+//! shorter ones; and its XSS check (`menwei_waf::xss`, the contexts that apply) with
+//! libinjectionrs' `detect_xss` (all five) on the same values. Prints each disagreement and
+//! exits non-zero if there is any.
 //!   cargo run --release -p menwei-waf --example sqli_diff -- ../shared/corpora/waf/crs-v4.28.0.jsonl
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -45,7 +47,15 @@ fn main() {
     }
     values.extend(prefixes);
     let (mut n, mut differ, mut flagged) = (0usize, 0usize, 0usize);
+    let (mut xss_differ, mut xss_flagged) = (0usize, 0usize);
     for v in &values {
+        let ours = menwei_waf::xss::is_xss(v.as_bytes());
+        let theirs = libinjectionrs::detect_xss(v.as_bytes()).is_injection();
+        xss_flagged += usize::from(theirs);
+        if ours != theirs {
+            xss_differ += 1;
+            println!("XSS differs (ours {ours}, libinjectionrs {theirs}): {v:?}");
+        }
         let ours = menwei_waf::sqli::is_sqli(v);
         let theirs =
             libinjectionrs::SqliState::new(v.as_bytes(), libinjectionrs::SqliFlags::FLAG_NONE)
@@ -57,8 +67,9 @@ fn main() {
             println!("differ (ours {ours}, libinjectionrs {theirs}): {v:?}");
         }
     }
+    println!("{n} values, {xss_flagged} XSS by libinjectionrs, {xss_differ} verdicts differ");
     println!("{n} values, {flagged} SQL injection by libinjectionrs, {differ} verdicts differ");
-    if differ > 0 {
+    if differ > 0 || xss_differ > 0 {
         std::process::exit(1);
     }
 }

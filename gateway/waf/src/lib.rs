@@ -4,8 +4,9 @@
 //!
 //! SQL injection and XSS are also checked as libinjection checks them: SQL by [`sqli`]
 //! (libinjection's algorithm over `libinjectionrs`' tables, giving exactly its verdicts without
-//! its allocations), XSS by `libinjectionrs` itself (a Rust port of libinjection), run under
-//! `catch_unwind` so that a bug there can never take a request down.
+//! its allocations), XSS by `libinjectionrs` itself (a Rust port of libinjection; [`xss`] runs
+//! only the HTML contexts that can find anything in a value), run under `catch_unwind` so that
+//! a bug there can never take a request down.
 
 pub mod corpus;
 mod memo;
@@ -13,6 +14,7 @@ pub mod normalize;
 pub mod parse;
 pub mod rules;
 pub mod sqli;
+pub mod xss;
 
 pub use parse::{Findings, Part, Place, Request, Target};
 pub use rules::{Category, Severity};
@@ -700,14 +702,13 @@ impl Engine {
     /// libinjection's SQL and XSS verdicts on a value (each only when `may_inject` allows).
     fn inject(text: &str, may_sqli: bool, may_xss: bool) -> (bool, bool) {
         // libinjection's SQL check as libinjectionrs computes it, without its allocations
-        // (`sqli`); its XSS check is the crate's own.
+        // (`sqli`); its XSS check is the crate's own, in the contexts that apply (`xss`).
         let sqli = may_sqli && sqli::is_sqli(text);
         // Rich-text editors send `style="color: red"`, which libinjection reports on its own;
         // plain declarations are dropped first (dangerous CSS is rule 941140's job).
         let xss = may_xss && {
             let html = strip_plain_styles(text);
-            std::panic::catch_unwind(|| libinjectionrs::detect_xss(html.as_bytes()).is_injection())
-                .unwrap_or(false)
+            std::panic::catch_unwind(|| xss::is_xss(html.as_bytes())).unwrap_or(false)
         };
         (sqli, xss)
     }
