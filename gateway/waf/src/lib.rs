@@ -1041,8 +1041,8 @@ impl Engine {
                     "",
                 );
             }
-            if replaced(&t.value.text)
-                && matches!(t.place, Place::Arg | Place::ArgName | Place::Path)
+            if matches!(t.place, Place::Arg | Place::ArgName | Place::Path)
+                && replaced(&t.value.text)
             {
                 add(
                     INVALID_UTF8,
