@@ -768,7 +768,7 @@ impl Engine {
         // ASCII case instead (lowering changes nothing else), and a lower-case copy is made only
         // for the evidence of a rule that fires.
         let content_type = h.content_type.map(normalize::lossy);
-        let facts = content_type.as_deref().map(ContentType::read);
+        let facts = content_type.as_deref().map(ContentType::of);
         if let (Some(ct), Some(facts)) = (&content_type, &facts) {
             if facts.smuggled {
                 add(
@@ -810,7 +810,7 @@ impl Engine {
             || h.content_length
                 .is_some_and(|v| v.iter().any(|b| (b'1'..=b'9').contains(b)));
         if let (Some(ct), Some(facts)) = (content_type.as_deref(), &facts) {
-            let media = facts.media;
+            let media = facts.media(ct);
             // `content_types` holds lower-case media types: one equal to `media` lowered.
             let allowed = cfg.content_types.iter().any(|c| {
                 c.len() == media.len()
@@ -1337,9 +1337,10 @@ const CONTENT_TYPE_PARAMETERS: [&str; 8] = [
 ];
 
 /// What the request rules read in a Content-Type, from one pass over its `;`-separated parts.
-struct ContentType<'c> {
-    /// The media type (the first part), blanks trimmed.
-    media: &'c str,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ContentType {
+    /// Where the media type (the first part, blanks trimmed) is in the header: [`Self::media`].
+    media_at: (usize, usize),
     /// `type/subtype` then `; key=value` parameters of the keys request bodies use, nothing
     /// else.
     well_formed: bool,
@@ -1353,13 +1354,55 @@ struct ContentType<'c> {
     mentions: usize,
 }
 
-impl<'c> ContentType<'c> {
-    fn read(ct: &'c str) -> ContentType<'c> {
+/// Content types remembered per thread with what [`ContentType::read`] found in them.
+const CONTENT_TYPES_REMEMBERED: usize = 16;
+
+thread_local! {
+    /// Clients send a handful of exact content types (`application/json;charset=UTF-8`...):
+    /// their facts are read once per thread, not once per request. Multipart types, whose
+    /// boundary is new in every request, are not remembered. Bounded: the oldest is forgotten.
+    static CONTENT_TYPES: std::cell::RefCell<Vec<(Box<str>, ContentType)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl ContentType {
+    /// The media type: the first part of `ct` (the header these facts were read from), trimmed.
+    fn media<'c>(&self, ct: &'c str) -> &'c str {
+        ct.get(self.media_at.0..self.media_at.1).unwrap_or("")
+    }
+
+    /// [`Self::read`], from the thread's memory when `ct` was seen before (exact text).
+    fn of(ct: &str) -> ContentType {
+        if ct.len() > 128 || contains_ignore_case(ct.as_bytes(), b"boundary") {
+            return Self::read(ct);
+        }
+        let known = CONTENT_TYPES.with(|m| {
+            m.try_borrow()
+                .ok()
+                .and_then(|m| m.iter().find(|(k, _)| **k == *ct).map(|(_, f)| *f))
+        });
+        if let Some(facts) = known {
+            return facts;
+        }
+        let facts = Self::read(ct);
+        CONTENT_TYPES.with(|m| {
+            if let Ok(mut m) = m.try_borrow_mut() {
+                if m.len() >= CONTENT_TYPES_REMEMBERED {
+                    m.remove(0);
+                }
+                m.push((ct.into(), facts));
+            }
+        });
+        facts
+    }
+
+    fn read(ct: &str) -> ContentType {
         let mut parts = ct.split(';');
         let first = parts.next().unwrap_or("");
         let media = first.trim();
+        let start = first.len() - first.trim_start().len();
         let mut facts = ContentType {
-            media,
+            media_at: (start, start + media.len()),
             well_formed: media
                 .split_once('/')
                 .is_some_and(|(ty, sub)| is_token(ty) && is_token(sub)),
@@ -1675,7 +1718,14 @@ mod tests {
                 .collect()
         };
         let f = ContentType::read(ct);
-        assert_eq!(f.media, ct.split(';').next().unwrap_or("").trim(), "{ct}");
+        // Remembered or read afresh, the same facts (twice: the second time from memory).
+        assert_eq!(ContentType::of(ct), f, "{ct}");
+        assert_eq!(ContentType::of(ct), f, "{ct}");
+        assert_eq!(
+            f.media(ct),
+            ct.split(';').next().unwrap_or("").trim(),
+            "{ct}"
+        );
         assert_eq!(f.well_formed, well_formed(ct), "{ct}");
         assert_eq!(f.smuggled, smuggled(ct), "{ct}");
         let c = charsets(ct);
