@@ -1338,7 +1338,7 @@ const CONTENT_TYPE_PARAMETERS: [&str; 8] = [
 
 /// What the request rules read in a Content-Type, from one pass over its `;`-separated parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ContentType {
+pub(crate) struct ContentType {
     /// Where the media type (the first part, blanks trimmed) is in the header: [`Self::media`].
     media_at: (usize, usize),
     /// `type/subtype` then `; key=value` parameters of the keys request bodies use, nothing
@@ -1354,45 +1354,20 @@ struct ContentType {
     mentions: usize,
 }
 
-/// Content types remembered per thread with what [`ContentType::read`] found in them.
-const CONTENT_TYPES_REMEMBERED: usize = 16;
-
-thread_local! {
-    /// Clients send a handful of exact content types (`application/json;charset=UTF-8`...):
-    /// their facts are read once per thread, not once per request. Multipart types, whose
-    /// boundary is new in every request, are not remembered. Bounded: the oldest is forgotten.
-    static CONTENT_TYPES: std::cell::RefCell<Vec<(Box<str>, ContentType)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl ContentType {
     /// The media type: the first part of `ct` (the header these facts were read from), trimmed.
     fn media<'c>(&self, ct: &'c str) -> &'c str {
         ct.get(self.media_at.0..self.media_at.1).unwrap_or("")
     }
 
-    /// [`Self::read`], from the thread's memory when `ct` was seen before (exact text).
+    /// [`Self::read`], from the thread's memory when `ct` was seen before (exact text; see
+    /// `memo::content_type`).
     fn of(ct: &str) -> ContentType {
-        if ct.len() > 128 || contains_ignore_case(ct.as_bytes(), b"boundary") {
-            return Self::read(ct);
-        }
-        let known = CONTENT_TYPES.with(|m| {
-            m.try_borrow()
-                .ok()
-                .and_then(|m| m.iter().find(|(k, _)| **k == *ct).map(|(_, f)| *f))
-        });
-        if let Some(facts) = known {
+        if let Some(facts) = memo::content_type(ct) {
             return facts;
         }
         let facts = Self::read(ct);
-        CONTENT_TYPES.with(|m| {
-            if let Ok(mut m) = m.try_borrow_mut() {
-                if m.len() >= CONTENT_TYPES_REMEMBERED {
-                    m.remove(0);
-                }
-                m.push((ct.into(), facts));
-            }
-        });
+        memo::remember_content_type(ct, facts);
         facts
     }
 

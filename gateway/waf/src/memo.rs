@@ -1,7 +1,8 @@
 //! Per-thread memories of what inspection found in values that repeat from request to request:
 //! header values (a few browsers' user agents, the same pages as referers, a session's cookies
 //! on every request of the session), request paths (a portal's pages and API endpoints) and names
-//! (cookie and form-field names).
+//! (cookie and form-field names); and what the request rules read in a Content-Type (clients
+//! send a handful of exact ones).
 //!
 //! Both hold exact bytes, never hashes, so a remembered answer is exactly what a new inspection
 //! would give: the rules are compiled once per process and never change. Both are bounded
@@ -155,6 +156,50 @@ pub fn remember_injection(text: &str, found: (bool, bool)) {
                 m.clear();
             }
             m.insert(text.into(), found);
+        }
+    });
+}
+
+/// Content types remembered with their facts ([`crate::ContentType`]).
+const CONTENT_TYPES: usize = 16;
+/// Longer content types are not remembered.
+const CONTENT_TYPE_MAX_LEN: usize = 128;
+
+thread_local! {
+    /// The facts of recent content types, by exact text: the oldest is forgotten first.
+    static CONTENT_TYPE: RefCell<Vec<(Box<str>, crate::ContentType)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `ct` may be remembered: not too long, and no multipart boundary (new in every
+/// request, so remembering it would only push out the types that repeat).
+fn content_type_repeats(ct: &str) -> bool {
+    ct.len() <= CONTENT_TYPE_MAX_LEN && !crate::contains_ignore_case(ct.as_bytes(), b"boundary")
+}
+
+/// The facts of `ct` if this thread read them before.
+pub(crate) fn content_type(ct: &str) -> Option<crate::ContentType> {
+    if !content_type_repeats(ct) {
+        return None;
+    }
+    CONTENT_TYPE.with(|m| {
+        m.try_borrow()
+            .ok()
+            .and_then(|m| m.iter().find(|(k, _)| **k == *ct).map(|(_, f)| *f))
+    })
+}
+
+/// Remembers the facts read from `ct`.
+pub(crate) fn remember_content_type(ct: &str, facts: crate::ContentType) {
+    if !content_type_repeats(ct) {
+        return;
+    }
+    CONTENT_TYPE.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            if m.len() >= CONTENT_TYPES {
+                m.remove(0);
+            }
+            m.push((ct.into(), facts));
         }
     });
 }
