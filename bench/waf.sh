@@ -113,18 +113,17 @@ for b in ("", "b-"):
     # The same ratio taken round by round (off and on measured one after the other, so a slow
     # spell of the machine weighs on both), with a 90 % bootstrap interval of its median: the
     # figure to compare with a target, since this machine's speed drifts from round to round.
-    paired = [a / o for a, o in zip(v[b + "on"], v[b + "off"])]
+    # And the gateway's CPU per request, off over on, round by round: what the req/s ratio is
+    # when the gateway alone limits the rate. In rounds where wrk and the backend (core 0)
+    # cannot keep the gateway busy, req/s no longer measures the gateway's cost.
     rng = random.Random(1)
-    boot = sorted(statistics.median(rng.choices(paired, k=len(paired))) for _ in range(2000))
-    print(f"{'B: ' if b else ''}per-round ratio on/off: median {statistics.median(paired):.3f}, "
-          f"90% interval {boot[100]:.3f}-{boot[1899]:.3f} (rounds: {' '.join(f'{x:.2f}' for x in paired)})")
-    # The gateway's CPU per request, off over on, round by round: what the req/s ratio is when
-    # the gateway alone limits the rate. In rounds where wrk and the backend (core 0) cannot
-    # keep the gateway busy, req/s no longer measures the gateway's cost.
+    def interval(xs):
+        boot = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(2000))
+        return f"median {statistics.median(xs):.3f}, 90% interval {boot[100]:.3f}-{boot[1899]:.3f}"
+    paired = [a / o for a, o in zip(v[b + "on"], v[b + "off"])]
+    print(f"{'B: ' if b else ''}per-round ratio on/off: {interval(paired)} (rounds: {' '.join(f'{x:.2f}' for x in paired)})")
     cpu = [o / a for a, o in zip(c[b + "on"], c[b + "off"])]
-    boot = sorted(statistics.median(rng.choices(cpu, k=len(cpu))) for _ in range(2000))
-    print(f"{'B: ' if b else ''}per-round CPU-per-request ratio off/on: median {statistics.median(cpu):.3f}, "
-          f"90% interval {boot[100]:.3f}-{boot[1899]:.3f}")
+    print(f"{'B: ' if b else ''}per-round CPU-per-request ratio off/on: {interval(cpu)}")
 if v["b-on"]:
     cost = lambda b: statistics.median(c[b + "on"]) - statistics.median(c[b + "off"])
     print(f"inspection's CPU per request (on - off): this build {cost(''):.1f} us, B {cost('b-'):.1f} us")
