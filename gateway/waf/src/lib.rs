@@ -19,6 +19,7 @@ pub mod xss;
 pub use parse::{Findings, Part, Place, Request, Target};
 pub use rules::{Category, Severity};
 
+use normalize::Normalized;
 use regex::{Regex, RegexSet};
 use rules::{Form, PatternRule};
 
@@ -431,7 +432,7 @@ impl Engine {
                     && !n.control
                     && !n.escapes
                     && n.layers < 2
-                    && !replaced(&n.text)
+                    && !replaced(n)
                     // A long argument name is itself a finding (ARG_NAME_LONG), read from the
                     // name's text, which a remembered value no longer has.
                     && !(t.place == Place::ArgName && too_long_name(&n.text));
@@ -653,7 +654,9 @@ impl Engine {
         if value.len() < 2 || value.len() > 64 * 1024 {
             return false;
         }
-        let (may_sqli, may_xss) = may_inject(&t.value.text);
+        // (Plain words, dates, paths and Chinese text hold none of the characters either needs
+        // and skip libinjection; the keyword rules still read them.)
+        let (may_sqli, may_xss) = t.value.summary.may_inject();
         if !may_sqli && !may_xss {
             return false;
         }
@@ -950,12 +953,14 @@ impl Engine {
         use Category::{Multipart, Protocol};
         use Severity::{Critical, Warning};
         let mut rfi: Vec<&Target> = Vec::new();
-        let (args, arg_bytes) = targets
-            .iter()
-            .filter(|t| t.place == Place::Arg)
-            .fold((v.args, v.arg_bytes), |(n, b), t| {
-                (n + 1, b + t.value.text.len())
-            });
+        // (Counted without a branch on each target's place, which follows no pattern.)
+        let (args, arg_bytes) = targets.iter().fold((v.args, v.arg_bytes), |(n, b), t| {
+            let arg = t.place == Place::Arg;
+            (
+                n + usize::from(arg),
+                b + t.value.text.len() * usize::from(arg),
+            )
+        });
         v.args = args;
         v.arg_bytes = arg_bytes;
         let mut add = |rule, cat, sev, what, target: &str, evidence: &str| {
@@ -981,8 +986,11 @@ impl Engine {
                 "",
             );
         }
+        // Each check below reads the value's own rare feature first and its place second: the
+        // places of successive targets follow no pattern the branch predictor could learn, and
+        // nearly every value is ruled out by the feature alone.
         for t in targets {
-            if t.place == Place::ArgName && too_long_name(&t.value.text) {
+            if too_long_name(&t.value.text) && t.place == Place::ArgName {
                 add(
                     ARG_NAME_LONG,
                     Protocol,
@@ -992,15 +1000,22 @@ impl Engine {
                     "",
                 );
             }
-            // (The schemes start with `h` or `f`: most values are ruled out by one byte, not
-            // four calls to `memcmp`.)
-            let url = t.place == Place::Arg && {
-                let v = t.value.text.trim_start();
-                matches!(v.as_bytes().first(), Some(b'h' | b'f'))
-                    && ["http://", "https://", "ftp://", "ftps://"]
-                        .iter()
-                        .any(|p| v.starts_with(p))
-            };
+            // (The schemes start with `h` or `f`: most values are ruled out by their first
+            // byte, which is also neither a space nor outside ASCII, not four calls to `memcmp`.)
+            let url = t
+                .value
+                .text
+                .as_bytes()
+                .first()
+                .is_some_and(|b| matches!(b, b'h' | b'f') || !b.is_ascii_graphic())
+                && t.place == Place::Arg
+                && {
+                    let v = t.value.text.trim_start();
+                    matches!(v.as_bytes().first(), Some(b'h' | b'f'))
+                        && ["http://", "https://", "ftp://", "ftps://"]
+                            .iter()
+                            .any(|p| v.starts_with(p))
+                };
             if url {
                 let name = t.name.to_ascii_lowercase();
                 let includes = [
@@ -1041,9 +1056,7 @@ impl Engine {
                     "",
                 );
             }
-            if matches!(t.place, Place::Arg | Place::ArgName | Place::Path)
-                && replaced(&t.value.text)
-            {
+            if replaced(&t.value) && matches!(t.place, Place::Arg | Place::ArgName | Place::Path) {
                 add(
                     INVALID_UTF8,
                     Protocol,
@@ -1073,7 +1086,8 @@ impl Engine {
                     &t.value.text,
                 );
             }
-            if t.place == Place::Arg
+            if t.name.len() == "_charset_".len()
+                && t.place == Place::Arg
                 && t.name.eq_ignore_ascii_case("_charset_")
                 && !matches!(
                     t.value.text.trim(),
@@ -1500,34 +1514,6 @@ fn ascii_word_boundaries(pattern: &str) -> String {
     out
 }
 
-/// Whether a value holds a character SQL injection (quotes, comments, operators, statement
-/// ends), resp. HTML injection (tags, attributes), needs; plain words, dates, paths and Chinese
-/// text skip libinjection (the keyword rules still read them).
-fn may_inject(value: &str) -> (bool, bool) {
-    let (mut sql, mut html) = (false, false);
-    let b = value.as_bytes();
-    for (i, c) in b.iter().enumerate() {
-        match c {
-            b'\'' | b'"' | b'`' => {
-                sql = true;
-                html = true;
-            }
-            b'<' | b'>' | b'=' => {
-                html = true;
-                sql = true;
-            }
-            b';' | b'(' | b')' | b'#' | b'|' | b'&' | b'!' | b'\\' => sql = true,
-            b'-' if b.get(i + 1) == Some(&b'-') => sql = true,
-            b'/' if b.get(i + 1) == Some(&b'*') => sql = true,
-            _ => {}
-        }
-        if sql && html {
-            break;
-        }
-    }
-    (sql, html)
-}
-
 /// Whether an argument name is longer than 100 characters (ARG_NAME_LONG). A text has no more
 /// characters than bytes: most names are ruled out by their length, without counting.
 fn too_long_name(text: &str) -> bool {
@@ -1535,13 +1521,13 @@ fn too_long_name(text: &str) -> bool {
 }
 
 /// Whether `text` holds U+FFFD (bytes that were not UTF-8, or sent as the character itself).
-/// Searching for a non-ASCII character sets up a substring search: ASCII text is ruled out
-/// first.
-fn replaced(text: &str) -> bool {
+/// Searching for a non-ASCII character sets up a substring search: text without its first
+/// byte is ruled out first, by its summary.
+fn replaced(n: &Normalized) -> bool {
     // Its UTF-8 bytes EF BF BD, found from the lead byte (exact in valid UTF-8): the standard
     // search for the character looks for its last byte, 0xbd, which Chinese text is full of.
-    let b = text.as_bytes();
-    !text.is_ascii()
+    let b = n.text.as_bytes();
+    n.summary.has_ef()
         && memchr::memchr_iter(0xef, b).any(|i| b.get(i + 1..i + 3) == Some(&[0xbf, 0xbd][..]))
 }
 
@@ -1571,6 +1557,7 @@ fn label(t: &Target) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use normalize::Summary;
 
     #[test]
     fn places_at_route_level_are_never_remembered() {
@@ -1717,7 +1704,55 @@ mod tests {
         assert_eq!(f.mentions, mentions, "{ct}");
     }
 
+    /// Which libinjection checks a value calls for, as it was written first: a branch per byte.
+    fn may_inject_reference(value: &str) -> (bool, bool) {
+        let (mut sql, mut html) = (false, false);
+        let b = value.as_bytes();
+        for (i, c) in b.iter().enumerate() {
+            match c {
+                b'\'' | b'"' | b'`' | b'<' | b'>' | b'=' => {
+                    sql = true;
+                    html = true;
+                }
+                b';' | b'(' | b')' | b'#' | b'|' | b'&' | b'!' | b'\\' => sql = true,
+                b'-' if b.get(i + 1) == Some(&b'-') => sql = true,
+                b'/' if b.get(i + 1) == Some(&b'*') => sql = true,
+                _ => {}
+            }
+        }
+        (sql, html)
+    }
+
+    #[test]
+    fn characters_that_call_for_libinjection() {
+        for (value, expected) in [
+            ("张三 北京市", (false, false)),
+            ("a-b-c/d*e", (false, false)),
+            ("a--b", (true, false)),
+            ("a/*b", (true, false)),
+            ("*/", (false, false)),
+            ("-*", (false, false)),
+            ("a;b", (true, false)),
+            ("O'Neil", (true, true)),
+            ("<b>", (true, true)),
+            ("x=1", (true, true)),
+        ] {
+            assert_eq!(
+                Summary::of(value.as_bytes()).may_inject(),
+                expected,
+                "{value}"
+            );
+            assert_eq!(may_inject_reference(value), expected, "{value}");
+        }
+    }
+
     proptest::proptest! {
+        /// Every byte class and both two-byte comments, in any order, as the reference reads them.
+        #[test]
+        fn may_inject_as_the_reference(value in "[-/*a ;()#|&!\\\\'\"`<>=中]{0,12}") {
+            proptest::prop_assert_eq!(Summary::of(value.as_bytes()).may_inject(), may_inject_reference(&value));
+        }
+
         /// Content types made of the pieces the rules look at read as the reference reads them.
         #[test]
         fn content_types_read_as_the_reference(

@@ -24,7 +24,109 @@ pub struct Normalized<'a> {
     pub control: bool,
     /// JavaScript escapes (`\u0061`, `\x61`) were decoded.
     pub escapes: bool,
+    /// What one pass over `text`'s bytes found, for the checks that would each walk it again.
+    pub summary: Summary,
 }
+
+/// What one pass over a value's bytes found: whether it is plain (see [`Summary::plain`]),
+/// ASCII, holds the lead byte of U+FFFD, and the characters SQL and HTML injection need.
+/// Each later check reads a bit instead of walking the value again: a short value's walk costs
+/// little, but the end of each walk, decided by the value's length, is a branch the processor
+/// mispredicts about once per walk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary(u8);
+
+impl Summary {
+    /// The summary of `bytes`: one table lookup per byte and no branch on the byte.
+    pub fn of(bytes: &[u8]) -> Summary {
+        let (mut one, mut pairs, mut prev) = (0u16, 0u16, 0u16);
+        for &b in bytes {
+            let now = BYTE_CLASS[usize::from(b)];
+            one |= now;
+            // A pair (two spaces, `--`, `/*`): the first byte's "opens" bits (its high byte)
+            // meet the second's "closes" bits.
+            pairs |= prev >> 8 & now;
+            prev = now;
+        }
+        let mut bits = (one & 0x1f) as u8;
+        if pairs & SPACES != 0 {
+            bits |= NOT_PLAIN_BIT;
+        }
+        if pairs & (DASHES | COMMENT) != 0 {
+            bits |= SQL_BIT;
+        }
+        Summary(bits)
+    }
+
+    /// No byte that decoding, lowering or folding would act on (controls, upper case, the
+    /// openers of URL, JavaScript and entity escapes, `*` and `<`, overlong UTF-8 leads) and no
+    /// two spaces in a row.
+    pub fn plain(self) -> bool {
+        self.0 & NOT_PLAIN_BIT == 0
+    }
+
+    pub fn ascii(self) -> bool {
+        self.0 & NON_ASCII_BIT == 0
+    }
+
+    /// Whether the byte 0xEF (which leads U+FFFD) is present.
+    pub fn has_ef(self) -> bool {
+        self.0 & EF_BIT != 0
+    }
+
+    /// Whether the value holds a character SQL injection needs (quotes, comments, operators,
+    /// statement ends), resp. one HTML injection needs (tags, attributes).
+    pub fn may_inject(self) -> (bool, bool) {
+        (self.0 & SQL_BIT != 0, self.0 & HTML_BIT != 0)
+    }
+}
+
+const NOT_PLAIN_BIT: u8 = 1;
+const NON_ASCII_BIT: u8 = 2;
+const EF_BIT: u8 = 4;
+const SQL_BIT: u8 = 8;
+const HTML_BIT: u8 = 16;
+/// "Closes" bits of the pairs, in the low byte; their "opens" bits are the same, shifted by 8.
+const SPACES: u16 = 32;
+const DASHES: u16 = 64;
+const COMMENT: u16 = 128;
+
+/// Each byte's bits for [`Summary::of`].
+const BYTE_CLASS: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut c = 0;
+        if NOT_PLAIN[b] {
+            c |= NOT_PLAIN_BIT as u16;
+        }
+        if b >= 0x80 {
+            c |= NON_ASCII_BIT as u16;
+        }
+        if b == 0xef {
+            c |= EF_BIT as u16;
+        }
+        t[b] = c;
+        b += 1;
+    }
+    let both = b"'\"`<>=";
+    let mut i = 0;
+    while i < both.len() {
+        t[both[i] as usize] |= (SQL_BIT | HTML_BIT) as u16;
+        i += 1;
+    }
+    let sql = b";()#|&!\\";
+    let mut i = 0;
+    while i < sql.len() {
+        t[sql[i] as usize] |= SQL_BIT as u16;
+        i += 1;
+    }
+    t[b' ' as usize] |= SPACES | SPACES << 8;
+    t[b'-' as usize] |= DASHES | DASHES << 8;
+    t[b'/' as usize] |= COMMENT << 8;
+    t[b'*' as usize] |= COMMENT;
+    t
+};
 
 /// Normalises one value. `url` says whether URL decoding applies (query and form values are
 /// decoded once by the parser already; path segments, cookies and headers are not).
@@ -42,6 +144,7 @@ impl Normalized<'_> {
             layers: self.layers,
             control: self.control,
             escapes: self.escapes,
+            summary: self.summary,
         }
     }
 }
@@ -49,8 +152,9 @@ impl Normalized<'_> {
 pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
     // Fast path: nothing to decode, fold or lower (plain ASCII words, numbers, dates; Chinese
     // text without escapes): the text is the request's own bytes.
-    if is_plain(raw) {
-        if let Some(n) = utf8(raw).and_then(settled) {
+    let summary = Summary::of(raw);
+    if summary.plain() {
+        if let Some(n) = utf8(raw).and_then(|text| settled(text, summary)) {
             return n;
         }
     }
@@ -59,32 +163,31 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
 
 /// As [`normalize`], for a value already known to be UTF-8 (a JSON string): not checked again.
 pub fn normalize_str(text: &str, url: bool) -> Normalized<'_> {
-    if is_plain(text.as_bytes()) {
-        if let Some(n) = settled(text) {
+    let summary = Summary::of(text.as_bytes());
+    if summary.plain() {
+        if let Some(n) = settled(text, summary) {
             return n;
         }
     }
     decode(text.as_bytes(), url)
 }
 
-/// A plain value (see [`is_plain`]) as it is, unless a character has a lower case or is a
-/// Unicode space: exactly what [`decode`] would make of it.
-fn settled(text: &str) -> Option<Normalized<'_>> {
-    is_settled(text).then_some(Normalized {
+/// A plain value (see [`Summary::plain`]) as it is, unless a character has a lower case or is
+/// a Unicode space: exactly what [`decode`] would make of it.
+fn settled(text: &str, summary: Summary) -> Option<Normalized<'_>> {
+    (summary.ascii() || is_settled(text)).then_some(Normalized {
         text: Cow::Borrowed(text),
         folded: None,
         layers: 0,
         control: false,
         escapes: false,
+        summary,
     })
 }
 
 /// Whether no character of `text` has a lower case or is a Unicode space (what lowering and
-/// folding would change in text that [`is_plain`] lets through).
+/// folding would change in text that [`Summary::plain`] lets through).
 fn is_settled(text: &str) -> bool {
-    if text.is_ascii() {
-        return true;
-    }
     // Chinese text read by its bytes: a character led by E4-E9 (U+4000-U+9FFF) or by E3
     // (U+3000-U+3FFF) other than the ideographic space U+3000 (E3 80 80) is a CJK character or
     // symbol, with no lower case and no space. Decoding each one into a `char` cost most of this
@@ -134,7 +237,7 @@ fn decode(raw: &[u8], url: bool) -> Normalized<'static> {
 }
 
 /// [`decode`]; with `short`, a value that the first round of URL decoding leaves plain and
-/// settled ([`is_plain`], [`is_settled`]: a URL-encoded form field of Chinese text, mostly) is
+/// settled ([`Summary::plain`], [`is_settled`]: a URL-encoded form field of Chinese text, mostly) is
 /// returned as it is then. The rest of the steps would find nothing more to undo, lower or fold
 /// in it; the tests compare both ways.
 fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
@@ -154,15 +257,21 @@ fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
                 bytes = Cow::Owned(next);
             }
         }
-        if short && round == 0 && changed && is_plain(&bytes) {
+        let summary = if short && round == 0 && changed {
+            Summary::of(&bytes)
+        } else {
+            Summary(NOT_PLAIN_BIT)
+        };
+        if summary.plain() {
             match String::from_utf8(bytes.into_owned()) {
-                Ok(text) if is_settled(&text) => {
+                Ok(text) if summary.ascii() || is_settled(&text) => {
                     return Normalized {
                         text: Cow::Owned(text),
                         folded: None,
                         layers,
                         control: false,
                         escapes: false,
+                        summary,
                     }
                 }
                 Ok(text) => bytes = Cow::Owned(text.into_bytes()),
@@ -232,6 +341,7 @@ fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
         || (!text.is_ascii() && text.chars().any(|c| c.is_whitespace() && !c.is_ascii()));
     let folded = needs_fold.then(|| fold(&text)).filter(|f| *f != text);
     Normalized {
+        summary: Summary::of(text.as_bytes()),
         text: Cow::Owned(text),
         folded,
         layers,
@@ -295,18 +405,6 @@ const NOT_PLAIN: [bool; 256] = {
     }
     t
 };
-
-/// Whether no byte is in [`NOT_PLAIN`] and no two spaces follow each other: one pass.
-fn is_plain(raw: &[u8]) -> bool {
-    let mut space = false;
-    for &b in raw {
-        if NOT_PLAIN[b as usize] || (space && b == b' ') {
-            return false;
-        }
-        space = b == b' ';
-    }
-    true
-}
 
 /// Whether `fold` may change ASCII-wise: a comment opener or closer (`/*`, `*/`, `<!--`), two
 /// spaces in a row, or a tab, CR, LF, VT or FF. One pass over the bytes.
@@ -703,13 +801,51 @@ mod tests {
         out
     }
 
+    /// Whether a value is plain, as it was first written: a branch per byte.
+    fn is_plain_reference(raw: &[u8]) -> bool {
+        let mut space = false;
+        for &b in raw {
+            if NOT_PLAIN[b as usize] || (space && b == b' ') {
+                return false;
+            }
+            space = b == b' ';
+        }
+        true
+    }
+
+    #[test]
+    fn summaries() {
+        let s = Summary::of("申请人 张三".as_bytes());
+        assert!(s.plain() && !s.ascii() && !s.has_ef());
+        assert!(!Summary::of(b"a  b").plain());
+        assert!(Summary::of(b"a b c").plain());
+        assert!(!Summary::of(b"Ab").plain());
+        assert!(Summary::of("，".as_bytes()).has_ef());
+        assert_eq!(Summary::of(b"").may_inject(), (false, false));
+        assert_eq!(Summary::of(b"a--").may_inject(), (true, false));
+    }
+
     proptest::proptest! {
+        /// One pass finds what each check finds on its own, for every byte and every pair.
+        #[test]
+        fn summary_as_the_separate_checks(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
+            text in r#"[- /*aA%;<'"\\张，\t]{0,16}"#,
+        ) {
+            for b in [&raw[..], text.as_bytes()] {
+                let s = Summary::of(b);
+                proptest::prop_assert_eq!(s.plain(), is_plain_reference(b));
+                proptest::prop_assert_eq!(s.ascii(), b.is_ascii());
+                proptest::prop_assert_eq!(s.has_ef(), b.contains(&0xef));
+            }
+        }
+
         /// Reading Chinese text by its bytes decides as checking each character does.
         #[test]
         fn settled_by_bytes_as_by_chars(
             text in "[a-zA-Z0-9 \t张三〇〈ぁア㐀䶵一龥鿿\u{3000}\u{3001}\u{33ff}\u{3fff}\u{a0}ǅΣİＡａÀ\u{2028}\u{fffd}\u{20000}]{0,24}",
         ) {
-            let by_chars = text.is_ascii() || text.chars().all(settled_char);
+            let by_chars = text.chars().all(settled_char);
             proptest::prop_assert_eq!(is_settled(&text), by_chars);
         }
 
