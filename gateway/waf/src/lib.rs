@@ -410,9 +410,15 @@ impl Engine {
     }
 
     fn run(&self, cfg: &Config, req: &Request<'_>, part: Part, mut v: Verdict) -> Verdict {
-        let (targets, findings) = parse::targets(req, part);
+        // Header names are lowered once, for the targets and the request rules.
+        let names = if part == Part::Body {
+            Vec::new()
+        } else {
+            parse::lower_names(req)
+        };
+        let (targets, findings) = parse::targets_named(req, part, &names);
         if part != Part::Body {
-            self.request_rules(cfg, req, &mut v);
+            self.request_rules(cfg, req, &names, &mut v);
         }
         self.target_rules(cfg, req, part, &targets, &findings, &mut v);
         let hot = self.hot_places(cfg, &targets);
@@ -717,7 +723,13 @@ impl Engine {
     }
 
     /// Rules on the request as a whole (method, framing headers, content type).
-    fn request_rules(&self, cfg: &Config, req: &Request<'_>, v: &mut Verdict) {
+    fn request_rules(
+        &self,
+        cfg: &Config,
+        req: &Request<'_>,
+        names: &[std::borrow::Cow<'_, str>],
+        v: &mut Verdict,
+    ) {
         use code_rules::*;
         use Category::{Method, Protocol, ProtocolAttack};
         use Severity::{Critical, Warning};
@@ -734,7 +746,7 @@ impl Engine {
                 &String::from_utf8_lossy(req.uri),
             );
         }
-        let h = Heads::of(req);
+        let h = Heads::of(req, names);
         if h.host.is_none_or(|h| h.is_empty()) {
             add(
                 NO_HOST,
@@ -1000,22 +1012,7 @@ impl Engine {
                     "",
                 );
             }
-            // (The schemes start with `h` or `f`: most values are ruled out by their first
-            // byte, which is also neither a space nor outside ASCII, not four calls to `memcmp`.)
-            let url = t
-                .value
-                .text
-                .as_bytes()
-                .first()
-                .is_some_and(|b| matches!(b, b'h' | b'f') || !b.is_ascii_graphic())
-                && t.place == Place::Arg
-                && {
-                    let v = t.value.text.trim_start();
-                    matches!(v.as_bytes().first(), Some(b'h' | b'f'))
-                        && ["http://", "https://", "ftp://", "ftps://"]
-                            .iter()
-                            .any(|p| v.starts_with(p))
-                };
+            let url = opens_remote_url(&t.value.text) && t.place == Place::Arg;
             if url {
                 let name = t.name.to_ascii_lowercase();
                 let includes = [
@@ -1282,16 +1279,17 @@ struct Heads<'a> {
 }
 
 impl<'a> Heads<'a> {
-    fn of(req: &Request<'a>) -> Heads<'a> {
+    /// `names`: the request's header names, lowered ([`parse::lower_names`]).
+    fn of(req: &Request<'a>, names: &[std::borrow::Cow<'_, str>]) -> Heads<'a> {
         let mut h = Heads::default();
-        for &(name, value) in &req.headers {
+        for (lname, &(name, value)) in names.iter().zip(&req.headers) {
             let first = |slot: &mut Option<&'a [u8]>| {
                 slot.get_or_insert(value);
             };
             // Compared in lower case, as the names arrive from Pingora (HTTP/1 and HTTP/2): a
             // comparison ignoring case per name unrolled into a long run of code. No restricted
             // name is one of the others.
-            match &*crate::parse::lower(name) {
+            match &**lname {
                 "host" => first(&mut h.host),
                 "range" => first(&mut h.range),
                 "accept" => first(&mut h.accept),
@@ -1514,6 +1512,24 @@ fn ascii_word_boundaries(pattern: &str) -> String {
     out
 }
 
+/// Whether `text`, after any leading white space, opens with an `http`, `https`, `ftp` or `ftps`
+/// URL (remote file inclusion).
+fn opens_remote_url(text: &str) -> bool {
+    // Most values are ruled out by their first byte, not four calls to `memcmp`: the schemes
+    // start with `h` or `f`, and a value that starts with white space starts with one of the
+    // bytes that lead white space in UTF-8 (CJK text does not: E4-E9).
+    const FIRST: [bool; 256] = byte_set(b"hf\t\n\x0b\x0c\r \xc2\xe1\xe2\xe3");
+    text.as_bytes()
+        .first()
+        .is_some_and(|b| FIRST[usize::from(*b)])
+        && {
+            let v = text.trim_start();
+            ["http://", "https://", "ftp://", "ftps://"]
+                .iter()
+                .any(|p| v.starts_with(p))
+        }
+}
+
 /// Whether an argument name is longer than 100 characters (ARG_NAME_LONG). A text has no more
 /// characters than bytes: most names are ruled out by their length, without counting.
 fn too_long_name(text: &str) -> bool {
@@ -1724,6 +1740,20 @@ mod tests {
     }
 
     #[test]
+    fn remote_urls() {
+        for (text, expected) in [
+            ("http://evil/x", true),
+            (" \u{3000}\u{a0}ftps://evil", true),
+            ("\u{2028}https://evil", true),
+            ("张三 http://evil", false),
+            ("help", false),
+            ("", false),
+        ] {
+            assert_eq!(opens_remote_url(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
     fn characters_that_call_for_libinjection() {
         for (value, expected) in [
             ("张三 北京市", (false, false)),
@@ -1747,6 +1777,18 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Every white space character, before a scheme or not, read as `trim_start` reads it.
+        #[test]
+        fn remote_urls_as_the_reference(
+            text in "[ \t\n\u{b}\u{c}\r\u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}\u{1c}张x]{0,3}(http://|https://|ftp://|ftps://|ftp:/|h|f)?a",
+        ) {
+            let v = text.trim_start();
+            let reference = ["http://", "https://", "ftp://", "ftps://"]
+                .iter()
+                .any(|p| v.starts_with(p));
+            proptest::prop_assert_eq!(opens_remote_url(&text), reference);
+        }
+
         /// Every byte class and both two-byte comments, in any order, as the reference reads them.
         #[test]
         fn may_inject_as_the_reference(value in "[-/*a ;()#|&!\\\\'\"`<>=中]{0,12}") {

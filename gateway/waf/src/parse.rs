@@ -108,12 +108,27 @@ pub enum Part {
 
 /// Splits the request into targets.
 pub fn targets<'a>(req: &Request<'a>, part: Part) -> (Vec<Target<'a>>, Findings) {
+    let names = if part == Part::Body {
+        Vec::new()
+    } else {
+        lower_names(req)
+    };
+    targets_named(req, part, &names)
+}
+
+/// As [`targets`], with the header names already lowered ([`lower_names`]), which the request
+/// rules read as well.
+pub(crate) fn targets_named<'a>(
+    req: &Request<'a>,
+    part: Part,
+    names: &[Cow<'a, str>],
+) -> (Vec<Target<'a>>, Findings) {
     // Room for a typical request's targets at once (a `Target` is large: growing the list
     // step by step costs more than the few bytes this may leave unused).
     let mut out = Vec::with_capacity(TYPICAL_TARGETS);
     let mut f = Findings::default();
     if part != Part::Body {
-        head(&mut out, &mut f, req);
+        head(&mut out, &mut f, req, names);
     }
     if part != Part::Head {
         body(&mut out, &mut f, req);
@@ -127,6 +142,11 @@ pub fn targets<'a>(req: &Request<'a>, part: Part) -> (Vec<Target<'a>>, Findings)
 
 /// Targets of a typical request (path, a few arguments, headers and their names, cookies).
 const TYPICAL_TARGETS: usize = 48;
+
+/// The request's header names in lower case, in order (see [`lower`]).
+pub(crate) fn lower_names<'a>(req: &Request<'a>) -> Vec<Cow<'a, str>> {
+    req.headers.iter().map(|(name, _)| lower(name)).collect()
+}
 
 /// `name` in lower case, borrowed when it is already (HTTP/2 and Pingora's HTTP/1 headers are).
 pub(crate) fn lower(name: &str) -> Cow<'_, str> {
@@ -142,7 +162,12 @@ pub(crate) fn lower(name: &str) -> Cow<'_, str> {
     }
 }
 
-fn head<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, req: &Request<'a>) {
+fn head<'a>(
+    out: &mut Vec<Target<'a>>,
+    f: &mut Findings,
+    req: &Request<'a>,
+    names: &[Cow<'a, str>],
+) {
     let (path, query) = match req.uri.iter().position(|b| *b == b'?') {
         Some(i) => (&req.uri[..i], Some(&req.uri[i + 1..])),
         None => (req.uri, None),
@@ -151,8 +176,8 @@ fn head<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, req: &Request<'a>) {
     if let Some(q) = query {
         form(out, f, q);
     }
-    for &(name, value) in &req.headers {
-        let lname = lower(name);
+    for (lname, &(_, value)) in names.iter().zip(&req.headers) {
+        let lname = lname.clone();
         match kind(&lname) {
             Kind::Cookie => cookies(out, value),
             Kind::UserAgent => push(out, Place::UserAgent, lname, value, true),
