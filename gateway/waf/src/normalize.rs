@@ -29,26 +29,26 @@ pub struct Normalized<'a> {
 }
 
 /// What one pass over a value's bytes found: whether it is plain (see [`Summary::plain`]),
-/// ASCII, holds the lead byte of U+FFFD, and the characters SQL and HTML injection need.
-/// Each later check reads a bit instead of walking the value again: a short value's walk costs
-/// little, but the end of each walk, decided by the value's length, is a branch the processor
-/// mispredicts about once per walk.
+/// ASCII, holds the lead byte of U+FFFD, `+` or `%`, and the characters SQL and HTML injection
+/// need. Each later check reads a bit instead of walking the value again: a short value's walk
+/// costs little, but the end of each walk, decided by the value's length, is a branch the
+/// processor mispredicts about once per walk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary(u8);
 
 impl Summary {
     /// The summary of `bytes`: one table lookup per byte and no branch on the byte.
     pub fn of(bytes: &[u8]) -> Summary {
-        let (mut one, mut pairs, mut prev) = (0u16, 0u16, 0u16);
+        let (mut one, mut pairs, mut prev) = (0u32, 0u32, 0u32);
         for &b in bytes {
             let now = BYTE_CLASS[usize::from(b)];
             one |= now;
-            // A pair (two spaces, `--`, `/*`): the first byte's "opens" bits (its high byte)
-            // meet the second's "closes" bits.
-            pairs |= prev >> 8 & now;
+            // A pair (two spaces, `--`, `/*`): the first byte's "opens" bits meet the second's
+            // "closes" bits.
+            pairs |= prev >> OPENS & now;
             prev = now;
         }
-        let mut bits = (one & 0x1f) as u8;
+        let mut bits = (one & 0xff) as u8;
         if pairs & SPACES != 0 {
             bits |= NOT_PLAIN_BIT;
         }
@@ -74,6 +74,16 @@ impl Summary {
         self.0 & EF_BIT != 0
     }
 
+    /// Whether `+` is present (a space, in a form).
+    pub fn has_plus(self) -> bool {
+        self.0 & PLUS_BIT != 0
+    }
+
+    /// Whether `%` is present (URL encoding).
+    pub fn has_percent(self) -> bool {
+        self.0 & PERCENT_BIT != 0
+    }
+
     /// Whether the value holds a character SQL injection needs (quotes, comments, operators,
     /// statement ends), resp. one HTML injection needs (tags, attributes).
     pub fn may_inject(self) -> (bool, bool) {
@@ -81,49 +91,54 @@ impl Summary {
     }
 }
 
+// A byte's own bits (the low byte of its class).
 const NOT_PLAIN_BIT: u8 = 1;
 const NON_ASCII_BIT: u8 = 2;
 const EF_BIT: u8 = 4;
 const SQL_BIT: u8 = 8;
 const HTML_BIT: u8 = 16;
-/// "Closes" bits of the pairs, in the low byte; their "opens" bits are the same, shifted by 8.
-const SPACES: u16 = 32;
-const DASHES: u16 = 64;
-const COMMENT: u16 = 128;
+const PLUS_BIT: u8 = 32;
+const PERCENT_BIT: u8 = 64;
+/// "Closes" bits of the pairs (bits 8-10 of a class); a byte's "opens" bits are the same,
+/// `OPENS` bits higher.
+const SPACES: u32 = 1 << 8;
+const DASHES: u32 = 1 << 9;
+const COMMENT: u32 = 1 << 10;
+const OPENS: u32 = 8;
 
 /// Each byte's bits for [`Summary::of`].
-const BYTE_CLASS: [u16; 256] = {
-    let mut t = [0u16; 256];
+const BYTE_CLASS: [u32; 256] = {
+    let mut t = [0u32; 256];
     let mut b = 0;
     while b < 256 {
         let mut c = 0;
         if NOT_PLAIN[b] {
-            c |= NOT_PLAIN_BIT as u16;
+            c |= NOT_PLAIN_BIT;
         }
         if b >= 0x80 {
-            c |= NON_ASCII_BIT as u16;
+            c |= NON_ASCII_BIT;
         }
-        if b == 0xef {
-            c |= EF_BIT as u16;
-        }
-        t[b] = c;
+        t[b] = c as u32;
         b += 1;
     }
+    t[0xef] |= EF_BIT as u32;
+    t[b'+' as usize] |= PLUS_BIT as u32;
+    t[b'%' as usize] |= PERCENT_BIT as u32;
     let both = b"'\"`<>=";
     let mut i = 0;
     while i < both.len() {
-        t[both[i] as usize] |= (SQL_BIT | HTML_BIT) as u16;
+        t[both[i] as usize] |= (SQL_BIT | HTML_BIT) as u32;
         i += 1;
     }
     let sql = b";()#|&!\\";
     let mut i = 0;
     while i < sql.len() {
-        t[sql[i] as usize] |= SQL_BIT as u16;
+        t[sql[i] as usize] |= SQL_BIT as u32;
         i += 1;
     }
-    t[b' ' as usize] |= SPACES | SPACES << 8;
-    t[b'-' as usize] |= DASHES | DASHES << 8;
-    t[b'/' as usize] |= COMMENT << 8;
+    t[b' ' as usize] |= SPACES | SPACES << OPENS;
+    t[b'-' as usize] |= DASHES | DASHES << OPENS;
+    t[b'/' as usize] |= COMMENT << OPENS;
     t[b'*' as usize] |= COMMENT;
     t
 };
@@ -163,7 +178,11 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
 
 /// As [`normalize`], for a value already known to be UTF-8 (a JSON string): not checked again.
 pub fn normalize_str(text: &str, url: bool) -> Normalized<'_> {
-    let summary = Summary::of(text.as_bytes());
+    normalize_summarized(text, Summary::of(text.as_bytes()), url)
+}
+
+/// As [`normalize_str`], for a value whose summary was taken already (it must be `text`'s).
+pub(crate) fn normalize_summarized(text: &str, summary: Summary, url: bool) -> Normalized<'_> {
     if summary.plain() {
         if let Some(n) = settled(text, summary) {
             return n;
@@ -830,13 +849,15 @@ mod tests {
         #[test]
         fn summary_as_the_separate_checks(
             raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
-            text in r#"[- /*aA%;<'"\\张，\t]{0,16}"#,
+            text in r#"[- /*aA%+;<'"\\张，\t]{0,16}"#,
         ) {
             for b in [&raw[..], text.as_bytes()] {
                 let s = Summary::of(b);
                 proptest::prop_assert_eq!(s.plain(), is_plain_reference(b));
                 proptest::prop_assert_eq!(s.ascii(), b.is_ascii());
                 proptest::prop_assert_eq!(s.has_ef(), b.contains(&0xef));
+                proptest::prop_assert_eq!(s.has_plus(), b.contains(&b'+'));
+                proptest::prop_assert_eq!(s.has_percent(), b.contains(&b'%'));
             }
         }
 
