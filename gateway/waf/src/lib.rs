@@ -422,7 +422,7 @@ impl Engine {
         }
         self.target_rules(cfg, req, part, &targets, &findings, &mut v);
         let hot = self.hot_places(cfg, &targets);
-        for t in targets.into_iter().filter(|t| !t.clean) {
+        for t in targets {
             let matched = match hot.get(place_index(t.place)) {
                 Some(Hot::Forms(h)) if h[0] || h[1] => self.patterns(cfg, &t, *h, &mut v),
                 Some(Hot::Both) => self.patterns_both(cfg, &t, &mut v),
@@ -472,7 +472,7 @@ impl Engine {
             }
         }
         let mut seen = [Seen::default(); PLACES];
-        for (i, t) in targets.iter().enumerate().filter(|(_, t)| !t.clean) {
+        for (i, t) in targets.iter().enumerate() {
             let Some(s) = seen.get_mut(place_index(t.place)) else {
                 continue;
             };
@@ -495,7 +495,7 @@ impl Engine {
                 .get(s.first..)
                 .unwrap_or_default()
                 .iter()
-                .filter(|t| place_index(t.place) == p && !t.clean);
+                .filter(|t| place_index(t.place) == p);
             // One value is scanned as it is; several are joined by newlines.
             let mut scan = |set: &RegexSet, form: usize| -> bool {
                 if s.n == 1 {

@@ -48,9 +48,43 @@ pub struct Target<'a> {
     /// The value's key in the memory of clean values (names, header values and paths, which repeat):
     /// remembered when inspection finds nothing in it.
     pub memo: Option<crate::memo::Key>,
-    /// Found clean before (see `memo`): kept in the list so that counts and the order of
-    /// values stay the same, but neither normalised nor scanned (name and value left empty).
-    pub clean: bool,
+    /// The value's place among all the request's values, those skipped as found clean before
+    /// included (they count toward [`MAX_ARGS`] as any other).
+    ordinal: usize,
+}
+
+/// The targets found so far, and how many values were skipped because the memory of clean values
+/// holds them (see `memo`): those are not in the list, so that inspection need not step over
+/// them (a branch per target that follows no pattern), but they are counted.
+pub(crate) struct Out<'a> {
+    list: Vec<Target<'a>>,
+    clean: usize,
+}
+
+impl<'a> Out<'a> {
+    fn new() -> Out<'a> {
+        // Room for a typical request's targets at once (a `Target` is large: growing the list
+        // step by step costs more than the few bytes this may leave unused).
+        Out {
+            list: Vec::with_capacity(TYPICAL_TARGETS),
+            clean: 0,
+        }
+    }
+
+    /// Values found so far, skipped ones included.
+    fn len(&self) -> usize {
+        self.list.len() + self.clean
+    }
+
+    /// Where the values stand, to go back to with [`Out::back_to`].
+    fn mark(&self) -> (usize, usize) {
+        (self.list.len(), self.clean)
+    }
+
+    fn back_to(&mut self, (listed, clean): (usize, usize)) {
+        self.list.truncate(listed);
+        self.clean = clean;
+    }
 }
 
 /// The request as the inspector sees it.
@@ -123,9 +157,7 @@ pub(crate) fn targets_named<'a>(
     part: Part,
     names: &[Cow<'a, str>],
 ) -> (Vec<Target<'a>>, Findings) {
-    // Room for a typical request's targets at once (a `Target` is large: growing the list
-    // step by step costs more than the few bytes this may leave unused).
-    let mut out = Vec::with_capacity(TYPICAL_TARGETS);
+    let mut out = Out::new();
     let mut f = Findings::default();
     if part != Part::Body {
         head(&mut out, &mut f, req, names);
@@ -134,10 +166,10 @@ pub(crate) fn targets_named<'a>(
         body(&mut out, &mut f, req);
     }
     if out.len() > MAX_ARGS {
-        out.truncate(MAX_ARGS);
+        out.list.retain(|t| t.ordinal < MAX_ARGS);
         f.too_many_args = true;
     }
-    (out, f)
+    (out.list, f)
 }
 
 /// Targets of a typical request (path, a few arguments, headers and their names, cookies).
@@ -162,12 +194,7 @@ pub(crate) fn lower(name: &str) -> Cow<'_, str> {
     }
 }
 
-fn head<'a>(
-    out: &mut Vec<Target<'a>>,
-    f: &mut Findings,
-    req: &Request<'a>,
-    names: &[Cow<'a, str>],
-) {
+fn head<'a>(out: &mut Out<'a>, f: &mut Findings, req: &Request<'a>, names: &[Cow<'a, str>]) {
     let (path, query) = match req.uri.iter().position(|b| *b == b'?') {
         Some(i) => (&req.uri[..i], Some(&req.uri[i + 1..])),
         None => (req.uri, None),
@@ -189,7 +216,7 @@ fn head<'a>(
     }
 }
 
-fn body<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, req: &Request<'a>) {
+fn body<'a>(out: &mut Out<'a>, f: &mut Findings, req: &Request<'a>) {
     if let Some(body) = req.body.filter(|b| !b.is_empty()) {
         // The media type compared ignoring ASCII case, as sent (no copies).
         let ctype = req.header("content-type").unwrap_or_default();
@@ -277,7 +304,7 @@ fn is_filename_header(lname: &str) -> bool {
 /// Adds a value: read straight from the request (its text may then borrow from it), or a copy
 /// made while parsing (`+` turned into spaces).
 fn push<'a>(
-    out: &mut Vec<Target<'a>>,
+    out: &mut Out<'a>,
     place: Place,
     name: Cow<'a, str>,
     value: impl Into<Cow<'a, [u8]>>,
@@ -290,13 +317,7 @@ fn push<'a>(
 }
 
 /// As [`push`], for a value already known to be UTF-8.
-fn push_str<'a>(
-    out: &mut Vec<Target<'a>>,
-    place: Place,
-    name: Cow<'a, str>,
-    value: &'a str,
-    url: bool,
-) {
+fn push_str<'a>(out: &mut Out<'a>, place: Place, name: Cow<'a, str>, value: &'a str, url: bool) {
     add(out, place, name, value.as_bytes(), url, || {
         normalize_str(value, url)
     });
@@ -304,20 +325,14 @@ fn push_str<'a>(
 
 /// Adds a value that does not outlive parsing (a JSON string with escapes, a number, a
 /// multipart header): its text is copied.
-fn push_copy<'a>(
-    out: &mut Vec<Target<'a>>,
-    place: Place,
-    name: Cow<'a, str>,
-    value: &[u8],
-    url: bool,
-) {
+fn push_copy<'a>(out: &mut Out<'a>, place: Place, name: Cow<'a, str>, value: &[u8], url: bool) {
     add(out, place, name, value, url, || {
         normalize(value, url).into_owned()
     });
 }
 
 fn add<'a>(
-    out: &mut Vec<Target<'a>>,
+    out: &mut Out<'a>,
     place: Place,
     name: Cow<'a, str>,
     raw: &[u8],
@@ -328,13 +343,7 @@ fn add<'a>(
         return;
     }
     if crate::memo::is_clean(place, url, raw) {
-        out.push(Target {
-            place,
-            name: Cow::Borrowed(""),
-            value: Normalized::default(),
-            memo: None,
-            clean: true,
-        });
+        out.clean += 1;
         return;
     }
     let memo = crate::memo::key(place, url, raw);
@@ -347,12 +356,13 @@ fn add<'a>(
         }
         value.summary = crate::normalize::Summary::of(value.text.as_bytes());
     }
-    out.push(Target {
+    let ordinal = out.len();
+    out.list.push(Target {
         place,
         name,
         value,
         memo,
-        clean: false,
+        ordinal,
     });
 }
 
@@ -370,7 +380,7 @@ fn plus(s: &[u8]) -> Cow<'_, [u8]> {
 
 /// `a=1&b=2` (query strings and form bodies): `+` is a space, names and values URL-decoded by
 /// the normaliser.
-fn form<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
+fn form<'a>(out: &mut Out<'a>, f: &mut Findings, raw: &'a [u8]) {
     // Checked as UTF-8 once as a whole (a vector at a time), its names and values are text
     // without a check of their own.
     match crate::normalize::utf8(raw) {
@@ -380,7 +390,7 @@ fn form<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
 }
 
 /// [`form`] for a form that is not UTF-8 throughout.
-fn form_bytes<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
+fn form_bytes<'a>(out: &mut Out<'a>, f: &mut Findings, raw: &'a [u8]) {
     for pair in split_at_byte(raw, b'&') {
         if out.len() > MAX_ARGS {
             f.too_many_args = true;
@@ -399,7 +409,7 @@ fn form_bytes<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8]) {
 /// [`form`] for a form that is UTF-8 throughout: each name and value is walked once, for its
 /// [`Summary`](crate::normalize::Summary), which says whether it holds `+` or `%` and what
 /// normalising it takes.
-fn form_text<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, text: &'a str) {
+fn form_text<'a>(out: &mut Out<'a>, f: &mut Findings, text: &'a str) {
     use crate::normalize::Summary;
     // (Split at `&` and `=` by `memchr`, as the bytes are: the standard library's search for a
     // character in a `str` costs several times more. Both are ASCII, so every piece starts and
@@ -436,7 +446,7 @@ fn form_text<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, text: &'a str) {
 
 /// Adds a form name or value, whose summary is `summary`.
 fn form_value<'a>(
-    out: &mut Vec<Target<'a>>,
+    out: &mut Out<'a>,
     place: Place,
     name: Cow<'a, str>,
     value: &'a str,
@@ -488,7 +498,7 @@ fn split_at_byte(raw: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-fn cookies<'a>(out: &mut Vec<Target<'a>>, raw: &'a [u8]) {
+fn cookies<'a>(out: &mut Out<'a>, raw: &'a [u8]) {
     for pair in split_at_byte(raw, b';') {
         let pair = pair.trim_ascii();
         if pair.is_empty() {
@@ -501,9 +511,9 @@ fn cookies<'a>(out: &mut Vec<Target<'a>>, raw: &'a [u8]) {
     }
 }
 
-fn json<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8], truncated: bool) {
+fn json<'a>(out: &mut Out<'a>, f: &mut Findings, raw: &'a [u8], truncated: bool) {
     // Walked as it is parsed: no tree of the document is built.
-    let before = out.len();
+    let before = out.mark();
     // A body that is UTF-8 as a whole is read as text: serde_json then skips checking each
     // string on its own (a third of the cost of a Chinese string). The document parses exactly
     // as from bytes (a document that parses from bytes is UTF-8: every byte outside its strings
@@ -515,7 +525,7 @@ fn json<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8], truncate
     if walked.is_err() {
         // Not JSON, or nested deeper than MAX_JSON_DEPTH: inspected raw instead, and flagged
         // (a truncated body cannot parse; that alone is no anomaly).
-        out.truncate(before);
+        out.back_to(before);
         f.json_invalid = !truncated;
         push(out, Place::RawBody, Cow::Borrowed(""), raw, true);
     }
@@ -523,7 +533,7 @@ fn json<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, raw: &'a [u8], truncate
 
 /// Walks one JSON document read by `de`, and checks that nothing but blanks follows it.
 fn walk<'a, R: serde_json::de::Read<'a>>(
-    out: &mut Vec<Target<'a>>,
+    out: &mut Out<'a>,
     f: &mut Findings,
     de: &mut serde_json::Deserializer<R>,
 ) -> Result<(), serde_json::Error> {
@@ -545,7 +555,7 @@ fn walk<'a, R: serde_json::de::Read<'a>>(
 /// (Unlike a tree, every member of a duplicated name is inspected, not only the last.)
 /// Strings and names without escapes are borrowed from the body, not copied.
 struct Walk<'w, 'de> {
-    out: &'w mut Vec<Target<'de>>,
+    out: &'w mut Out<'de>,
     f: &'w mut Findings,
     name: &'w Cow<'de, str>,
     /// Containers around this value.
@@ -743,7 +753,7 @@ impl std::fmt::Write for NumberText {
 }
 
 /// `multipart/form-data`: each part's name, file name and (for non-file parts) value.
-fn multipart<'a>(out: &mut Vec<Target<'a>>, f: &mut Findings, ctype: &str, body: &'a [u8]) {
+fn multipart<'a>(out: &mut Out<'a>, f: &mut Findings, ctype: &str, body: &'a [u8]) {
     let boundary = ctype
         .split(';')
         .filter_map(|p| {
@@ -938,18 +948,43 @@ mod tests {
         /// A form read as text gives the targets that reading its bytes gives.
         #[test]
         fn forms_as_text_as_bytes(form in "([a-zA-Z+%0-9=&张 '<-]|%E5%BC%A0|%2B|%25|%26){0,24}") {
-            let (mut text, mut bytes) = (Vec::new(), Vec::new());
+            let (mut text, mut bytes) = (Out::new(), Out::new());
             let (mut f1, mut f2) = (Findings::default(), Findings::default());
             form_text(&mut text, &mut f1, &form);
             form_bytes(&mut bytes, &mut f2, form.as_bytes());
             let seen = |t: &[Target]| {
                 t.iter()
-                    .map(|t| (t.place, t.name.to_string(), t.value.clone().into_owned(), t.clean))
+                    .map(|t| (t.place, t.name.to_string(), t.value.clone().into_owned(), t.ordinal))
                     .collect::<Vec<_>>()
             };
-            proptest::prop_assert_eq!(seen(&text), seen(&bytes));
+            proptest::prop_assert_eq!(seen(&text.list), seen(&bytes.list));
             proptest::prop_assert_eq!(f1, f2);
         }
+    }
+
+    #[test]
+    fn values_found_clean_before_still_count_toward_the_limit() {
+        // Each name is remembered clean and skipped, but counts: of 1,200 values, the first
+        // 1,024 are kept, as when skipped values stood in the list; the 512 values among them
+        // are inspected.
+        crate::memo::remember_clean(crate::memo::key(Place::ArgName, true, b"a").unwrap());
+        let body = "a=1&".repeat(600);
+        let r = req("/", "application/x-www-form-urlencoded", &body);
+        let (t, f) = targets(&r, Part::Body);
+        assert!(f.too_many_args);
+        assert_eq!(t.len(), 512);
+        assert!(t
+            .iter()
+            .all(|t| t.place == Place::Arg && t.ordinal < MAX_ARGS));
+        // A JSON body that turns out invalid gives back the values it had added, skipped ones
+        // included, and is read raw.
+        let mut out = Out::new();
+        let mut f = Findings::default();
+        form(&mut out, &mut f, b"a=1");
+        json(&mut out, &mut f, br#"{"a": "x", "a": 1"#, false);
+        assert_eq!((out.list.len(), out.clean), (2, 1));
+        assert_eq!(out.list[1].place, Place::RawBody);
+        assert_eq!(out.list[1].ordinal, 2);
     }
 
     #[test]
