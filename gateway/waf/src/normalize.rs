@@ -34,7 +34,7 @@ pub struct Normalized<'a> {
 /// costs little, but the end of each walk, decided by the value's length, is a branch the
 /// processor mispredicts about once per walk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Summary(u8);
+pub struct Summary(u16);
 
 impl Summary {
     /// The summary of `bytes`: one table lookup per byte and no branch on the byte.
@@ -48,12 +48,15 @@ impl Summary {
             pairs |= prev >> OPENS & now;
             prev = now;
         }
-        let mut bits = (one & 0xff) as u8;
+        let mut bits = (one & ONE_BYTE) as u16;
         if pairs & SPACES != 0 {
-            bits |= NOT_PLAIN_BIT;
+            bits |= NOT_PLAIN_BIT | FOLD_BIT;
         }
         if pairs & (DASHES | COMMENT) != 0 {
             bits |= SQL_BIT;
+        }
+        if pairs & (COMMENT | COMMENT_END | MARKUP) != 0 {
+            bits |= FOLD_BIT;
         }
         Summary(bits)
     }
@@ -84,6 +87,28 @@ impl Summary {
         self.0 & PERCENT_BIT != 0
     }
 
+    /// Whether `\` is present (JavaScript escapes).
+    fn has_backslash(self) -> bool {
+        self.0 & BACKSLASH_BIT != 0
+    }
+
+    /// Whether `&` is present (HTML entities).
+    fn has_ampersand(self) -> bool {
+        self.0 & AMPERSAND_BIT != 0
+    }
+
+    /// Whether a byte that may lead overlong UTF-8 is present (C0, C1, E0).
+    fn has_overlong_lead(self) -> bool {
+        self.0 & OVERLONG_BIT != 0
+    }
+
+    /// Whether [`fold`] may change the text ASCII-wise: a comment opener or closer (`/*`, `*/`,
+    /// `<!`), two spaces in a row, or a tab, CR, LF, VT or FF. (`<!` stands for `<!--`: a
+    /// text it lets through is folded for nothing, and the fold, equal to the text, dropped.)
+    fn may_fold(self) -> bool {
+        self.0 & FOLD_BIT != 0
+    }
+
     /// Whether the value holds a character SQL injection needs (quotes, comments, operators,
     /// statement ends), resp. one HTML injection needs (tags, attributes).
     pub fn may_inject(self) -> (bool, bool) {
@@ -91,19 +116,29 @@ impl Summary {
     }
 }
 
-// A byte's own bits (the low byte of its class).
-const NOT_PLAIN_BIT: u8 = 1;
-const NON_ASCII_BIT: u8 = 2;
-const EF_BIT: u8 = 4;
-const SQL_BIT: u8 = 8;
-const HTML_BIT: u8 = 16;
-const PLUS_BIT: u8 = 32;
-const PERCENT_BIT: u8 = 64;
-/// "Closes" bits of the pairs (bits 8-10 of a class); a byte's "opens" bits are the same,
+// A byte's own bits (the low bits of its class, `ONE_BYTE`).
+const NOT_PLAIN_BIT: u16 = 1;
+const NON_ASCII_BIT: u16 = 2;
+const EF_BIT: u16 = 4;
+const SQL_BIT: u16 = 8;
+const HTML_BIT: u16 = 16;
+const PLUS_BIT: u16 = 32;
+const PERCENT_BIT: u16 = 64;
+const FOLD_BIT: u16 = 128;
+const BACKSLASH_BIT: u16 = 256;
+const AMPERSAND_BIT: u16 = 512;
+const OVERLONG_BIT: u16 = 1024;
+const ONE_BYTE: u32 = 2047;
+/// "Closes" bits of the pairs (bits 16-20 of a class); a byte's "opens" bits are the same,
 /// `OPENS` bits higher.
-const SPACES: u32 = 1 << 8;
-const DASHES: u32 = 1 << 9;
-const COMMENT: u32 = 1 << 10;
+const SPACES: u32 = 1 << 16;
+const DASHES: u32 = 1 << 17;
+/// `/*`.
+const COMMENT: u32 = 1 << 18;
+/// `*/`.
+const COMMENT_END: u32 = 1 << 19;
+/// `<!`.
+const MARKUP: u32 = 1 << 20;
 const OPENS: u32 = 8;
 
 /// Each byte's bits for [`Summary::of`].
@@ -124,6 +159,20 @@ const BYTE_CLASS: [u32; 256] = {
     t[0xef] |= EF_BIT as u32;
     t[b'+' as usize] |= PLUS_BIT as u32;
     t[b'%' as usize] |= PERCENT_BIT as u32;
+    t[b'\\' as usize] |= BACKSLASH_BIT as u32;
+    t[b'&' as usize] |= AMPERSAND_BIT as u32;
+    let folds = b"\t\n\r\x0b\x0c";
+    let mut i = 0;
+    while i < folds.len() {
+        t[folds[i] as usize] |= FOLD_BIT as u32;
+        i += 1;
+    }
+    let overlong = [0xc0, 0xc1, 0xe0];
+    let mut i = 0;
+    while i < overlong.len() {
+        t[overlong[i]] |= OVERLONG_BIT as u32;
+        i += 1;
+    }
     let both = b"'\"`<>=";
     let mut i = 0;
     while i < both.len() {
@@ -138,8 +187,10 @@ const BYTE_CLASS: [u32; 256] = {
     }
     t[b' ' as usize] |= SPACES | SPACES << OPENS;
     t[b'-' as usize] |= DASHES | DASHES << OPENS;
-    t[b'/' as usize] |= COMMENT << OPENS;
-    t[b'*' as usize] |= COMMENT;
+    t[b'/' as usize] |= COMMENT << OPENS | COMMENT_END;
+    t[b'*' as usize] |= COMMENT | COMMENT_END << OPENS;
+    t[b'<' as usize] |= MARKUP << OPENS;
+    t[b'!' as usize] |= MARKUP;
     t
 };
 
@@ -173,7 +224,7 @@ pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
             return n;
         }
     }
-    decode(raw, url)
+    decode(raw, url, summary)
 }
 
 /// As [`normalize`], for a value already known to be UTF-8 (a JSON string): not checked again.
@@ -188,7 +239,7 @@ pub(crate) fn normalize_summarized(text: &str, summary: Summary, url: bool) -> N
             return n;
         }
     }
-    decode(text.as_bytes(), url)
+    decode(text.as_bytes(), url, summary)
 }
 
 /// A plain value (see [`Summary::plain`]) as it is, unless a character has a lower case or is
@@ -210,23 +261,43 @@ fn is_settled(text: &str) -> bool {
     // Chinese text read by its bytes: a character led by E4-E9 (U+4000-U+9FFF) or by E3
     // (U+3000-U+3FFF) other than the ideographic space U+3000 (E3 80 80) is a CJK character or
     // symbol, with no lower case and no space. Decoding each one into a `char` cost most of this
-    // check; any other character is checked as a `char`, from where it starts.
+    // check; any other character is checked as a `char`, from where it starts. (The step over
+    // each character comes from a table: a branch on its kind was mispredicted wherever ASCII
+    // and Chinese meet.)
     let b = text.as_bytes();
     let mut i = 0;
     while let Some(&lead) = b.get(i) {
-        match lead {
-            0x00..=0x7f if !lead.is_ascii_uppercase() => i += 1,
-            0xe4..=0xe9 => i += 3,
-            0xe3 if b.get(i + 1..i + 3) != Some(&[0x80, 0x80][..]) => i += 3,
-            _ => {
-                return text
-                    .get(i..)
-                    .is_some_and(|rest| rest.chars().all(settled_char))
-            }
+        let step = SETTLED_STEP[usize::from(lead)];
+        if step == 0 || (lead == 0xe3 && b.get(i + 1..i + 3) == Some(&[0x80, 0x80][..])) {
+            return text
+                .get(i..)
+                .is_some_and(|rest| rest.chars().all(settled_char));
         }
+        i += usize::from(step);
     }
     true
 }
+
+/// [`is_settled`]'s step over a character from its first byte: 1 for ASCII other than upper
+/// case, 3 for E3-E9, 0 (look at the character) for the rest.
+const SETTLED_STEP: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x80 {
+        t[b] = if b >= b'A' as usize && b <= b'Z' as usize {
+            0
+        } else {
+            1
+        };
+        b += 1;
+    }
+    let mut b = 0xe3;
+    while b <= 0xe9 {
+        t[b] = 3;
+        b += 1;
+    }
+    t
+};
 
 /// Whether lowering and folding leave `c` as it is (in text that is not ASCII throughout).
 fn settled_char(c: char) -> bool {
@@ -251,16 +322,19 @@ pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
 }
 
 /// Every decoding step, lower case, folding.
-fn decode(raw: &[u8], url: bool) -> Normalized<'static> {
-    decode_rounds(raw, url, true)
+/// (`summary` is `raw`'s.)
+fn decode(raw: &[u8], url: bool, summary: Summary) -> Normalized<'static> {
+    decode_rounds(raw, url, true, summary)
 }
 
 /// [`decode`]; with `short`, a value that the first round of URL decoding leaves plain and
 /// settled ([`Summary::plain`], [`is_settled`]: a URL-encoded form field of Chinese text, mostly) is
 /// returned as it is then. The rest of the steps would find nothing more to undo, lower or fold
 /// in it; the tests compare both ways.
-fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
+fn decode_rounds(raw: &[u8], url: bool, short: bool, summary: Summary) -> Normalized<'static> {
     let mut bytes = Cow::Borrowed(raw);
+    // What the bytes hold, taken again whenever a step changes them.
+    let mut summary = summary;
     let mut layers = 0;
     let mut escapes = false;
     // URL, JavaScript and HTML-entity encodings nest in any order (`%5Cu0024`, `\u0026lbrace;`):
@@ -268,20 +342,16 @@ fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
     // once something is decoded.)
     for round in 0..MAX_DECODE_ROUNDS {
         let mut changed = false;
-        if url && bytes.contains(&b'%') {
+        if url && summary.has_percent() {
             let next = url_decode(&bytes);
             if *next != *bytes {
                 layers += 1;
                 changed = true;
+                summary = Summary::of(&next);
                 bytes = Cow::Owned(next);
             }
         }
-        let summary = if short && round == 0 && changed {
-            Summary::of(&bytes)
-        } else {
-            Summary(NOT_PLAIN_BIT)
-        };
-        if summary.plain() {
+        if short && round == 0 && changed && summary.plain() {
             match String::from_utf8(bytes.into_owned()) {
                 Ok(text) if summary.ascii() || is_settled(&text) => {
                     return Normalized {
@@ -297,19 +367,21 @@ fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
                 Err(e) => bytes = Cow::Owned(e.into_bytes()),
             }
         }
-        if bytes.contains(&b'\\') {
+        if summary.has_backslash() {
             let next = js_unescape(&bytes);
             if *next != *bytes {
                 escapes = true;
                 changed = true;
+                summary = Summary::of(&next);
                 bytes = Cow::Owned(next);
             }
         }
-        if bytes.contains(&b'&') {
+        if summary.has_ampersand() {
             let text = lossy(&bytes);
             let next = decode_entities(&text).into_owned().into_bytes();
             if *next != *bytes {
                 changed = true;
+                summary = Summary::of(&next);
                 bytes = Cow::Owned(next);
             }
         }
@@ -317,13 +389,15 @@ fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
             break;
         }
     }
-    let bytes = if bytes.iter().any(|b| *b == 0xc0 || *b == 0xc1 || *b == 0xe0) {
-        decode_overlong(&bytes)
+    let (bytes, ascii) = if summary.has_overlong_lead() {
+        let bytes = decode_overlong(&bytes);
+        let ascii = bytes.is_ascii();
+        (bytes, ascii)
     } else {
-        bytes.into_owned()
+        (bytes.into_owned(), summary.ascii())
     };
     let mut control = false;
-    let text: String = if bytes.is_ascii() {
+    let text: String = if ascii {
         // Most values that reach here (user agents, URLs, mixed-case words) are ASCII: the same
         // steps on bytes, in place, without decoding characters.
         let mut bytes = bytes;
@@ -356,11 +430,12 @@ fn decode_rounds(raw: &[u8], url: bool, short: bool) -> Normalized<'static> {
         }
     };
     // Most values have nothing to fold: share the text rather than copy it.
-    let needs_fold = may_fold(text.as_bytes())
-        || (!text.is_ascii() && text.chars().any(|c| c.is_whitespace() && !c.is_ascii()));
+    let summary = Summary::of(text.as_bytes());
+    let needs_fold = summary.may_fold()
+        || (!summary.ascii() && text.chars().any(|c| c.is_whitespace() && !c.is_ascii()));
     let folded = needs_fold.then(|| fold(&text)).filter(|f| *f != text);
     Normalized {
-        summary: Summary::of(text.as_bytes()),
+        summary,
         text: Cow::Owned(text),
         folded,
         layers,
@@ -424,18 +499,6 @@ const NOT_PLAIN: [bool; 256] = {
     }
     t
 };
-
-/// Whether `fold` may change ASCII-wise: a comment opener or closer (`/*`, `*/`, `<!--`), two
-/// spaces in a row, or a tab, CR, LF, VT or FF. One pass over the bytes.
-fn may_fold(b: &[u8]) -> bool {
-    b.iter().enumerate().any(|(i, c)| match c {
-        b'*' => (i > 0 && b[i - 1] == b'/') || b.get(i + 1) == Some(&b'/'),
-        b'<' => b[i..].starts_with(b"<!--"),
-        b' ' => b.get(i + 1) == Some(&b' '),
-        b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => true,
-        _ => false,
-    })
-}
 
 /// JavaScript string escapes: `\uXXXX` and `\xXX` (others stay).
 fn js_unescape(input: &[u8]) -> Vec<u8> {
@@ -820,6 +883,18 @@ mod tests {
         out
     }
 
+    /// Whether `fold` may change a text ASCII-wise, as it was first written: a comment opener or closer (`/*`, `*/`, `<!--`), two
+    /// spaces in a row, or a tab, CR, LF, VT or FF. One pass over the bytes.
+    fn may_fold_reference(b: &[u8]) -> bool {
+        b.iter().enumerate().any(|(i, c)| match c {
+            b'*' => (i > 0 && b[i - 1] == b'/') || b.get(i + 1) == Some(&b'/'),
+            b'<' => b[i..].starts_with(b"<!--"),
+            b' ' => b.get(i + 1) == Some(&b' '),
+            b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => true,
+            _ => false,
+        })
+    }
+
     /// Whether a value is plain, as it was first written: a branch per byte.
     fn is_plain_reference(raw: &[u8]) -> bool {
         let mut space = false;
@@ -849,7 +924,7 @@ mod tests {
         #[test]
         fn summary_as_the_separate_checks(
             raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
-            text in r#"[- /*aA%+;<'"\\张，\t]{0,16}"#,
+            text in r#"([- /*aA%+;<!&'"\\张，\t\n\x{3000}]|<!--|\*/|/\*){0,16}"#,
         ) {
             for b in [&raw[..], text.as_bytes()] {
                 let s = Summary::of(b);
@@ -858,6 +933,18 @@ mod tests {
                 proptest::prop_assert_eq!(s.has_ef(), b.contains(&0xef));
                 proptest::prop_assert_eq!(s.has_plus(), b.contains(&b'+'));
                 proptest::prop_assert_eq!(s.has_percent(), b.contains(&b'%'));
+                proptest::prop_assert_eq!(s.has_backslash(), b.contains(&b'\\'));
+                proptest::prop_assert_eq!(s.has_ampersand(), b.contains(&b'&'));
+                let overlong = b.iter().any(|b| matches!(b, 0xc0 | 0xc1 | 0xe0));
+                proptest::prop_assert_eq!(s.has_overlong_lead(), overlong);
+                // Folding may be wanted more often than the exact check says (`<!` for
+                // `<!--`), never less; where the exact check says no, folding changes nothing.
+                proptest::prop_assert!(s.may_fold() || !may_fold_reference(b));
+                if let Ok(text) = std::str::from_utf8(b) {
+                    if !may_fold_reference(b) && !text.chars().any(|c| c.is_whitespace() && !c.is_ascii()) {
+                        proptest::prop_assert_eq!(fold(text), text);
+                    }
+                }
             }
         }
 
@@ -903,9 +990,9 @@ mod tests {
             text in "[a-zA-Z0-9 %/*<!&;#\\\\.'\"\t张三ǅǈΣİ\u{3000}\u{a0}\u{fffd}]{0,32}",
             url in proptest::prelude::any::<bool>(),
         ) {
-            proptest::prop_assert_eq!(normalize(&raw, url), decode_rounds(&raw, url, false));
-            proptest::prop_assert_eq!(normalize(text.as_bytes(), url), decode_rounds(text.as_bytes(), url, false));
-            proptest::prop_assert_eq!(normalize_str(&text, url), decode_rounds(text.as_bytes(), url, false));
+            proptest::prop_assert_eq!(normalize(&raw, url), decode_rounds(&raw, url, false, Summary::of(&raw)));
+            proptest::prop_assert_eq!(normalize(text.as_bytes(), url), decode_rounds(text.as_bytes(), url, false, Summary::of(text.as_bytes())));
+            proptest::prop_assert_eq!(normalize_str(&text, url), decode_rounds(text.as_bytes(), url, false, Summary::of(text.as_bytes())));
         }
 
         /// The same for URL-encoded text (what forms and query strings send), every non-ASCII
@@ -931,7 +1018,7 @@ mod tests {
                         enc.push(char::from(b));
                     }
                 }
-                proptest::prop_assert_eq!(normalize(enc.as_bytes(), url), decode_rounds(enc.as_bytes(), url, false));
+                proptest::prop_assert_eq!(normalize(enc.as_bytes(), url), decode_rounds(enc.as_bytes(), url, false, Summary::of(enc.as_bytes())));
             }
         }
     }
@@ -945,7 +1032,10 @@ mod tests {
             b"%3Cb%3E",
         ];
         for raw in cases {
-            assert_eq!(normalize(raw, true), decode_rounds(raw, true, false));
+            assert_eq!(
+                normalize(raw, true),
+                decode_rounds(raw, true, false, Summary::of(raw))
+            );
         }
         let n = normalize(cases[0], true);
         assert_eq!(n.text, "申请人 张三");
