@@ -35,6 +35,8 @@ fn request<'a>(
         // As received (fragment and encoding kept), not as Pingora parsed it.
         uri: req.raw_path(),
         headers: headers(req),
+        // `http::HeaderName`s are lower case, and so is the `host` added for HTTP/2.
+        names_lower: true,
         body,
         body_truncated: truncated,
     }

@@ -171,6 +171,8 @@ pub fn explain(dir: &Path, method: &str, url: &str, headers: &[String]) -> ExitC
                             method: method.as_str(),
                             uri: target.as_bytes(),
                             headers: pairs,
+                            // As the operator typed them.
+                            names_lower: false,
                             body: None,
                             body_truncated: false,
                         };

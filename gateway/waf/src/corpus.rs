@@ -62,6 +62,8 @@ impl Line {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_slice()))
                 .collect(),
+            // Lowered when the line was read, as Pingora gives them.
+            names_lower: true,
             body: self.body.as_deref(),
             body_truncated: false,
         }

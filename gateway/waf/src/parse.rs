@@ -95,6 +95,9 @@ pub struct Request<'a> {
     pub uri: &'a [u8],
     /// Header names (any case) and raw values, in order.
     pub headers: Vec<(&'a str, &'a [u8])>,
+    /// Every header name is in lower case already (Pingora's and HTTP/2's are): they are not
+    /// checked again, name by name.
+    pub names_lower: bool,
     /// The body read so far (at most the inspection cap).
     pub body: Option<&'a [u8]>,
     /// The body was longer than the cap: only its head was inspected.
@@ -177,6 +180,17 @@ const TYPICAL_TARGETS: usize = 48;
 
 /// The request's header names in lower case, in order (see [`lower`]).
 pub(crate) fn lower_names<'a>(req: &Request<'a>) -> Vec<Cow<'a, str>> {
+    if req.names_lower {
+        debug_assert!(req
+            .headers
+            .iter()
+            .all(|(n, _)| matches!(lower(n), Cow::Borrowed(_))));
+        return req
+            .headers
+            .iter()
+            .map(|(name, _)| Cow::Borrowed(*name))
+            .collect();
+    }
     req.headers.iter().map(|(name, _)| lower(name)).collect()
 }
 
@@ -928,6 +942,7 @@ mod tests {
                 ("Content-Type", ctype.as_bytes()),
                 ("Cookie", b"sid=abc; theme=dark"),
             ],
+            names_lower: false,
             body: Some(body.as_bytes()),
             body_truncated: false,
         }

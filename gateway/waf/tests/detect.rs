@@ -16,6 +16,7 @@ fn get(uri: &str) -> Request<'_> {
             ("Host", b"zwfw.example.gov.cn"),
             ("User-Agent", b"Mozilla/5.0"),
         ],
+        names_lower: false,
         body: None,
         body_truncated: false,
     }
@@ -29,6 +30,7 @@ fn post<'a>(ctype: &'a str, body: &'a str) -> Request<'a> {
             ("Host", b"zwfw.example.gov.cn"),
             ("Content-Type", ctype.as_bytes()),
         ],
+        names_lower: false,
         body: Some(body.as_bytes()),
         body_truncated: false,
     }
@@ -211,6 +213,7 @@ fn hostile_inputs_are_bounded() {
         method: "POST",
         uri: b"/s?q=\xff\xfe%c0",
         headers: vec![("Host", b"h"), ("Content-Type", b"text/plain")],
+        names_lower: false,
         body: Some(b"\xff\x00\xc3"),
         body_truncated: false,
     };

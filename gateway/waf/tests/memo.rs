@@ -56,6 +56,7 @@ fn a_repeated_attack_in_a_header_is_caught_every_time() {
             ("User-Agent", ua),
             ("Cookie", cookie),
         ],
+        names_lower: false,
         body: None,
         body_truncated: false,
     };
@@ -92,6 +93,7 @@ fn a_repeated_path_is_inspected_as_before() {
         method: "GET",
         uri,
         headers: vec![("Host", b"zwfw.example.gov.cn")],
+        names_lower: false,
         body: None,
         body_truncated: false,
     };
