@@ -209,13 +209,26 @@ pub(crate) fn lower(name: &str) -> Cow<'_, str> {
 }
 
 fn head<'a>(out: &mut Out<'a>, f: &mut Findings, req: &Request<'a>, names: &[Cow<'a, str>]) {
-    let (path, query) = match req.uri.iter().position(|b| *b == b'?') {
-        Some(i) => (&req.uri[..i], Some(&req.uri[i + 1..])),
-        None => (req.uri, None),
-    };
-    push(out, Place::Path, Cow::Borrowed(""), path, true);
-    if let Some(q) = query {
-        form(out, f, q);
+    // A target that is UTF-8 as a whole (nearly all: it is percent-encoded) is checked once;
+    // its path and query are then text.
+    if let Some(uri) = crate::normalize::utf8(req.uri) {
+        let (path, query) = match uri.split_once_at_byte(b'?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (uri, None),
+        };
+        push_str(out, Place::Path, Cow::Borrowed(""), path, true);
+        if let Some(q) = query {
+            form_text(out, f, q);
+        }
+    } else {
+        let (path, query) = match memchr::memchr(b'?', req.uri) {
+            Some(i) => (&req.uri[..i], Some(&req.uri[i + 1..])),
+            None => (req.uri, None),
+        };
+        push(out, Place::Path, Cow::Borrowed(""), path, true);
+        if let Some(q) = query {
+            form_bytes(out, f, q);
+        }
     }
     for (lname, &(_, value)) in names.iter().zip(&req.headers) {
         let lname = lname.clone();
@@ -426,13 +439,8 @@ fn form_bytes<'a>(out: &mut Out<'a>, f: &mut Findings, raw: &'a [u8]) {
 fn form_text<'a>(out: &mut Out<'a>, f: &mut Findings, text: &'a str) {
     use crate::normalize::Summary;
     // (Split at `&` and `=` by `memchr`, as the bytes are: the standard library's search for a
-    // character in a `str` costs several times more. Both are ASCII, so every piece starts and
-    // ends on a character boundary.)
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'&', text.as_bytes()).chain(std::iter::once(text.len()));
-    for end in ends {
-        let pair = text.get(start..end).unwrap_or_default();
-        start = end + 1;
+    // character in a `str` costs several times more.)
+    for pair in split_text(text, b'&') {
         if out.len() > MAX_ARGS {
             f.too_many_args = true;
             return;
@@ -440,13 +448,7 @@ fn form_text<'a>(out: &mut Out<'a>, f: &mut Findings, text: &'a str) {
         if pair.is_empty() {
             continue;
         }
-        let (name, value) = match memchr::memchr(b'=', pair.as_bytes()) {
-            Some(i) => (
-                pair.get(..i).unwrap_or_default(),
-                pair.get(i + 1..).unwrap_or_default(),
-            ),
-            None => (pair, ""),
-        };
+        let (name, value) = pair.split_once_at_byte(b'=').unwrap_or((pair, ""));
         let of_name = Summary::of(name.as_bytes());
         let shown = if of_name.has_plus() || of_name.has_percent() {
             shown_name(name.as_bytes())
@@ -494,6 +496,32 @@ fn name_value(pair: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// The pieces of `text` between `sep` bytes (ASCII), as [`split_at_byte`] finds them: every
+/// piece starts and ends on a character boundary.
+fn split_text(text: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(sep, text.as_bytes())
+        .chain(std::iter::once(text.len()))
+        .map(move |end| {
+            let piece = text.get(start..end).unwrap_or_default();
+            start = end + 1;
+            piece
+        })
+}
+
+/// `str::split_once` at an ASCII byte, found with `memchr` (the standard library's search for
+/// a character costs several times more).
+trait SplitOnceAtByte {
+    fn split_once_at_byte(&self, sep: u8) -> Option<(&str, &str)>;
+}
+
+impl SplitOnceAtByte for str {
+    fn split_once_at_byte(&self, sep: u8) -> Option<(&str, &str)> {
+        let i = memchr::memchr(sep, self.as_bytes())?;
+        Some((self.get(..i)?, self.get(i + 1..)?))
+    }
+}
+
 /// The pieces of `raw` between `sep` bytes (as `raw.split(|b| *b == sep)`), found with `memchr`.
 fn split_at_byte(raw: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(raw);
@@ -513,6 +541,24 @@ fn split_at_byte(raw: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
 }
 
 fn cookies<'a>(out: &mut Out<'a>, raw: &'a [u8]) {
+    // A header that is UTF-8 as a whole is checked once, and its names and values are text
+    // (each name was checked twice, for its shown form and its value, and each value once).
+    let Some(text) = crate::normalize::utf8(raw) else {
+        return cookies_bytes(out, raw);
+    };
+    for pair in split_text(text, b';') {
+        let pair = pair.trim_ascii();
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = pair.split_once_at_byte(b'=').unwrap_or((pair, ""));
+        push_str(out, Place::CookieName, Cow::Borrowed(name), name, true);
+        push_str(out, Place::Cookie, Cow::Borrowed(name), value, true);
+    }
+}
+
+/// [`cookies`] for a header that is not UTF-8 throughout.
+fn cookies_bytes<'a>(out: &mut Out<'a>, raw: &'a [u8]) {
     for pair in split_at_byte(raw, b';') {
         let pair = pair.trim_ascii();
         if pair.is_empty() {
@@ -974,6 +1020,22 @@ mod tests {
             };
             proptest::prop_assert_eq!(seen(&text.list), seen(&bytes.list));
             proptest::prop_assert_eq!(f1, f2);
+        }
+    }
+
+    proptest::proptest! {
+        /// A Cookie header read as text gives the targets that reading its bytes gives.
+        #[test]
+        fn cookies_as_text_as_bytes(header in "([a-zA-Z0-9=;张 \t%+]|; |%E5%BC%A0){0,24}") {
+            let (mut text, mut bytes) = (Out::new(), Out::new());
+            cookies(&mut text, header.as_bytes());
+            cookies_bytes(&mut bytes, header.as_bytes());
+            let seen = |t: &[Target]| {
+                t.iter()
+                    .map(|t| (t.place, t.name.to_string(), t.value.clone().into_owned(), t.ordinal))
+                    .collect::<Vec<_>>()
+            };
+            proptest::prop_assert_eq!(seen(&text.list), seen(&bytes.list));
         }
     }
 
