@@ -28,11 +28,12 @@ pub struct Normalized<'a> {
     pub summary: Summary,
 }
 
-/// What one pass over a value's bytes found: whether it is plain (see [`Summary::plain`]),
-/// ASCII, holds the lead byte of U+FFFD, `+` or `%`, and the characters SQL and HTML injection
-/// need. Each later check reads a bit instead of walking the value again: a short value's walk
-/// costs little, but the end of each walk, decided by the value's length, is a branch the
-/// processor mispredicts about once per walk.
+/// What one pass over a value's bytes found: whether it is plain (see [`Summary::plain`]) and
+/// ASCII; whether it holds U+FFFD's lead byte, `+`, `%`, `\`, `&` or a lead of overlong UTF-8;
+/// whether folding may change it; and the characters SQL and HTML injection need. Each later
+/// check reads a bit instead of walking the value again: a short value's walk costs little, but
+/// the end of each walk, decided by the value's length, is a branch the processor mispredicts
+/// about once per walk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary(u16);
 
@@ -43,8 +44,8 @@ impl Summary {
         for &b in bytes {
             let now = BYTE_CLASS[usize::from(b)];
             one |= now;
-            // A pair (two spaces, `--`, `/*`): the first byte's "opens" bits meet the second's
-            // "closes" bits.
+            // A pair (two spaces, `--`, `/*`, `*/`, `<!`): the first byte's "opens" bits meet
+            // the second's "closes" bits.
             pairs |= prev >> OPENS & now;
             prev = now;
         }
@@ -146,53 +147,40 @@ const BYTE_CLASS: [u32; 256] = {
     let mut t = [0u32; 256];
     let mut b = 0;
     while b < 256 {
-        let mut c = 0;
         if NOT_PLAIN[b] {
-            c |= NOT_PLAIN_BIT;
+            t[b] |= NOT_PLAIN_BIT as u32;
         }
         if b >= 0x80 {
-            c |= NON_ASCII_BIT;
+            t[b] |= NON_ASCII_BIT as u32;
         }
-        t[b] = c as u32;
         b += 1;
     }
-    t[0xef] |= EF_BIT as u32;
-    t[b'+' as usize] |= PLUS_BIT as u32;
-    t[b'%' as usize] |= PERCENT_BIT as u32;
-    t[b'\\' as usize] |= BACKSLASH_BIT as u32;
-    t[b'&' as usize] |= AMPERSAND_BIT as u32;
-    let folds = b"\t\n\r\x0b\x0c";
-    let mut i = 0;
-    while i < folds.len() {
-        t[folds[i] as usize] |= FOLD_BIT as u32;
-        i += 1;
-    }
-    let overlong = [0xc0, 0xc1, 0xe0];
-    let mut i = 0;
-    while i < overlong.len() {
-        t[overlong[i]] |= OVERLONG_BIT as u32;
-        i += 1;
-    }
-    let both = b"'\"`<>=";
-    let mut i = 0;
-    while i < both.len() {
-        t[both[i] as usize] |= (SQL_BIT | HTML_BIT) as u32;
-        i += 1;
-    }
-    let sql = b";()#|&!\\";
-    let mut i = 0;
-    while i < sql.len() {
-        t[sql[i] as usize] |= SQL_BIT as u32;
-        i += 1;
-    }
-    t[b' ' as usize] |= SPACES | SPACES << OPENS;
-    t[b'-' as usize] |= DASHES | DASHES << OPENS;
-    t[b'/' as usize] |= COMMENT << OPENS | COMMENT_END;
-    t[b'*' as usize] |= COMMENT | COMMENT_END << OPENS;
-    t[b'<' as usize] |= MARKUP << OPENS;
-    t[b'!' as usize] |= MARKUP;
-    t
+    let t = with_bits(t, b"\xef", EF_BIT as u32);
+    let t = with_bits(t, b"+", PLUS_BIT as u32);
+    let t = with_bits(t, b"%", PERCENT_BIT as u32);
+    let t = with_bits(t, b"\\", BACKSLASH_BIT as u32);
+    let t = with_bits(t, b"&", AMPERSAND_BIT as u32);
+    let t = with_bits(t, b"\t\n\r\x0b\x0c", FOLD_BIT as u32);
+    let t = with_bits(t, b"\xc0\xc1\xe0", OVERLONG_BIT as u32);
+    let t = with_bits(t, b"'\"`<>=", (SQL_BIT | HTML_BIT) as u32);
+    let t = with_bits(t, b";()#|&!\\", SQL_BIT as u32);
+    let t = with_bits(t, b" ", SPACES | SPACES << OPENS);
+    let t = with_bits(t, b"-", DASHES | DASHES << OPENS);
+    let t = with_bits(t, b"/", COMMENT << OPENS | COMMENT_END);
+    let t = with_bits(t, b"*", COMMENT | COMMENT_END << OPENS);
+    let t = with_bits(t, b"<", MARKUP << OPENS);
+    with_bits(t, b"!", MARKUP)
 };
+
+/// `t` with `bits` added to the class of each byte of `bytes`.
+const fn with_bits(mut t: [u32; 256], bytes: &[u8], bits: u32) -> [u32; 256] {
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] |= bits;
+        i += 1;
+    }
+    t
+}
 
 /// Normalises one value. `url` says whether URL decoding applies (query and form values are
 /// decoded once by the parser already; path segments, cookies and headers are not).
@@ -883,8 +871,8 @@ mod tests {
         out
     }
 
-    /// Whether `fold` may change a text ASCII-wise, as it was first written: a comment opener or closer (`/*`, `*/`, `<!--`), two
-    /// spaces in a row, or a tab, CR, LF, VT or FF. One pass over the bytes.
+    /// Whether `fold` may change a text ASCII-wise, as it was first written: a comment opener or
+    /// closer (`/*`, `*/`, `<!--`), two spaces in a row, or a tab, CR, LF, VT or FF.
     fn may_fold_reference(b: &[u8]) -> bool {
         b.iter().enumerate().any(|(i, c)| match c {
             b'*' => (i > 0 && b[i - 1] == b'/') || b.get(i + 1) == Some(&b'/'),
