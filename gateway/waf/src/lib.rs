@@ -22,6 +22,7 @@ pub use rules::{Category, Severity};
 use normalize::Normalized;
 use regex::{Regex, RegexSet};
 use rules::{Form, PatternRule};
+use std::borrow::Cow;
 
 /// How a route's inspection is tuned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,7 +346,7 @@ impl Engine {
         sqli::prepare();
         let mut rules = rules::pattern_rules();
         for r in &mut rules {
-            r.pattern = std::borrow::Cow::Owned(ascii_word_boundaries(&r.pattern));
+            r.pattern = Cow::Owned(ascii_word_boundaries(&r.pattern));
         }
         let mut regexes = Vec::with_capacity(rules.len());
         for r in &rules {
@@ -411,11 +412,7 @@ impl Engine {
 
     fn run(&self, cfg: &Config, req: &Request<'_>, part: Part, mut v: Verdict) -> Verdict {
         // Header names are lowered once, for the targets and the request rules.
-        let names = if part == Part::Body {
-            Vec::new()
-        } else {
-            parse::lower_names(req)
-        };
+        let names = parse::lower_names(req, part);
         let (targets, findings) = parse::targets_named(req, part, &names);
         if part != Part::Body {
             self.request_rules(cfg, req, &names, &mut v);
@@ -727,7 +724,7 @@ impl Engine {
         &self,
         cfg: &Config,
         req: &Request<'_>,
-        names: &[std::borrow::Cow<'_, str>],
+        names: &[Cow<'_, str>],
         v: &mut Verdict,
     ) {
         use code_rules::*;
@@ -1277,7 +1274,7 @@ struct Heads<'a> {
 
 impl<'a> Heads<'a> {
     /// `names`: the request's header names, lowered ([`parse::lower_names`]).
-    fn of(req: &Request<'a>, names: &[std::borrow::Cow<'_, str>]) -> Heads<'a> {
+    fn of(req: &Request<'a>, names: &[Cow<'_, str>]) -> Heads<'a> {
         let mut h = Heads::default();
         for (lname, &(name, value)) in names.iter().zip(&req.headers) {
             let first = |slot: &mut Option<&'a [u8]>| {
@@ -1459,9 +1456,9 @@ fn is_token(s: &str) -> bool {
 
 /// Removes `style="..."` attributes whose value holds only plain declarations (no parentheses,
 /// backslashes, `@`, `&`, or angle brackets).
-fn strip_plain_styles(html: &str) -> std::borrow::Cow<'_, str> {
+fn strip_plain_styles(html: &str) -> Cow<'_, str> {
     if !html.contains("style") {
-        return std::borrow::Cow::Borrowed(html);
+        return Cow::Borrowed(html);
     }
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
@@ -1488,7 +1485,7 @@ fn strip_plain_styles(html: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     out.push_str(rest);
-    std::borrow::Cow::Owned(out)
+    Cow::Owned(out)
 }
 
 /// `\b` as an ASCII word boundary. A Unicode one makes the regex crate's lazy DFA give up on
