@@ -835,9 +835,9 @@ fn multipart<'a>(out: &mut Out<'a>, f: &mut Findings, ctype: &str, body: &'a [u8
             .strip_prefix(b"\r\n")
             .or_else(|| part.strip_prefix(b"\n"))
             .unwrap_or(part);
-        let (head, content) = match find(part, b"\r\n\r\n") {
+        let (head, content) = match BLANK_LINE.find(part) {
             Some(i) => (&part[..i], &part[i + 4..]),
-            None => match find(part, b"\n\n") {
+            None => match BARE_BLANK_LINE.find(part) {
                 Some(i) => (&part[..i], &part[i + 2..]),
                 None => {
                     f.multipart_invalid = true;
@@ -864,8 +864,12 @@ fn multipart<'a>(out: &mut Out<'a>, f: &mut Findings, ctype: &str, body: &'a [u8
                 line.as_bytes(),
                 false,
             );
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("content-disposition:") {
+            let starts = |prefix: &str| {
+                line.as_bytes()
+                    .get(..prefix.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+            };
+            if starts("content-disposition:") {
                 disposition = true;
                 name = param(line, "name");
                 filename = param(line, "filename");
@@ -876,8 +880,9 @@ fn multipart<'a>(out: &mut Out<'a>, f: &mut Findings, ctype: &str, body: &'a [u8
                 if illegal(&name) || illegal(&filename) {
                     f.multipart_names = true;
                 }
-            } else if lower.starts_with("content-transfer-encoding:")
-                || (lower.starts_with("content-type:") && lower.contains("charset="))
+            } else if starts("content-transfer-encoding:")
+                || (starts("content-type:")
+                    && crate::contains_ignore_case(line.as_bytes(), b"charset="))
             {
                 f.multipart_evasive = true;
             }
@@ -897,21 +902,20 @@ fn multipart<'a>(out: &mut Out<'a>, f: &mut Findings, ctype: &str, body: &'a [u8
 /// `name="value"` (or unquoted) from a `Content-Disposition` line; `filename*` is not
 /// `filename`. Quoted values may hold `;`.
 fn param(line: &str, key: &str) -> Option<String> {
-    let mut rest = line.split_once(';')?.1;
+    let mut rest = line.split_once_at_byte(b';')?.1;
     loop {
         let trimmed = rest.trim_start();
-        let (k, after) = trimmed.split_once('=')?;
+        let (k, after) = trimmed.split_once_at_byte(b'=')?;
         let after = after.trim_start();
         let (value, next) = if let Some(q) = after.strip_prefix('"') {
-            match q.find('"') {
-                Some(end) => (
-                    &q[..end],
-                    q[end + 1..].split_once(';').map_or("", |(_, n)| n),
-                ),
+            match q.split_once_at_byte(b'"') {
+                Some((value, after)) => {
+                    (value, after.split_once_at_byte(b';').map_or("", |(_, n)| n))
+                }
                 None => (q, ""),
             }
         } else {
-            match after.split_once(';') {
+            match after.split_once_at_byte(b';') {
                 Some((v, n)) => (v.trim_end(), n),
                 None => (after.trim_end(), ""),
             }
@@ -926,12 +930,15 @@ fn param(line: &str, key: &str) -> Option<String> {
     }
 }
 
-/// Where `needle` first occurs in `hay`: `memchr`'s vectorised substring search (comparing the
+/// The end of a part's head, found with `memchr`'s vectorised substring search (comparing the
 /// needle at every position cost a `memcmp` call per byte of a multipart body, about a thousand
-/// per upload).
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
-}
+/// per upload). Built once: `memmem::find` builds its searcher on every call, which cost more
+/// than the search in a short part.
+static BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+/// [`BLANK_LINE`] without carriage returns.
+static BARE_BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
 
 fn split_on<'a>(hay: &'a [u8], delim: &[u8]) -> Vec<&'a [u8]> {
     let finder = memchr::memmem::Finder::new(delim);

@@ -257,3 +257,36 @@ fn json_bodies_are_walked_as_they_parse() {
     assert!(hits(&many).contains(&920380));
     assert!(!hits("[1, 2, 3]").contains(&920380));
 }
+
+/// IIS `%uFFxx` (rule 920260), in the target and in a body, either case; other `%u` escapes and
+/// bodies full of `u`s and `%`s are not it.
+#[test]
+fn iis_full_width_escapes() {
+    let fired = |v: menwei_waf::Verdict| v.hits.iter().any(|h| h.rule == 920260);
+    let cfg = Config::default();
+    for uri in [
+        "/s?q=%uff1cscript%uff1e",
+        "/s?q=%UFF1C",
+        "/s?q=x%uFf1c",
+        "/%uff0e%uff0e/",
+    ] {
+        assert!(fired(engine().inspect(&cfg, &get(uri))), "{uri}");
+    }
+    for uri in [
+        "/s?q=%u4e2d",
+        "/s?q=%uf",
+        "/s?q=uff",
+        "/s?q=%25uff",
+        "/s?q=%u",
+    ] {
+        assert!(!fired(engine().inspect(&cfg, &get(uri))), "{uri}");
+    }
+    let form = "application/x-www-form-urlencoded";
+    assert!(fired(engine().inspect(&cfg, &post(form, "a=1&b=%uFF1c"))));
+    let json = "application/json";
+    let names = r#"{"user":"u","number":"%u4e2d%E5%BC%A0","uuu":"%%uf"}"#;
+    assert!(!fired(engine().inspect(&cfg, &post(json, names))));
+    assert!(fired(
+        engine().inspect(&cfg, &post(json, r#"{"q":"%UfF1c"}"#))
+    ));
+}
