@@ -14,9 +14,10 @@ use crate::parse::Place;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// foldhash with a per-process random seed: several times faster than SipHash on these short
-/// keys, and the memories are bounded, so even engineered collisions cost little.
-type Seeded = foldhash::quality::RandomState;
+/// foldhash (its fast variant, as hashbrown uses it) with a per-process random seed: several
+/// times faster than SipHash on these short keys, and the memories are bounded, so even
+/// engineered collisions cost little.
+type Seeded = foldhash::fast::RandomState;
 
 const ENTRIES: usize = 4096;
 /// Longer values are not remembered.
@@ -68,8 +69,13 @@ struct Slot {
 
 impl Clean {
     fn hash(&self, tag: u8, raw: &[u8]) -> (usize, u32) {
-        use std::hash::BuildHasher;
-        let h = self.hasher.hash_one((tag, raw));
+        use std::hash::{BuildHasher, Hasher};
+        // The tag's one byte, then the value's bytes (no length first: the tag is of fixed
+        // width, so no two keys write the same bytes).
+        let mut h = self.hasher.build_hasher();
+        h.write_u8(tag);
+        h.write(raw);
+        let h = h.finish();
         ((h as usize) % SLOTS, (h >> 32) as u32 | 1)
     }
 
@@ -242,11 +248,16 @@ fn tag(place: Place, url: bool) -> u8 {
 }
 
 /// Whether this value was found clean before (it can then be skipped: it adds nothing).
+/// (Inlined where values are added: most values of a body are of places never remembered,
+/// and are answered without a call.)
+#[inline]
 pub fn is_clean(place: Place, url: bool, raw: &[u8]) -> bool {
-    if !repeats(place) || raw.len() > MAX_LEN {
-        return false;
-    }
-    let tag = tag(place, url);
+    repeats(place) && raw.len() <= MAX_LEN && remembered(tag(place, url), raw)
+}
+
+/// Whether `raw` is in set `tag` of the values found clean.
+#[inline(never)]
+fn remembered(tag: u8, raw: &[u8]) -> bool {
     CLEAN.with(|c| c.try_borrow().is_ok_and(|c| c.contains(tag, raw)))
 }
 
