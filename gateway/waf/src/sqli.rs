@@ -76,18 +76,29 @@ fn table_type(b: u8) -> u8 {
 /// No word of the keyword table is longer (its longest has 29 bytes; a test checks the bound).
 const LONGEST_WORD: usize = 32;
 
-type Words = HashMap<&'static [u8], u8, foldhash::fast::FixedState>;
+/// The keyword table by word, and which lengths its words have by first byte (bit `n` of
+/// `lengths[b]`: a word of `n` bytes starts with `b`). Only upper-case entries can be found
+/// (words are looked up in upper case), as by libinjectionrs' binary search.
+struct Words {
+    types: HashMap<&'static [u8], u8, foldhash::fast::FixedState>,
+    lengths: [u64; 256],
+}
 
-/// The keyword table by word. Only upper-case entries can be found (words are looked up in upper
-/// case), as by libinjectionrs' binary search.
 fn words() -> &'static Words {
     static WORDS: OnceLock<Words> = OnceLock::new();
     WORDS.get_or_init(|| {
-        SQL_KEYWORDS
+        let types: HashMap<_, _, _> = SQL_KEYWORDS
             .iter()
             .filter(|k| !k.word.bytes().any(|b| b.is_ascii_lowercase()))
             .map(|k| (k.word.as_bytes(), table_type(k.token_type)))
-            .collect()
+            .collect();
+        let mut lengths = [0u64; 256];
+        for word in types.keys() {
+            if let (Some(&first), true) = (word.first(), word.len() <= LONGEST_WORD) {
+                lengths[usize::from(first)] |= 1 << word.len();
+            }
+        }
+        Words { types, lengths }
     })
 }
 
@@ -99,16 +110,24 @@ pub fn prepare() {
 /// A word's type: the keyword table's, else a bareword. Looked up in upper case (ASCII letters
 /// only), from a copy on the stack.
 fn lookup(word: &[u8]) -> u8 {
-    if word.len() > LONGEST_WORD {
+    let words = words();
+    // Most words of benign text (`tom`, `application`, `span`) have no entry of their length
+    // and first letter: answered without the copy and the table.
+    let Some(&first) = word.first() else {
+        return BAREWORD;
+    };
+    let first = usize::from(first.to_ascii_uppercase());
+    if word.len() > LONGEST_WORD || words.lengths[first] >> word.len() & 1 == 0 {
         return BAREWORD;
     }
     let mut upper = [0u8; LONGEST_WORD];
-    let Some(upper) = upper.get_mut(..word.len()) else {
-        return BAREWORD;
-    };
-    upper.copy_from_slice(word);
-    upper.make_ascii_uppercase();
-    words().get(&*upper).copied().unwrap_or(BAREWORD)
+    // (Copied and raised in one loop: a `copy_from_slice` of a few bytes is a call to `memcpy`,
+    // whose branches on the length were mispredicted about once a word.)
+    for (u, b) in upper.iter_mut().zip(word) {
+        *u = b.to_ascii_uppercase();
+    }
+    let upper = upper.get(..word.len()).unwrap_or_default();
+    words.types.get(upper).copied().unwrap_or(BAREWORD)
 }
 
 #[derive(Clone, Copy)]
@@ -1515,7 +1534,20 @@ mod tests {
                 "{}",
                 k.word
             );
+            // A word one byte longer or shorter, or with another first byte, is looked up
+            // past the length filter's answer for this one.
+            for other in [
+                k.word.get(1..).unwrap_or_default().as_bytes().to_vec(),
+                [k.word.as_bytes(), b"X"].concat(),
+                [b"Q", k.word.as_bytes().get(1..).unwrap_or_default()].concat(),
+            ] {
+                let upper = other.to_ascii_uppercase();
+                let want = words().types.get(&*upper).copied().unwrap_or(BAREWORD);
+                assert_eq!(lookup(&other), want, "{}", String::from_utf8_lossy(&other));
+            }
         }
+        assert_eq!(lookup(b""), BAREWORD);
+        assert_eq!(lookup(&[b'A'; LONGEST_WORD + 1]), BAREWORD);
     }
 
     /// Long, unclosed and deeply folding inputs end, and agree.
