@@ -40,26 +40,11 @@ pub struct Summary(u16);
 impl Summary {
     /// The summary of `bytes`: one table lookup per byte and no branch on the byte.
     pub fn of(bytes: &[u8]) -> Summary {
-        let (mut one, mut pairs, mut prev) = (0u32, 0u32, 0u32);
+        let mut s = Summarizer::default();
         for &b in bytes {
-            let now = BYTE_CLASS[usize::from(b)];
-            one |= now;
-            // A pair (two spaces, `--`, `/*`, `*/`, `<!`): the first byte's "opens" bits meet
-            // the second's "closes" bits.
-            pairs |= prev >> OPENS & now;
-            prev = now;
+            s.add(class(b));
         }
-        let mut bits = (one & ONE_BYTE) as u16;
-        if pairs & SPACES != 0 {
-            bits |= NOT_PLAIN_BIT | FOLD_BIT;
-        }
-        if pairs & (DASHES | COMMENT) != 0 {
-            bits |= SQL_BIT;
-        }
-        if pairs & (COMMENT | COMMENT_END | MARKUP) != 0 {
-            bits |= FOLD_BIT;
-        }
-        Summary(bits)
+        s.finish()
     }
 
     /// No byte that decoding, lowering or folding would act on (controls, upper case, the
@@ -117,6 +102,51 @@ impl Summary {
     }
 }
 
+/// A [`Summary`] taken a byte at a time, for a walk that does more than summarise (splitting a
+/// form at its separators while summarising its pieces): [`add`](Self::add) each byte's
+/// [`class`], then [`finish`](Self::finish).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Summarizer {
+    one: u32,
+    pairs: u32,
+    prev: u32,
+}
+
+impl Summarizer {
+    #[inline(always)]
+    pub(crate) fn add(&mut self, now: u32) {
+        self.one |= now;
+        // A pair (two spaces, `--`, `/*`, `*/`, `<!`): the first byte's "opens" bits meet the
+        // second's "closes" bits.
+        self.pairs |= self.prev >> OPENS & now;
+        self.prev = now;
+    }
+
+    pub(crate) fn finish(self) -> Summary {
+        let (one, pairs) = (self.one, self.pairs);
+        let mut bits = (one & ONE_BYTE) as u16;
+        if pairs & SPACES != 0 {
+            bits |= NOT_PLAIN_BIT | FOLD_BIT;
+        }
+        if pairs & (DASHES | COMMENT) != 0 {
+            bits |= SQL_BIT;
+        }
+        if pairs & (COMMENT | COMMENT_END | MARKUP) != 0 {
+            bits |= FOLD_BIT;
+        }
+        Summary(bits)
+    }
+}
+
+/// A byte's class: its bits for [`Summarizer::add`], and [`FORM_SEPARATOR`].
+#[inline(always)]
+pub(crate) fn class(b: u8) -> u32 {
+    BYTE_CLASS[usize::from(b)]
+}
+
+/// In a byte's [`class`]: `&` or `=`, where a form is split (no bit of a [`Summary`]).
+pub(crate) const FORM_SEPARATOR: u32 = 1 << 29;
+
 // A byte's own bits (the low bits of its class, `ONE_BYTE`).
 const NOT_PLAIN_BIT: u16 = 1;
 const NON_ASCII_BIT: u16 = 2;
@@ -169,6 +199,7 @@ const BYTE_CLASS: [u32; 256] = {
     let t = with_bits(t, b"/", COMMENT << OPENS | COMMENT_END);
     let t = with_bits(t, b"*", COMMENT | COMMENT_END << OPENS);
     let t = with_bits(t, b"<", MARKUP << OPENS);
+    let t = with_bits(t, b"&=", FORM_SEPARATOR);
     with_bits(t, b"!", MARKUP)
 };
 
