@@ -351,6 +351,14 @@ fn push_copy<'a>(out: &mut Out<'a>, place: Place, name: Cow<'a, str>, value: &[u
     });
 }
 
+/// As [`push_copy`], for a value known to be UTF-8 (an escaped JSON string, an integer's
+/// digits): not checked again.
+fn push_copy_str<'a>(out: &mut Out<'a>, place: Place, name: Cow<'a, str>, value: &str, url: bool) {
+    add(out, place, name, value.as_bytes(), url, || {
+        normalize_str(value, url).into_owned()
+    });
+}
+
 fn add<'a>(
     out: &mut Out<'a>,
     place: Place,
@@ -685,7 +693,7 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_, 'de> {
 
     fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
         if self.keep() {
-            push_copy(self.out, Place::Arg, self.name.clone(), v.as_bytes(), true);
+            push_copy_str(self.out, Place::Arg, self.name.clone(), v, true);
         }
         Ok(())
     }
@@ -733,9 +741,7 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_, 'de> {
             if self.out.len() <= MAX_ARGS {
                 match &key {
                     Cow::Borrowed(k) => push_str(self.out, Place::ArgName, key.clone(), k, true),
-                    Cow::Owned(k) => {
-                        push_copy(self.out, Place::ArgName, key.clone(), k.as_bytes(), true)
-                    }
+                    Cow::Owned(k) => push_copy_str(self.out, Place::ArgName, key.clone(), k, true),
                 }
             }
             map.next_value_seed(Walk {
@@ -783,13 +789,7 @@ impl Walk<'_, '_> {
     /// commonest numbers of a JSON body).
     fn integer<E>(mut self, text: &str) -> Result<(), E> {
         if self.keep() {
-            push_copy(
-                self.out,
-                Place::Arg,
-                self.name.clone(),
-                text.as_bytes(),
-                false,
-            );
+            push_copy_str(self.out, Place::Arg, self.name.clone(), text, false);
         }
         Ok(())
     }
