@@ -138,6 +138,9 @@ struct Token {
     /// Bytes of `val` held (at most `TOKEN_SIZE - 1`).
     len: usize,
     val: [u8; TOKEN_SIZE],
+    /// The value is known to be ASCII (so UTF-8: [`Self::text`] need not check it); false when
+    /// unknown.
+    ascii: bool,
 }
 
 impl Token {
@@ -147,6 +150,7 @@ impl Token {
         str_close: 0,
         len: 0,
         val: [0; TOKEN_SIZE],
+        ascii: false,
     };
 
     fn assign(&mut self, kind: u8, value: &[u8]) {
@@ -154,9 +158,15 @@ impl Token {
         self.kind = token_type(kind);
         self.len = n;
         self.val = [0; TOKEN_SIZE];
-        if let (Some(dst), Some(src)) = (self.val.get_mut(..n), value.get(..n)) {
-            dst.copy_from_slice(src);
+        // Copied a byte at a time, noting whether any is above ASCII: a `copy_from_slice` of a
+        // few bytes was a call to `memcpy`, and `text` then checked the copy as UTF-8, each
+        // with branches on the length mispredicted about once a token.
+        let mut high = 0;
+        for (d, s) in self.val.iter_mut().zip(value.iter().take(n)) {
+            *d = *s;
+            high |= *s;
         }
+        self.ascii = high < 0x80;
     }
 
     fn assign_char(&mut self, kind: u8, ch: u8) {
@@ -164,6 +174,7 @@ impl Token {
         self.len = 1;
         self.val[0] = ch;
         self.val[1] = 0;
+        self.ascii = ch < 0x80;
     }
 
     fn value(&self) -> &[u8] {
@@ -173,9 +184,10 @@ impl Token {
     /// The value as libinjectionrs compares it (`value_as_str`): its text, or for bytes that are
     /// not UTF-8 a placeholder that equals no keyword.
     fn text(&self) -> &[u8] {
-        match std::str::from_utf8(self.value()) {
-            Ok(_) => self.value(),
-            Err(_) => b"<binary>",
+        if self.ascii || std::str::from_utf8(self.value()).is_ok() {
+            self.value()
+        } else {
+            b"<binary>"
         }
     }
 
@@ -1277,6 +1289,8 @@ fn merge_words(a: &mut Token, b: &Token) -> bool {
         dst.copy_from_slice(src);
     }
     a.len = keep;
+    // (A keyword of the table: ASCII. Left unknown all the same; `text` checks it.)
+    a.ascii = false;
     true
 }
 
