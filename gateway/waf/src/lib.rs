@@ -1313,6 +1313,12 @@ const ALLOWED_CHARSETS: [&str; 7] = [
     "gb18030",
 ];
 
+/// Whether `hay` starts with `prefix` (ASCII) in any case.
+pub(crate) fn starts_with_ignore_case(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+}
+
 /// Whether `hay` holds `needle` (lower case ASCII) in any case.
 pub(crate) fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     matches_ignore_case(hay, needle).next().is_some()
@@ -1609,7 +1615,15 @@ mod tests {
                 windows(hay, needle)
             );
             assert_eq!(contains_ignore_case(hay, needle), windows(hay, needle) > 0);
+            assert_eq!(
+                starts_with_ignore_case(hay, needle),
+                hay.len() >= needle.len() && windows(&hay[..needle.len()], needle) == 1
+            );
         }
+        assert!(starts_with_ignore_case(
+            b"Multipart/Form-Data; b=1",
+            b"multipart/"
+        ));
     }
 
     /// Names are measured in characters, not bytes: 60 Chinese characters (180 bytes) are

@@ -213,8 +213,6 @@ const fn with_bits(mut t: [u32; 256], bytes: &[u8], bits: u32) -> [u32; 256] {
     t
 }
 
-/// Normalises one value. `url` says whether URL decoding applies (query and form values are
-/// decoded once by the parser already; path segments, cookies and headers are not).
 impl Normalized<'_> {
     /// The folded form (comments removed, whitespace runs folded).
     pub fn folded(&self) -> &str {
@@ -234,6 +232,8 @@ impl Normalized<'_> {
     }
 }
 
+/// Normalises one value. `url` says whether URL decoding applies (query and form values are
+/// decoded once by the parser already; path segments, cookies and headers are not).
 pub fn normalize(raw: &[u8], url: bool) -> Normalized<'_> {
     // Fast path: nothing to decode, fold or lower (plain ASCII words, numbers, dates; Chinese
     // text without escapes): the text is the request's own bytes.

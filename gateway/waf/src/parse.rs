@@ -240,11 +240,7 @@ fn body<'a>(out: &mut Out<'a>, f: &mut Findings, req: &Request<'a>) {
     if let Some(body) = req.body.filter(|b| !b.is_empty()) {
         // The media type compared ignoring ASCII case, as sent (no copies).
         let ctype = req.header("content-type").unwrap_or_default();
-        let starts = |p: &[u8]| {
-            ctype
-                .get(..p.len())
-                .is_some_and(|h| h.eq_ignore_ascii_case(p))
-        };
+        let starts = |p: &[u8]| crate::starts_with_ignore_case(ctype, p);
         let plus_json = || crate::contains_ignore_case(ctype, b"+json");
         if starts(b"application/x-www-form-urlencoded") {
             form(out, f, body);
@@ -498,7 +494,7 @@ fn form_pair<'a>(
         ),
     };
     let shown = if of_name.has_plus() || of_name.has_percent() {
-        shown_name(name.as_bytes())
+        decoded_name(name.as_bytes())
     } else {
         Cow::Borrowed(name)
     };
@@ -532,6 +528,11 @@ fn shown_name(name: &[u8]) -> Cow<'_, str> {
             return Cow::Borrowed(name);
         }
     }
+    decoded_name(name)
+}
+
+/// [`shown_name`] of a name that holds `+` or `%` (or is not UTF-8): decoded into a copy.
+fn decoded_name(name: &[u8]) -> Cow<'static, str> {
     Cow::Owned(String::from_utf8_lossy(&crate::normalize::url_decode(&plus(name))).into_owned())
 }
 
@@ -910,12 +911,8 @@ fn multipart<'a>(out: &mut Out<'a>, f: &mut Findings, ctype: &str, body: &'a [u8
                 line.as_bytes(),
                 false,
             );
-            let starts = |prefix: &str| {
-                line.as_bytes()
-                    .get(..prefix.len())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
-            };
-            if starts("content-disposition:") {
+            let starts = |p: &[u8]| crate::starts_with_ignore_case(line.as_bytes(), p);
+            if starts(b"content-disposition:") {
                 disposition = true;
                 name = param(line, "name");
                 filename = param(line, "filename");
@@ -926,8 +923,8 @@ fn multipart<'a>(out: &mut Out<'a>, f: &mut Findings, ctype: &str, body: &'a [u8
                 if illegal(&name) || illegal(&filename) {
                     f.multipart_names = true;
                 }
-            } else if starts("content-transfer-encoding:")
-                || (starts("content-type:")
+            } else if starts(b"content-transfer-encoding:")
+                || (starts(b"content-type:")
                     && crate::contains_ignore_case(line.as_bytes(), b"charset="))
             {
                 f.multipart_evasive = true;

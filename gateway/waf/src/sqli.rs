@@ -93,8 +93,8 @@ fn words() -> &'static Words {
             .map(|k| (k.word.as_bytes(), table_type(k.token_type)))
             .collect();
         let mut lengths = [0u64; 256];
-        for word in types.keys() {
-            if let (Some(&first), true) = (word.first(), word.len() <= LONGEST_WORD) {
+        for word in types.keys().filter(|w| w.len() <= LONGEST_WORD) {
+            if let Some(&first) = word.first() {
                 lengths[usize::from(first)] |= 1 << word.len();
             }
         }
