@@ -1289,8 +1289,8 @@ fn merge_words(a: &mut Token, b: &Token) -> bool {
         dst.copy_from_slice(src);
     }
     a.len = keep;
-    // (A keyword of the table: ASCII. Left unknown all the same; `text` checks it.)
-    a.ascii = false;
+    // The two texts joined by a space: ASCII when both are known to be.
+    a.ascii = a.ascii && b.ascii;
     true
 }
 
