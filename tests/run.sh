@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what it needs, then runs format and lint
-# gates, every unit test, every end-to-end test, and `menwei check` on the shipped policies.
+# gates, a compile check of the fuzz targets, every unit test, every end-to-end test, and `menwei
+# check` on the shipped policies.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -38,6 +39,13 @@ echo "== clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== build binaries" >&2
 cargo build --workspace --bins --quiet
+echo "== fuzz targets compile" >&2
+# The fuzz crates (gateway/*/fuzz) are outside the workspace (cargo-fuzz builds them with
+# libFuzzer's instrumentation), so nothing else would notice an API change breaking them. Their
+# lockfiles pin the workspace's versions plus libfuzzer-sys and arbitrary.
+for f in gateway/*/fuzz/Cargo.toml; do
+  CARGO_TARGET_DIR="$root/target/fuzz-check" cargo check --locked --quiet --manifest-path "$f" --bins
+done
 echo "== shipped policies" >&2
 certs/make-dev-certs.sh >/dev/null
 # --offline: the demo's Redis is not running here (tests/tests/cluster.rs covers the connection check).
