@@ -42,7 +42,9 @@ cargo build --workspace --bins --quiet
 echo "== fuzz targets compile" >&2
 # The fuzz crates (gateway/*/fuzz) are outside the workspace (cargo-fuzz builds them with
 # libFuzzer's instrumentation), so nothing else would notice an API change breaking them. Their
-# lockfiles pin the workspace's versions plus libfuzzer-sys and arbitrary.
+# lockfiles pin the workspace's versions plus libfuzzer-sys and arbitrary. After a dependency
+# change in the workspace, refresh each from the workspace's own:
+#   cp Cargo.lock gateway/X/fuzz/ && cargo check --manifest-path gateway/X/fuzz/Cargo.toml --bins
 for f in gateway/*/fuzz/Cargo.toml; do
   CARGO_TARGET_DIR="$root/target/fuzz-check" cargo check --locked --quiet --manifest-path "$f" --bins
 done
