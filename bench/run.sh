@@ -136,8 +136,11 @@ taskset -c 1 nginx -c "$out/nginx-proxy.conf" -p "$out" & pids+=($!)
 taskset -c 1 nginx -c "$out/nginx-log.conf" -p "$out" & pids+=($!)
 taskset -c 1 "$rel/passthrough" "127.0.0.1:$PASS" "127.0.0.1:$BACK" 1 2>"$out/passthrough.log" & pass_pid=$!; pids+=($pass_pid)
 taskset -c 1 "${MENWEI:-$rel/menwei}" run --policies "$out/policies" >"$out/access.log" 2>"$out/menwei.log" & mw_pid=$!; pids+=($mw_pid)
-sleep 2
-for p in $BACK $NGX $PASS $MW $NGXLOG; do curl -fsS -o /dev/null "http://127.0.0.1:$p/small.json" || { echo "port $p not serving" >&2; exit 1; }; done
+# Up to 10 s each: a gateway compiles its policy before it listens.
+for p in $BACK $NGX $PASS $MW $NGXLOG; do
+  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$p/small.json" && break; sleep 0.1; done
+  curl -fsS -o /dev/null "http://127.0.0.1:$p/small.json" || { echo "port $p not serving" >&2; exit 1; }
+done
 ngx_worker_pid() { # the worker of the nginx whose master's pid is in file $1
   local w
   for w in $(pgrep -f "nginx: worker process"); do
