@@ -26,12 +26,8 @@ taskset -c 0 nginx -c "$out/nginx.conf" -p "$out" & pids+=($!)
 taskset -c 1 "$rel/passthrough" "127.0.0.1:$PASS" "127.0.0.1:$BACK" 1 2>/dev/null & pass=$!; pids+=($pass)
 taskset -c 1 "$old" run --policies "$ab/a" >"$ab/a.access.log" 2>"$ab/a.log" & a=$!; pids+=($a)
 taskset -c 1 "$new" run --policies "$ab/b" >"$ab/b.access.log" 2>"$ab/b.log" & b=$!; pids+=($b)
-# Up to 10 s each: a gateway compiles its policy (rule sets included) before it listens.
-for p in $PASS $A $B; do
-  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$p/$size.json" && break; sleep 0.1; done
-  curl -fsS -o /dev/null "http://127.0.0.1:$p/$size.json" || { echo "port $p not serving" >&2; exit 1; }
-done
 . bench/lib.sh
+for p in $PASS $A $B; do wait_serving "http://127.0.0.1:$p/$size.json"; done
 res="$ab/results.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$res"
 for r in $(seq 1 "$rounds"); do
   # old and new swap places every round: a target measured right after another is not always

@@ -1,5 +1,13 @@
-# Shared by bench/ratelimit.sh, bench/mask.sh, bench/ab.sh, bench/waf.sh and bench/waf-callgrind.sh (sourced): one measured wrk round against a
+# Shared by bench/run.sh, bench/ratelimit.sh, bench/mask.sh, bench/ab.sh, bench/waf.sh and bench/waf-callgrind.sh (sourced): one measured wrk round against a
 # gateway told apart by Host, and medians of the rounds.
+
+# wait_serving URL [CURL_ARGS...]   waits up to 10 s for URL to answer 2xx (a gateway compiles its
+#   policy, rule sets included, before it listens); says which URL never did and fails otherwise.
+wait_serving() {
+  local url=$1; shift
+  for _ in $(seq 100); do curl -fs -o /dev/null "$@" "$url" && return 0; sleep 0.1; done
+  echo "$url: not serving after 10 s" >&2; return 1
+}
 
 # wrk_round ROUND TARGET URL PID SECS RESULTS [LABEL]
 #   warms up 2 s, then measures SECS s with `Host: TARGET.bench`; appends

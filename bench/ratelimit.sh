@@ -67,9 +67,7 @@ taskset -c 0 nginx -c "$out/nginx.conf" -p "$out" & pids+=($!)
 taskset -c 0 redis-server --port $REDIS --bind 127.0.0.1 --save "" --appendonly no >/dev/null & pids+=($!)
 sleep 0.5
 taskset -c 1 "$rel/menwei" run --policies "$pol" >"$out/rl-access.log" 2>"$out/rl-menwei.log" & mw=$!; pids+=($mw)
-# Up to 10 s: the gateway compiles its policy before it listens (any HTTP answer will do).
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$MW/" && break; sleep 0.1; done
-curl -s -o /dev/null "http://127.0.0.1:$MW/" || { echo "menwei not serving on $MW (see $out/rl-menwei.log)" >&2; exit 1; }
+wait_serving "http://127.0.0.1:$MW/small.json" -H "Host: none.bench" || { echo "see $out/rl-menwei.log" >&2; exit 1; }
 results="$out/ratelimit.tsv"; echo -e "round\ttarget\treq_s\tp99_ms\tcpu_us_per_req" > "$results"
 for r in $(seq 1 "$rounds"); do
   for t in none local cluster; do

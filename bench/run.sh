@@ -15,6 +15,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+. "$root/bench/lib.sh"
 rounds="${1:-3}"; secs="${2:-10}"; conns="${CONNS:-32}"
 out="$root/bench/out"; rm -rf "$out"; mkdir -p "$out/www"
 
@@ -136,11 +137,7 @@ taskset -c 1 nginx -c "$out/nginx-proxy.conf" -p "$out" & pids+=($!)
 taskset -c 1 nginx -c "$out/nginx-log.conf" -p "$out" & pids+=($!)
 taskset -c 1 "$rel/passthrough" "127.0.0.1:$PASS" "127.0.0.1:$BACK" 1 2>"$out/passthrough.log" & pass_pid=$!; pids+=($pass_pid)
 taskset -c 1 "${MENWEI:-$rel/menwei}" run --policies "$out/policies" >"$out/access.log" 2>"$out/menwei.log" & mw_pid=$!; pids+=($mw_pid)
-# Up to 10 s each: a gateway compiles its policy before it listens.
-for p in $BACK $NGX $PASS $MW $NGXLOG; do
-  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$p/small.json" && break; sleep 0.1; done
-  curl -fsS -o /dev/null "http://127.0.0.1:$p/small.json" || { echo "port $p not serving" >&2; exit 1; }
-done
+for p in $BACK $NGX $PASS $MW $NGXLOG; do wait_serving "http://127.0.0.1:$p/small.json"; done
 ngx_worker_pid() { # the worker of the nginx whose master's pid is in file $1
   local w
   for w in $(pgrep -f "nginx: worker process"); do
