@@ -119,12 +119,9 @@ pub fn verify(
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
         .map_err(|e| TokenError::Invalid(e.to_string()))?;
     let claims = data.claims;
-    if let Some(iat) = claims.get("iat").and_then(Value::as_u64) {
-        let now = crate::now_secs();
-        if iat > now + want.leeway.as_secs() {
-            return Err(TokenError::Invalid("issued in the future".into()));
-        }
-    }
+    // jsonwebtoken 9 takes a time claim it cannot parse as absent (CVE-2026-25537): `nbf` as a
+    // string would never be checked. Every time claim is checked here again, type first.
+    check_times(&claims, want)?;
     Ok(claims)
 }
 
@@ -268,17 +265,152 @@ fn check_claims(c: &Map<String, Value>, want: &Expect<'_>) -> Result<(), TokenEr
     if !aud_ok {
         return bad("audience");
     }
+    check_times(c, want)
+}
+
+/// The time claims present (`exp` when `want.check_exp`, `nbf`, `iat`): each must be a whole
+/// number of seconds (RFC 7519's NumericDate as providers issue it), and `exp` not past, `nbf`
+/// and `iat` not in the future, with the leeway. A claim of another type is refused, never
+/// taken as absent.
+fn check_times(c: &Map<String, Value>, want: &Expect<'_>) -> Result<(), TokenError> {
+    let bad = |s: &str| Err(TokenError::Invalid(s.to_string()));
+    let time = |name: &str| match c.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| TokenError::Invalid(format!("{name} is not a whole number of seconds"))),
+    };
     let now = crate::now_secs();
     let leeway = want.leeway.as_secs();
-    let num = |k: &str| c.get(k).and_then(Value::as_u64);
-    if want.check_exp && c.contains_key("exp") && num("exp").is_none_or(|e| e + leeway < now) {
+    if want.check_exp && time("exp")?.is_some_and(|e| e.saturating_add(leeway) < now) {
         return bad("expired");
     }
-    if c.contains_key("nbf") && num("nbf").is_none_or(|n| n > now + leeway) {
+    if time("nbf")?.is_some_and(|n| n > now.saturating_add(leeway)) {
         return bad("not yet valid");
     }
-    if num("iat").is_some_and(|i| i > now + leeway) {
+    if time("iat")?.is_some_and(|i| i > now.saturating_add(leeway)) {
         return bad("issued in the future");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    use jsonwebtoken::{EncodingKey, Header};
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use serde_json::json;
+
+    const ISS: &str = "https://idp.example";
+
+    /// A fresh P-256 key: its encoding key and its JWKS (one key, `kid` "k1").
+    fn es256() -> (EncodingKey, JwkSet) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let p = pair.public_key().as_ref();
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "kid": "k1",
+            "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..65])}]});
+        (
+            EncodingKey::from_ec_der(pkcs8.as_ref()),
+            serde_json::from_value(jwks).unwrap(),
+        )
+    }
+
+    fn sign(key: &EncodingKey, claims: &Value) -> String {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(&h, claims, key).unwrap()
+    }
+
+    fn access(aud: &[String]) -> Expect<'_> {
+        Expect {
+            issuer: ISS,
+            audience: aud,
+            algorithms: &[TokenAlg::ES256],
+            leeway: Duration::from_secs(30),
+            required: &["exp", "iss", "aud", "sub"],
+            check_exp: true,
+        }
+    }
+
+    /// Time claims must be numbers (RFC 7519's NumericDate). One of another type is refused,
+    /// never taken as absent: jsonwebtoken 9 skips a `nbf` or unrequired `exp` it cannot parse
+    /// (CVE-2026-25537), so a token "not valid before" a string date would pass.
+    #[test]
+    fn time_claims_of_the_wrong_type_are_refused() {
+        let (key, jwks) = es256();
+        let aud = vec!["api".to_string()];
+        let now = crate::now_secs();
+        let good = json!({"iss": ISS, "aud": "api", "sub": "svc", "exp": now + 60, "iat": now});
+        assert!(verify(&sign(&key, &good), &jwks, &access(&aud)).is_ok());
+        let with = |k: &str, v: Value| {
+            let mut c = good.clone();
+            c[k] = v;
+            c
+        };
+        let far = (now + 10_000_000).to_string();
+        let bad = [
+            ("nbf in the future", with("nbf", json!(now + 600))),
+            ("nbf as a string", with("nbf", json!(far))),
+            ("nbf as an object", with("nbf", json!({"t": now + 600}))),
+            ("nbf null", with("nbf", Value::Null)),
+            ("exp as a string", with("exp", json!("never"))),
+            ("exp as a float", with("exp", json!(now as f64 + 60.5))),
+            ("exp in the past", with("exp", json!(now - 600))),
+            ("iat as a string", with("iat", json!(far))),
+            ("iat in the future", with("iat", json!(now + 600))),
+            ("iat negative", with("iat", json!(-1))),
+        ];
+        for (what, claims) in &bad {
+            assert!(
+                verify(&sign(&key, claims), &jwks, &access(&aud)).is_err(),
+                "{what} was accepted"
+            );
+        }
+        // A logout token need not carry exp; if it does, it is checked like any other.
+        let logout = Expect {
+            required: &["iss", "aud", "iat", "jti"],
+            ..access(&aud)
+        };
+        let mut l = with("jti", json!("j1"));
+        l.as_object_mut().unwrap().remove("exp");
+        assert!(verify(&sign(&key, &l), &jwks, &logout).is_ok());
+        for exp in [json!("never"), json!(now - 600), json!([now + 60])] {
+            let mut c = l.clone();
+            c["exp"] = exp.clone();
+            assert!(
+                verify(&sign(&key, &c), &jwks, &logout).is_err(),
+                "logout token with exp {exp} was accepted"
+            );
+        }
+    }
+
+    /// The SM2 path checks the same claims by itself, with the same outcome.
+    #[test]
+    fn claims_checked_outside_jsonwebtoken_agree() {
+        let aud = vec!["api".to_string()];
+        let now = crate::now_secs();
+        let good = json!({"iss": ISS, "aud": "api", "sub": "svc", "exp": now + 60, "iat": now});
+        let claims = |v: &Value| v.as_object().unwrap().clone();
+        assert!(check_claims(&claims(&good), &access(&aud)).is_ok());
+        for (k, v) in [
+            ("nbf", json!((now + 600).to_string())),
+            ("exp", json!("never")),
+            ("exp", json!(now as f64 + 60.5)),
+            ("iat", json!((now + 600).to_string())),
+            ("iat", json!(-1)),
+        ] {
+            let mut c = good.clone();
+            c[k] = v.clone();
+            assert!(
+                check_claims(&claims(&c), &access(&aud)).is_err(),
+                "{k} = {v} was accepted"
+            );
+        }
+    }
 }
