@@ -465,7 +465,12 @@ fn bearer_tokens_are_checked_and_forgeries_refused() {
     let hs256_with_public_key = {
         let mut h = Header::new(Algorithm::HS256);
         h.kid = Some(rsa_kid.clone());
-        jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(rsa_public.as_bytes())).unwrap()
+        jsonwebtoken::encode(
+            &h,
+            &good,
+            &EncodingKey::from_secret(rsa_public.as_bytes()).unwrap(),
+        )
+        .unwrap()
     };
     let alg_none = format!(
         "{}.{}.",
@@ -504,6 +509,28 @@ fn bearer_tokens_are_checked_and_forgeries_refused() {
         (
             "not yet valid",
             sign(&keys, "ES256", &with("nbf", json!(now() + 600))),
+        ),
+        // Time claims of another type than a number are refused, never taken as absent
+        // (jsonwebtoken 9 skipped such an `nbf`: CVE-2026-25537).
+        (
+            "not valid before a date written as a string",
+            sign(
+                &keys,
+                "ES256",
+                &with("nbf", json!((now() + 600).to_string())),
+            ),
+        ),
+        (
+            "expiry written as a string",
+            sign(&keys, "RS256", &with("exp", json!("never"))),
+        ),
+        (
+            "issued in the future, written as a string",
+            sign(
+                &keys,
+                "EdDSA",
+                &with("iat", json!((now() + 600).to_string())),
+            ),
         ),
         (
             "wrong audience",
@@ -612,6 +639,20 @@ fn back_channel_logout_tokens_are_validated() {
         (
             "expired",
             sign(&keys, "ES256", &with("exp", json!(now() - 600), "j8")),
+        ),
+        // exp is optional in a logout token, so jsonwebtoken 9 took one it could not parse
+        // as absent (CVE-2026-25537).
+        (
+            "expiry written as a string",
+            sign(&keys, "ES256", &with("exp", json!("never"), "j10")),
+        ),
+        (
+            "issued at a date written as a string",
+            sign(
+                &keys,
+                "RS256",
+                &with("iat", json!(now().to_string()), "j11"),
+            ),
         ),
         ("garbage", "x.y.z".to_string()),
     ];
