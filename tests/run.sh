@@ -35,6 +35,8 @@ python3 -c 'import gmssl' 2>/dev/null || python3 -m pip install --quiet --disabl
 
 echo "== format" >&2
 cargo fmt --all -- --check
+# The fuzz crates are outside the workspace, so `--all` does not reach them.
+for f in gateway/*/fuzz/Cargo.toml; do cargo fmt --manifest-path "$f" -- --check; done
 echo "== clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== build binaries" >&2

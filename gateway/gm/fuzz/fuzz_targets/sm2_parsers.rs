@@ -8,7 +8,11 @@ use std::sync::OnceLock;
 fn key() -> &'static Sm2Private {
     static K: OnceLock<Sm2Private> = OnceLock::new();
     K.get_or_init(|| {
-        Sm2Private::from_hex(DEFAULT_ID, "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8").unwrap()
+        Sm2Private::from_hex(
+            DEFAULT_ID,
+            "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8",
+        )
+        .unwrap()
     })
 }
 

@@ -4,11 +4,13 @@
 //! remembers per name): it never panics, any chunking gives the same bytes, and whatever serde_json
 //! accepts as JSON comes out as JSON.
 use libfuzzer_sys::fuzz_target;
-use menwei_mask::json::{FieldRule, JsonMasker, JsonPath, Matcher, Pattern, Profile, Case};
+use menwei_mask::json::{Case, FieldRule, JsonMasker, JsonPath, Matcher, Pattern, Profile};
 use menwei_mask::Style;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&n, body)) = data.split_first() else { return };
+    let Some((&n, body)) = data.split_first() else {
+        return;
+    };
     let p = if n & 2 == 0 {
         Profile {
             rules: vec![

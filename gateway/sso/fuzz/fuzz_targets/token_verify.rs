@@ -13,7 +13,9 @@ fn keys() -> &'static jsonwebtoken::jwk::JwkSet {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(token) = std::str::from_utf8(data) else { return };
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
     let aud = ["urn:menwei:api".to_string()];
     let want = Expect {
         issuer: "http://127.0.0.1:9000",

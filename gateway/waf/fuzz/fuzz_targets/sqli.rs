@@ -4,7 +4,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let ours = menwei_waf::sqli::is_sqli(text);
     let theirs = std::panic::catch_unwind(|| {
         libinjectionrs::SqliState::new(text.as_bytes(), libinjectionrs::SqliFlags::FLAG_NONE)
