@@ -102,7 +102,7 @@ if [ -n "${B:-}" ]; then
   taskset -c 1 "$B" run --policies "$pol_b" >/dev/null 2>"$out/mask-menwei-b.log" & mw_b=$!; pids+=($mw_b)
 fi
 for p in $ADMIN ${B:+$ADMIN_B}; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
+  wait_serving "http://127.0.0.1:$p/readyz" || exit 1
 done
 url="http://127.0.0.1:$MW/citizens/?count=$count"
 size=$(curl -s -H "Host: plain.bench" "$url" | wc -c)

@@ -48,7 +48,7 @@ if [ -n "${B:-}" ]; then
   targets="off on b-off b-on"
 fi
 for p in "${admin[@]}"; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
+  wait_serving "http://127.0.0.1:$p/readyz" || exit 1
 done
 
 if [ -z "${COST_ONLY:-}" ]; then
