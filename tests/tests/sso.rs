@@ -524,6 +524,15 @@ fn bearer_tokens_are_checked_and_forgeries_refused() {
             "expiry written as a string",
             sign(&keys, "RS256", &with("exp", json!("never"))),
         ),
+        // A token must name someone: never a user with an empty id.
+        (
+            "subject as a number",
+            sign(&keys, "RS256", &with("sub", json!(42))),
+        ),
+        (
+            "empty subject",
+            sign(&keys, "ES256", &with("sub", json!(""))),
+        ),
         (
             "issued in the future, written as a string",
             sign(

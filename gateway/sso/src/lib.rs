@@ -39,6 +39,17 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// The subject of verified claims: `sub` as a non-empty string, or nothing. A token whose `sub`
+/// is missing, empty or of another type names no one and is refused, never taken as a user with
+/// an empty id (which limits, identity headers and the assertion would all share).
+fn subject(claims: &Map<String, Value>) -> Option<String> {
+    claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// Milliseconds on a monotonic clock, starting at 1.
 pub fn mono_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -428,14 +439,16 @@ impl Sso {
             p.verify_jwt(token, &p.spec.audience, &["exp", "iss", "aud", "sub"], true)
                 .await
         };
+        let checked = checked.and_then(|claims| match subject(&claims) {
+            Some(sub) => Ok((sub, claims)),
+            None => Err(jwt::TokenError::Invalid(
+                "sub is not a non-empty string".into(),
+            )),
+        });
         match checked {
-            Ok(claims) => Ok(Identity {
+            Ok((sub, claims)) => Ok(Identity {
                 provider: pi,
-                sub: claims
-                    .get("sub")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                sub,
                 claims,
                 access_token: Some(token.to_string()),
             }),
@@ -726,11 +739,9 @@ impl Sso {
         let (Some(claims), Some(id_token)) = (t.claims, t.id_token) else {
             return fail("no ID token");
         };
-        let sub = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let Some(sub) = subject(&claims) else {
+            return fail("the ID token's sub is empty");
+        };
         let now = now_secs();
         let session = Session {
             provider: p.spec.name.clone(),
