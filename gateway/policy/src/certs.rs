@@ -5,6 +5,8 @@ use crate::compile::Ctx;
 use crate::diag::{Code, Declared, Diagnostics, Source};
 use crate::raw::PolicyFile;
 use crate::snapshot::CertSpec;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use toml::Spanned;
@@ -117,7 +119,7 @@ fn load_pair(
     let (cert_pem, key_pem) = (cert_pem?, key_pem?);
     digest.update(&cert_pem);
     digest.update(&key_pem);
-    let chain: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(&cert_pem)
         .filter_map(Result::ok)
         .collect();
     if chain.is_empty() {
@@ -129,7 +131,7 @@ fn load_pair(
         );
         return None;
     }
-    let Ok(Some(private)) = rustls_pemfile::private_key(&mut key_pem.as_slice()) else {
+    let Ok(private) = PrivateKeyDer::from_pem_slice(&key_pem) else {
         cert_error(
             source,
             key,

@@ -93,10 +93,11 @@ fn session_key(bytes: &[u8]) -> Option<[u8; 32]> {
 }
 
 fn assertion_key(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let der = match rustls_pemfile::private_key(&mut &bytes[..]) {
-        Ok(Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k))) => k.secret_pkcs8_der().to_vec(),
-        Ok(Some(_)) => return Err("the key is not PKCS#8 (`BEGIN PRIVATE KEY`)".into()),
-        _ => return Err("no PEM private key found".into()),
+    use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+    let der = match PrivateKeyDer::from_pem_slice(bytes) {
+        Ok(PrivateKeyDer::Pkcs8(k)) => k.secret_pkcs8_der().to_vec(),
+        Ok(_) => return Err("the key is not PKCS#8 (`BEGIN PRIVATE KEY`)".into()),
+        Err(_) => return Err("no PEM private key found".into()),
     };
     let rng = ring::rand::SystemRandom::new();
     ring::signature::EcdsaKeyPair::from_pkcs8(
@@ -721,6 +722,41 @@ pub(crate) fn route_auth(
 #[cfg(test)]
 mod tests {
     use super::same_origin_path;
+
+    /// What an assertion key file may hold: a P-256 key in PKCS#8, and nothing else, each refusal
+    /// saying why. (Throw-away keys made for this test by `openssl genpkey`.)
+    #[test]
+    fn assertion_keys_are_pkcs8_p256() {
+        const P256_PKCS8: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg5TNl9N3/IhMveb3K
+Zn4yZ1w6cCryplDo8QXdACimws6hRANCAAS3LFLcB73sJnyatZxALcqlgvPCwvQo
+HyXKfZKR2rax7A6G3mbwsvOKmSt8GidFu3QM11tjv8+hlb6i/svtbNvn
+-----END PRIVATE KEY-----
+";
+        const P256_SEC1: &str = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIOUzZfTd/yITL3m9ymZ+MmdcOnAq8qZQ6PEF3QAopsLOoAoGCCqGSM49
+AwEHoUQDQgAEtyxS3Ae97CZ8mrWcQC3KpYLzwsL0KB8lyn2Skdq2sewOht5m8LLz
+ipkrfBonRbt0DNdbY7/PoZW+ov7L7Wzb5w==
+-----END EC PRIVATE KEY-----
+";
+        const ED25519_PKCS8: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEINMRhRaInJCaK9nX9WSeogi14OehzVcm6OwYi8MbpDB9
+-----END PRIVATE KEY-----
+";
+        let der = super::assertion_key(P256_PKCS8.as_bytes()).unwrap();
+        assert_eq!(der.len(), 138, "the PKCS#8 document itself");
+        // A certificate or comments before the key are skipped, as in any PEM bundle.
+        let bundled = format!("# assertion key\n{P256_PKCS8}");
+        assert_eq!(super::assertion_key(bundled.as_bytes()).unwrap(), der);
+        let why = |pem: &str| super::assertion_key(pem.as_bytes()).unwrap_err();
+        assert!(why(P256_SEC1).contains("not PKCS#8"), "{}", why(P256_SEC1));
+        assert!(why(ED25519_PKCS8).contains("not a P-256"));
+        assert!(why("").contains("no PEM private key"));
+        assert!(
+            why("-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n")
+                .contains("no PEM private key")
+        );
+    }
     use std::os::unix::fs::PermissionsExt;
 
     /// A policy with [sso] whose key files are written with `mode`.
