@@ -50,6 +50,12 @@ fn subject(claims: &Map<String, Value>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether the ID token a refresh returned (if any) names the session's subject, as OpenID
+/// Connect Core 12.2 requires; if not, the refresh is refused and the session ends.
+fn same_subject(session_sub: &str, refreshed: Option<&Map<String, Value>>) -> bool {
+    refreshed.is_none_or(|c| subject(c).as_deref() == Some(session_sub))
+}
+
 /// Milliseconds on a monotonic clock, starting at 1.
 pub fn mono_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -565,7 +571,16 @@ impl Sso {
             self.store.unlock_refresh(id).await;
             return Some(s);
         };
-        let out = match p.refresh(&rt).await {
+        let refreshed = p.refresh(&rt).await.and_then(|t| {
+            if same_subject(&s.sub, t.claims.as_ref()) {
+                Ok(t)
+            } else {
+                Err(ProviderError::Invalid(
+                    "the refreshed ID token names another subject".into(),
+                ))
+            }
+        });
+        let out = match refreshed {
             Ok(t) => {
                 self.emit("refresh", "ok", Some(&s.sub), req.request_id);
                 let mut n = (*s).clone();
@@ -985,6 +1000,30 @@ mod tests {
             authority: "gov.example.cn",
             request_id: "r",
             form: None,
+        }
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_subject() {
+        let claims = |v: Value| v.as_object().cloned().unwrap();
+        assert!(
+            same_subject("alice", None),
+            "no new ID token: nothing to compare"
+        );
+        assert!(same_subject(
+            "alice",
+            Some(&claims(serde_json::json!({"sub": "alice"})))
+        ));
+        for other in [
+            serde_json::json!({"sub": "bob"}),
+            serde_json::json!({"sub": ""}),
+            serde_json::json!({"sub": 7}),
+            serde_json::json!({}),
+        ] {
+            assert!(
+                !same_subject("alice", Some(&claims(other.clone()))),
+                "{other}"
+            );
         }
     }
 
