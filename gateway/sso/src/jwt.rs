@@ -219,7 +219,18 @@ pub fn verify_sm2(
     if header.get("alg").and_then(Value::as_str) != Some(alg) {
         return Err(TokenError::Algorithm("not the issuer's SM2 alg".into()));
     }
-    let kid = header.get("kid").and_then(Value::as_str);
+    // RFC 7515 4.1.11: a recipient must refuse extensions it does not understand, and this one
+    // understands none (`b64: false`, for one, would change what was signed).
+    if header.get("crit").is_some() {
+        return Err(TokenError::Invalid(
+            "critical header extensions are not supported".into(),
+        ));
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.as_str()),
+        Some(_) => return Err(TokenError::Malformed("kid is not a string".into())),
+    };
     let key = match kid {
         Some(kid) => keys
             .iter()
@@ -386,6 +397,47 @@ mod tests {
             assert!(
                 verify(&sign(&key, &c), &jwks, &logout).is_err(),
                 "logout token with exp {exp} was accepted"
+            );
+        }
+    }
+
+    /// An SM2-signed token (the issuer's pinned `alg`): verified, and refused with a `crit`
+    /// header or a `kid` that is not a string, as jsonwebtoken refuses them on the other path.
+    #[test]
+    fn sm2_tokens_refuse_what_they_do_not_understand() {
+        let sk = menwei_gm::Sm2Private::generate(menwei_gm::DEFAULT_ID).unwrap();
+        let keys = [Sm2Key {
+            kid: Some("s1".into()),
+            key: sk.public(),
+        }];
+        let aud = vec!["api".to_string()];
+        let now = crate::now_secs();
+        let claims = json!({"iss": ISS, "aud": "api", "sub": "svc", "exp": now + 60});
+        let enc = menwei_gm::SigEncoding::Raw;
+        let token = |header: Value| {
+            let signed = format!(
+                "{}.{}",
+                B64.encode(header.to_string()),
+                B64.encode(claims.to_string())
+            );
+            let sig = B64.encode(sk.sign(signed.as_bytes(), enc));
+            format!("{signed}.{sig}")
+        };
+        let check = |t: &str| verify_sm2(t, &keys, "SM2-SM3", enc, &access(&aud));
+        assert!(check(&token(json!({"alg": "SM2-SM3", "kid": "s1"}))).is_ok());
+        assert!(
+            check(&token(json!({"alg": "SM2-SM3"}))).is_ok(),
+            "one key, no kid"
+        );
+        for header in [
+            json!({"alg": "SM2-SM3", "kid": "s1", "crit": ["b64"], "b64": false}),
+            json!({"alg": "SM2-SM3", "kid": "s1", "crit": []}),
+            json!({"alg": "SM2-SM3", "kid": 1}),
+            json!({"alg": "ES256", "kid": "s1"}),
+        ] {
+            assert!(
+                check(&token(header.clone())).is_err(),
+                "{header} was accepted"
             );
         }
     }
