@@ -401,6 +401,39 @@ mod tests {
         }
     }
 
+    /// A JWS header naming critical extensions is refused (RFC 7515 4.1.11: menwei understands
+    /// none), on the jsonwebtoken path too. Signed here with ring directly, header and all.
+    #[test]
+    fn critical_extensions_are_refused() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let p = pair.public_key().as_ref();
+        let jwks: JwkSet = serde_json::from_value(json!({"keys": [{"kty": "EC", "crv": "P-256",
+            "alg": "ES256", "kid": "k1", "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..65])}]}))
+        .unwrap();
+        let now = crate::now_secs();
+        let claims = json!({"iss": ISS, "aud": "api", "sub": "svc", "exp": now + 60});
+        let token = |header: Value| {
+            let signed = format!(
+                "{}.{}",
+                B64.encode(header.to_string()),
+                B64.encode(claims.to_string())
+            );
+            let sig = pair.sign(&rng, signed.as_bytes()).unwrap();
+            format!("{signed}.{}", B64.encode(sig.as_ref()))
+        };
+        let aud = vec!["api".to_string()];
+        let plain = token(json!({"alg": "ES256", "typ": "JWT", "kid": "k1"}));
+        assert!(verify(&plain, &jwks, &access(&aud)).is_ok());
+        let crit = token(json!({"alg": "ES256", "kid": "k1", "crit": ["exp"], "exp": now}));
+        assert!(verify(&crit, &jwks, &access(&aud)).is_err());
+        // The same header without `crit` passes: the refusal is the extension's.
+        let extra = token(json!({"alg": "ES256", "kid": "k1", "exp": now}));
+        assert!(verify(&extra, &jwks, &access(&aud)).is_ok());
+    }
+
     /// An SM2-signed token (the issuer's pinned `alg`): verified, and refused with a `crit`
     /// header or a `kid` that is not a string, as jsonwebtoken refuses them on the other path.
     #[test]
