@@ -53,6 +53,7 @@ pub fn run(dir: PathBuf, snapshot: Snapshot) -> Result<(), String> {
     let listeners = snapshot.restart.listeners.clone();
     let admin_addr = snapshot.restart.admin;
     probe_bind(listeners.iter().map(|l| l.addr).chain([admin_addr]))?;
+    menwei_sso::jwt::crypto_ready()?;
     let conf = Arc::new(conf(&snapshot));
     let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
     let store = Arc::new(Store::new(dir.clone(), snapshot, metrics));

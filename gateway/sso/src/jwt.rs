@@ -69,6 +69,19 @@ pub struct Expect<'a> {
     pub check_exp: bool,
 }
 
+/// Whether jsonwebtoken has its crypto backend. It needs exactly one of its backend features on
+/// (`rust_crypto` here); if another crate ever turned on the other one as well, every token check
+/// and every ES256 assertion would panic. Checked once at start-up instead.
+pub fn crypto_ready() -> Result<(), String> {
+    jsonwebtoken::crypto::CryptoProvider::try_get_default()
+        .map(|_| ())
+        .ok_or_else(|| {
+            "jsonwebtoken has no crypto backend: exactly one of its features `rust_crypto` and \
+             `aws_lc_rs` must be on (check `cargo tree -e features -i jsonwebtoken`)"
+                .to_string()
+        })
+}
+
 /// Verifies a compact JWS and returns its claims.
 pub fn verify(
     token: &str,
@@ -399,6 +412,11 @@ mod tests {
                 "logout token with exp {exp} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn the_crypto_backend_is_there() {
+        assert_eq!(crypto_ready(), Ok(()));
     }
 
     /// A JWS header naming critical extensions is refused (RFC 7515 4.1.11: menwei understands
