@@ -722,6 +722,7 @@ pub(crate) fn route_auth(
 #[cfg(test)]
 mod tests {
     use super::same_origin_path;
+    use std::os::unix::fs::PermissionsExt;
 
     /// What an assertion key file may hold: a P-256 key in PKCS#8, and nothing else, each refusal
     /// saying why. (Throw-away keys made for this test by `openssl genpkey`.)
@@ -745,7 +746,7 @@ MC4CAQAwBQYDK2VwBCIEINMRhRaInJCaK9nX9WSeogi14OehzVcm6OwYi8MbpDB9
 ";
         let der = super::assertion_key(P256_PKCS8.as_bytes()).unwrap();
         assert_eq!(der.len(), 138, "the PKCS#8 document itself");
-        // A certificate or comments before the key are skipped, as in any PEM bundle.
+        // Text before the key is skipped, as in any PEM bundle.
         let bundled = format!("# assertion key\n{P256_PKCS8}");
         assert_eq!(super::assertion_key(bundled.as_bytes()).unwrap(), der);
         let why = |pem: &str| super::assertion_key(pem.as_bytes()).unwrap_err();
@@ -757,7 +758,6 @@ MC4CAQAwBQYDK2VwBCIEINMRhRaInJCaK9nX9WSeogi14OehzVcm6OwYi8MbpDB9
                 .contains("no PEM private key")
         );
     }
-    use std::os::unix::fs::PermissionsExt;
 
     /// A policy with [sso] whose key files are written with `mode`.
     fn load_with_mode(mode: u32) -> Result<crate::Snapshot, crate::Diagnostics> {

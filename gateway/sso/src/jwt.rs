@@ -330,8 +330,9 @@ mod tests {
 
     const ISS: &str = "https://idp.example";
 
-    /// A fresh P-256 key: its encoding key and its JWKS (one key, `kid` "k1").
-    fn es256() -> (EncodingKey, JwkSet) {
+    /// A fresh P-256 key: the ring key pair, its PKCS#8 document and its JWKS (one key, `kid`
+    /// "k1").
+    fn p256() -> (EcdsaKeyPair, Vec<u8>, JwkSet) {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
@@ -340,9 +341,27 @@ mod tests {
         let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "kid": "k1",
             "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..65])}]});
         (
-            EncodingKey::from_ec_der(pkcs8.as_ref()),
+            pair,
+            pkcs8.as_ref().to_vec(),
             serde_json::from_value(jwks).unwrap(),
         )
+    }
+
+    /// A P-256 key as jsonwebtoken signs with it, and its JWKS.
+    fn es256() -> (EncodingKey, JwkSet) {
+        let (_, pkcs8, jwks) = p256();
+        (EncodingKey::from_ec_der(&pkcs8), jwks)
+    }
+
+    /// A compact JWS of `header` and `claims` exactly as written, signed by `sign`.
+    fn compact(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let signed = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = sign(signed.as_bytes());
+        format!("{signed}.{}", B64.encode(sig))
     }
 
     fn sign(key: &EncodingKey, claims: &Value) -> String {
@@ -423,24 +442,14 @@ mod tests {
     /// none), on the jsonwebtoken path too. Signed here with ring directly, header and all.
     #[test]
     fn critical_extensions_are_refused() {
+        let (pair, _, jwks) = p256();
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        let p = pair.public_key().as_ref();
-        let jwks: JwkSet = serde_json::from_value(json!({"keys": [{"kty": "EC", "crv": "P-256",
-            "alg": "ES256", "kid": "k1", "x": B64.encode(&p[1..33]), "y": B64.encode(&p[33..65])}]}))
-        .unwrap();
         let now = crate::now_secs();
         let claims = json!({"iss": ISS, "aud": "api", "sub": "svc", "exp": now + 60});
         let token = |header: Value| {
-            let signed = format!(
-                "{}.{}",
-                B64.encode(header.to_string()),
-                B64.encode(claims.to_string())
-            );
-            let sig = pair.sign(&rng, signed.as_bytes()).unwrap();
-            format!("{signed}.{}", B64.encode(sig.as_ref()))
+            compact(&header, &claims, |m| {
+                pair.sign(&rng, m).unwrap().as_ref().to_vec()
+            })
         };
         let aud = vec!["api".to_string()];
         let plain = token(json!({"alg": "ES256", "typ": "JWT", "kid": "k1"}));
@@ -465,15 +474,7 @@ mod tests {
         let now = crate::now_secs();
         let claims = json!({"iss": ISS, "aud": "api", "sub": "svc", "exp": now + 60});
         let enc = menwei_gm::SigEncoding::Raw;
-        let token = |header: Value| {
-            let signed = format!(
-                "{}.{}",
-                B64.encode(header.to_string()),
-                B64.encode(claims.to_string())
-            );
-            let sig = B64.encode(sk.sign(signed.as_bytes(), enc));
-            format!("{signed}.{sig}")
-        };
+        let token = |header: Value| compact(&header, &claims, |m| sk.sign(m, enc));
         let check = |t: &str| verify_sm2(t, &keys, "SM2-SM3", enc, &access(&aud));
         assert!(check(&token(json!({"alg": "SM2-SM3", "kid": "s1"}))).is_ok());
         assert!(
