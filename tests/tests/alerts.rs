@@ -399,6 +399,61 @@ timeout = "1s"
 }
 
 #[test]
+fn a_sink_fixed_by_a_policy_edit_gets_the_backlog_once_and_the_old_address_nothing() {
+    let echo = Backend::echo("e");
+    let old_port = free_port();
+    let spool = tempfile::tempdir().unwrap();
+    let sink = |url: &str| {
+        format!(
+            r#"
+[alerts]
+window = "60s"
+spool_dir = "{}"
+
+[[alerts.sink]]
+name = "soc"
+kind = "webhook"
+url = "{url}"
+timeout = "1s"
+"#,
+            spool.path().display()
+        )
+    };
+    let old_url = format!("http://127.0.0.1:{old_port}/hook");
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("routes.toml", &routes(&echo, &sink(&old_url))),
+    ]);
+    for p in ["/x?q=%3Cscript%3E", "/x?f=../../etc/passwd"] {
+        assert_eq!(get(gw.addr, p).status, 403);
+    }
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(spool.path().join("soc.jsonl"))
+            .is_ok_and(|t| t.lines().count() >= 2)
+    }));
+    // The operator fixes the sink's address; the reload hands it to the running worker.
+    let hook = Receiver::start();
+    let v = gw.version();
+    gw.write(
+        "routes.toml",
+        &routes(&echo, &sink(&format!("http://{}/hook", hook.addr))),
+    );
+    assert!(gw.wait_version(v + 1), "{}", gw.log());
+    let hits = hook.wait(2);
+    let mut rules: Vec<&str> = hits
+        .iter()
+        .map(|h| h.body["rule"].as_str().unwrap_or(""))
+        .collect();
+    rules.sort();
+    assert_eq!(rules, ["waf:lfi", "waf:xss"]);
+    // The old address comes back: nothing is left retrying it.
+    let old = Receiver::start_on(TcpListener::bind(("127.0.0.1", old_port)).unwrap());
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(old.hits().len(), 0, "{:?}", old.hits());
+    assert_eq!(hook.hits().len(), 2);
+}
+
+#[test]
 fn standing_bans_from_the_policy_and_the_admin_token() {
     let echo = Backend::echo("e");
     let dir = tempfile::tempdir().unwrap();

@@ -240,8 +240,7 @@ impl Alerter {
             return;
         };
         let mut windows: HashMap<String, Window> = HashMap::new();
-        let mut workers: HashMap<String, (sinks::SinkSpec, tokio::sync::mpsc::Sender<Event>)> =
-            HashMap::new();
+        let mut workers = Workers::default();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
@@ -259,28 +258,63 @@ impl Alerter {
         }
     }
 
-    fn sync_workers(
-        &self,
-        workers: &mut HashMap<String, (sinks::SinkSpec, tokio::sync::mpsc::Sender<Event>)>,
-    ) {
+    /// One worker per configured sink. A changed sink goes to its running worker; a removed
+    /// sink's worker, or one whose spool directory changed, is stopped, and the next worker of
+    /// that name waits for it before it opens the spool.
+    fn sync_workers(&self, workers: &mut Workers) {
         let config = self.config.load_full();
-        workers.retain(|name, (spec, _)| config.sinks.iter().any(|s| s.name == *name && s == spec));
+        workers.retired.retain(|_, p| !p.task.is_finished());
+        let stale: Vec<String> = workers
+            .live
+            .iter()
+            .filter(|(name, w)| {
+                w.spool_dir != config.spool_dir || !config.sinks.iter().any(|s| s.name == **name)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(w) = workers.live.remove(&name) {
+                w.task.abort();
+                workers.retired.insert(
+                    name,
+                    sinks::Predecessor {
+                        task: w.task,
+                        spool_dir: w.spool_dir,
+                    },
+                );
+            }
+        }
         for spec in &config.sinks {
-            workers.entry(spec.name.clone()).or_insert_with(|| {
-                let (tx, rx) = tokio::sync::mpsc::channel(1024);
-                let spool = spool::Spool::open(config.spool_dir.as_deref(), &spec.name);
-                tokio::spawn(sinks::worker(spec.clone(), rx, spool, self.hook.clone()));
-                (spec.clone(), tx)
-            });
+            if let Some(w) = workers.live.get_mut(&spec.name) {
+                if w.spec != *spec {
+                    w.spec = spec.clone();
+                    let _ = w.settings.send(spec.clone());
+                }
+                continue;
+            }
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            let (settings, settings_rx) = tokio::sync::watch::channel(spec.clone());
+            let task = tokio::spawn(sinks::worker(
+                settings_rx,
+                rx,
+                config.spool_dir.clone(),
+                workers.retired.remove(&spec.name),
+                self.hook.clone(),
+            ));
+            workers.live.insert(
+                spec.name.clone(),
+                Worker {
+                    spec: spec.clone(),
+                    spool_dir: config.spool_dir.clone(),
+                    tx,
+                    settings,
+                    task,
+                },
+            );
         }
     }
 
-    fn arrive(
-        &self,
-        e: Event,
-        windows: &mut HashMap<String, Window>,
-        workers: &mut HashMap<String, (sinks::SinkSpec, tokio::sync::mpsc::Sender<Event>)>,
-    ) {
+    fn arrive(&self, e: Event, windows: &mut HashMap<String, Window>, workers: &mut Workers) {
         let key = e.key();
         match windows.get_mut(&key) {
             Some(w) => {
@@ -305,12 +339,7 @@ impl Alerter {
         }
     }
 
-    fn flush(
-        &self,
-        windows: &mut HashMap<String, Window>,
-        workers: &mut HashMap<String, (sinks::SinkSpec, tokio::sync::mpsc::Sender<Event>)>,
-        all: bool,
-    ) {
+    fn flush(&self, windows: &mut HashMap<String, Window>, workers: &mut Workers, all: bool) {
         let window = self.config.load().window;
         let done: Vec<String> = windows
             .iter()
@@ -344,11 +373,7 @@ impl Alerter {
         }
     }
 
-    fn deliver(
-        &self,
-        e: Event,
-        workers: &mut HashMap<String, (sinks::SinkSpec, tokio::sync::mpsc::Sender<Event>)>,
-    ) {
+    fn deliver(&self, e: Event, workers: &mut Workers) {
         self.remember(&e);
         tracing::warn!(
             target: "menwei::alert",
@@ -370,8 +395,9 @@ impl Alerter {
                 continue;
             }
             let sent = workers
+                .live
                 .get(&spec.name)
-                .is_some_and(|(_, tx)| tx.try_send(e.clone()).is_ok());
+                .is_some_and(|w| w.tx.try_send(e.clone()).is_ok());
             if !sent {
                 (self.hook)(&spec.name, "dropped");
             }
@@ -379,9 +405,197 @@ impl Alerter {
     }
 }
 
+/// A running sink worker, as the dispatcher holds it.
+struct Worker {
+    spec: sinks::SinkSpec,
+    spool_dir: Option<PathBuf>,
+    tx: tokio::sync::mpsc::Sender<Event>,
+    settings: tokio::sync::watch::Sender<sinks::SinkSpec>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Workers {
+    live: HashMap<String, Worker>,
+    /// Stopped workers not yet ended, by sink name.
+    retired: HashMap<String, sinks::Predecessor>,
+}
+
 struct Window {
     opened: Instant,
     /// Events after the first (which went out at once).
     count: u64,
     last: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::AtomicU16;
+
+    /// A real HTTP server on 127.0.0.1 answering with a status that can change, recording
+    /// each request's `summary` and the status it got.
+    struct Receiver {
+        url: String,
+        status: Arc<AtomicU16>,
+        hits: Arc<Mutex<Vec<(String, u16)>>>,
+    }
+
+    impl Receiver {
+        fn start(status: u16) -> Receiver {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/hook", l.local_addr().unwrap());
+            let status = Arc::new(AtomicU16::new(status));
+            let hits = Arc::new(Mutex::new(Vec::new()));
+            let (st, h) = (status.clone(), hits.clone());
+            std::thread::spawn(move || {
+                for conn in l.incoming() {
+                    let Ok(mut s) = conn else { continue };
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    let mut len = 0;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    let _ = r.read_exact(&mut body);
+                    let code = st.load(Ordering::SeqCst);
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                    );
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let summary = v["summary"].as_str().unwrap_or("").to_string();
+                    h.lock().unwrap().push((summary, code));
+                }
+            });
+            Receiver { url, status, hits }
+        }
+
+        fn delivered(&self) -> Vec<String> {
+            let hits = self.hits.lock().unwrap();
+            hits.iter()
+                .filter(|(_, c)| *c == 200)
+                .map(|(s, _)| s.clone())
+                .collect()
+        }
+
+        fn attempts(&self) -> usize {
+            self.hits.lock().unwrap().len()
+        }
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("not within 10 s: {what}");
+    }
+
+    fn config(url: &str, dir: &std::path::Path) -> Config {
+        Config {
+            window: Duration::from_secs(60),
+            spool_dir: Some(dir.to_path_buf()),
+            sinks: vec![sinks::SinkSpec {
+                name: "soc".into(),
+                kind: sinks::SinkKind::Webhook { url: url.into() },
+                min_severity: Severity::Info,
+                timeout: Duration::from_secs(2),
+            }],
+        }
+    }
+
+    fn spool_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("menwei-alert-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sink_edited_during_an_outage_is_served_by_one_worker() {
+        let dir = spool_dir("edited");
+        let old = Receiver::start(500);
+        let new = Receiver::start(200);
+        let alerter = Alerter::new(config(&old.url, &dir), Arc::new(|_: &str, _: &str| {}));
+        tokio::spawn(alerter.clone().run());
+        for rule in ["a", "b", "c"] {
+            alerter.emit(Event::new(Severity::Critical, rule, rule));
+        }
+        until("the failing sink is tried", || old.attempts() > 0).await;
+        // The operator points the sink at a working receiver (a policy reload).
+        alerter.reconfigure(config(&new.url, &dir));
+        until("the backlog reaches the new receiver", || {
+            new.delivered().len() >= 3
+        })
+        .await;
+        assert_eq!(new.delivered(), ["a", "b", "c"]);
+        // The old address comes back. No second worker is left retrying the old settings, so
+        // nothing more goes there (the old worker's next retry would fall within 1 + 2 s).
+        old.status.store(200, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(old.delivered(), Vec::<String>::new());
+        assert_eq!(new.delivered(), ["a", "b", "c"]);
+        assert_eq!(std::fs::read_to_string(dir.join("soc.jsonl")).unwrap(), "");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_removed_sink_stops_and_leaves_its_spool_for_later() {
+        let dir = spool_dir("removed");
+        let dead = Receiver::start(503);
+        let alerter = Alerter::new(config(&dead.url, &dir), Arc::new(|_: &str, _: &str| {}));
+        tokio::spawn(alerter.clone().run());
+        alerter.emit(Event::new(Severity::Critical, "a", "kept"));
+        until("the failing sink is tried", || dead.attempts() > 0).await;
+        alerter.reconfigure(Config {
+            sinks: Vec::new(),
+            ..config(&dead.url, &dir)
+        });
+        // Retries were due 1 and 3 s after the first attempt: none may come.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let seen = dead.attempts();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(dead.attempts(), seen, "a removed sink was still retried");
+        // The alert waits in the spool; the sink re-added (working now) delivers it.
+        let spooled = std::fs::read_to_string(dir.join("soc.jsonl")).unwrap();
+        assert_eq!(spooled.lines().count(), 1, "{spooled}");
+        let back = Receiver::start(200);
+        alerter.reconfigure(config(&back.url, &dir));
+        until("the re-added sink delivers the spool", || {
+            !back.delivered().is_empty()
+        })
+        .await;
+        assert_eq!(back.delivered(), ["kept"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_moved_spool_brings_its_alerts_along() {
+        let (first, second) = (spool_dir("moved-1"), spool_dir("moved-2"));
+        let dead = Receiver::start(503);
+        let alerter = Alerter::new(config(&dead.url, &first), Arc::new(|_: &str, _: &str| {}));
+        tokio::spawn(alerter.clone().run());
+        alerter.emit(Event::new(Severity::Critical, "a", "moved"));
+        until("the failing sink is tried", || dead.attempts() > 0).await;
+        let live = Receiver::start(200);
+        alerter.reconfigure(config(&live.url, &second));
+        until("the alert is delivered", || !live.delivered().is_empty()).await;
+        assert_eq!(live.delivered(), ["moved"]);
+        assert_eq!(
+            std::fs::read_to_string(first.join("soc.jsonl")).unwrap(),
+            ""
+        );
+        let _ = std::fs::remove_dir_all(&first);
+        let _ = std::fs::remove_dir_all(&second);
+    }
 }

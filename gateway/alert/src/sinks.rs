@@ -80,6 +80,27 @@ fn unix() -> Duration {
         .unwrap_or_default()
 }
 
+/// 企业微信: a text message's content is at most 2048 bytes of UTF-8.
+pub const WECOM_TEXT_MAX: usize = 2048;
+/// 钉钉 and 飞书 (whose request body may be at most 20 KB): our own bound, well inside.
+pub const ROBOT_TEXT_MAX: usize = 16 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in `…` when cut: a robot
+/// refuses an over-long message, and a refused message would otherwise be retried for ever
+/// ahead of every later alert.
+pub fn clip(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
 /// The request a robot or webhook sink sends: URL and JSON body.
 pub fn http_request(
     kind: &SinkKind,
@@ -91,7 +112,7 @@ pub fn http_request(
         SinkKind::Webhook { url } => (url.clone(), serde_json::to_value(e).ok()?),
         SinkKind::WeCom { url } => (
             url.clone(),
-            json!({"msgtype": "text", "text": {"content": e.text()}}),
+            json!({"msgtype": "text", "text": {"content": clip(e.text(), WECOM_TEXT_MAX)}}),
         ),
         SinkKind::DingTalk { url, secret } => {
             let url = match secret {
@@ -104,11 +125,12 @@ pub fn http_request(
             };
             (
                 url,
-                json!({"msgtype": "text", "text": {"content": e.text()}}),
+                json!({"msgtype": "text", "text": {"content": clip(e.text(), ROBOT_TEXT_MAX)}}),
             )
         }
         SinkKind::Feishu { url, secret } => {
-            let mut body = json!({"msg_type": "text", "content": {"text": e.text()}});
+            let mut body =
+                json!({"msg_type": "text", "content": {"text": clip(e.text(), ROBOT_TEXT_MAX)}});
             if let Some(s) = secret {
                 let ts = now.as_secs();
                 body["timestamp"] = json!(ts.to_string());
@@ -221,62 +243,204 @@ async fn send(client: &reqwest::Client, spec: &SinkSpec, e: &Event) -> Result<()
     Ok(())
 }
 
-/// Delivers a sink's alerts in order until its channel closes and its spool is empty.
-pub async fn worker(
-    spec: SinkSpec,
-    mut rx: tokio::sync::mpsc::Receiver<Event>,
-    mut spool: Spool,
-    hook: OutcomeHook,
-) {
-    let client = reqwest::Client::builder()
-        .timeout(spec.timeout)
-        .build()
-        .unwrap_or_default();
-    let mut backoff = Duration::from_secs(1);
-    let mut open = true;
-    loop {
-        // Take in everything that arrived.
-        while let Ok(e) = rx.try_recv() {
+/// The rates a robot's platform publishes for one robot, as (messages, per period). Sending
+/// faster gets a robot throttled: DingTalk refuses the 21st message in a minute and then every
+/// message for 10 minutes (errcode 130101), so a backlog after an outage is sent at the
+/// published pace instead of in one burst.
+pub fn published_rates(kind: &SinkKind) -> &'static [(usize, Duration)] {
+    const PER_MINUTE_20: &[(usize, Duration)] = &[(20, Duration::from_secs(60))];
+    // 飞书 custom robots: 100 per minute and 5 per second.
+    const FEISHU: &[(usize, Duration)] =
+        &[(100, Duration::from_secs(60)), (5, Duration::from_secs(1))];
+    match kind {
+        // 企业微信 and 钉钉 group robots: 20 messages per minute each.
+        SinkKind::WeCom { .. } | SinkKind::DingTalk { .. } => PER_MINUTE_20,
+        SinkKind::Feishu { .. } => FEISHU,
+        SinkKind::Webhook { .. } | SinkKind::Syslog { .. } => &[],
+    }
+}
+
+/// When a sink may send next, by the times of its recent sends (sliding windows).
+#[derive(Debug, Default)]
+pub struct Pace {
+    sent: std::collections::VecDeque<tokio::time::Instant>,
+}
+
+impl Pace {
+    /// The earliest instant the next message may go, if later than `now`.
+    pub fn next_slot(
+        &self,
+        rates: &[(usize, Duration)],
+        now: tokio::time::Instant,
+    ) -> Option<tokio::time::Instant> {
+        rates
+            .iter()
+            .filter_map(|&(n, per)| {
+                let i = self.sent.len().checked_sub(n)?;
+                let free = *self.sent.get(i)? + per;
+                (free > now).then_some(free)
+            })
+            .max()
+    }
+
+    pub fn sent(&mut self, at: tokio::time::Instant) {
+        self.sent.push_back(at);
+        // The largest published count is 100.
+        while self.sent.len() > 100 {
+            self.sent.pop_front();
+        }
+    }
+}
+
+/// Why a worker's wait ended.
+enum Wake {
+    Time,
+    /// The sink's settings changed (policy reload): retry at once with them.
+    Settings,
+    /// The sink was removed: stop, leaving the spool for a later worker of the same name.
+    Stop,
+}
+
+/// Everything a waiting worker keeps doing: taking new alerts into its spool.
+struct Inbox {
+    rx: tokio::sync::mpsc::Receiver<Event>,
+    open: bool,
+    settings: tokio::sync::watch::Receiver<SinkSpec>,
+}
+
+impl Inbox {
+    fn take(&mut self, spool: &mut Spool, name: &str, hook: &OutcomeHook) {
+        while let Ok(e) = self.rx.try_recv() {
             if !spool.push(e) {
-                hook(&spec.name, "dropped");
+                hook(name, "dropped");
             }
         }
-        let Some(e) = spool.front().cloned() else {
-            if !open {
-                return;
-            }
-            match rx.recv().await {
-                Some(e) => {
-                    if !spool.push(e) {
-                        hook(&spec.name, "dropped");
+    }
+
+    /// Waits until `until` (or, with `None`, until an alert or a settings change arrives).
+    async fn wait(
+        &mut self,
+        until: Option<tokio::time::Instant>,
+        spool: &mut Spool,
+        name: &str,
+        hook: &OutcomeHook,
+    ) -> Wake {
+        let sleep = tokio::time::sleep_until(
+            until.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400)),
+        );
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return Wake::Time,
+                changed = self.settings.changed() => {
+                    return if changed.is_ok() { Wake::Settings } else { Wake::Stop };
+                }
+                m = self.rx.recv(), if self.open => match m {
+                    Some(e) => {
+                        if !spool.push(e) {
+                            hook(name, "dropped");
+                        }
+                        if until.is_none() {
+                            return Wake::Time;
+                        }
                     }
+                    None => {
+                        self.open = false;
+                        if until.is_none() {
+                            return Wake::Stop;
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// A worker of the same sink that was stopped (sink removed, or its spool moved), and the spool
+/// directory it used: the next worker waits for it to end before touching the spool, so one
+/// spool never has two owners, and takes over what it left.
+pub struct Predecessor {
+    pub task: tokio::task::JoinHandle<()>,
+    pub spool_dir: Option<std::path::PathBuf>,
+}
+
+/// Delivers a sink's alerts in order, for as long as the sink is configured. One worker per
+/// sink name at a time: a changed sink (new URL, secret, timeout) is handed to the running
+/// worker through `settings`, which also wakes it from a backoff to retry with them at once.
+pub async fn worker(
+    settings: tokio::sync::watch::Receiver<SinkSpec>,
+    rx: tokio::sync::mpsc::Receiver<Event>,
+    spool_dir: Option<std::path::PathBuf>,
+    predecessor: Option<Predecessor>,
+    hook: OutcomeHook,
+) {
+    let mut inbox = Inbox {
+        rx,
+        open: true,
+        settings,
+    };
+    let mut spec = inbox.settings.borrow_and_update().clone();
+    let mut spool = Spool::open(spool_dir.as_deref(), &spec.name);
+    if let Some(p) = predecessor {
+        p.task.abort();
+        let _ = p.task.await;
+        if p.spool_dir != spool_dir {
+            // The spool moved (or left the disk): bring along what the old one kept.
+            let mut old = Spool::open(p.spool_dir.as_deref(), &spec.name);
+            while let Some(e) = old.front().cloned() {
+                if !spool.push(e) {
+                    hook(&spec.name, "dropped");
+                }
+                old.pop();
+            }
+        }
+    }
+    // Timeouts are per request (`spec.timeout`), so the client outlives settings changes.
+    let client = reqwest::Client::builder().build().unwrap_or_default();
+    let mut pace = Pace::default();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        inbox.take(&mut spool, &spec.name, &hook);
+        let Some(e) = spool.front().cloned() else {
+            match inbox.wait(None, &mut spool, &spec.name, &hook).await {
+                Wake::Time => continue,
+                Wake::Settings => {
+                    spec = inbox.settings.borrow_and_update().clone();
                     continue;
                 }
-                None => return,
+                Wake::Stop => return,
             }
         };
+        let now = tokio::time::Instant::now();
+        let wait = pace.next_slot(published_rates(&spec.kind), now);
+        if wait.is_some() {
+            match inbox.wait(wait, &mut spool, &spec.name, &hook).await {
+                Wake::Time => {}
+                Wake::Settings => spec = inbox.settings.borrow_and_update().clone(),
+                Wake::Stop => return,
+            }
+            continue;
+        }
         match send(&client, &spec, &e).await {
             Ok(()) => {
+                pace.sent(tokio::time::Instant::now());
                 spool.pop();
                 backoff = Duration::from_secs(1);
                 hook(&spec.name, "sent");
             }
             Err(why) => {
+                pace.sent(tokio::time::Instant::now());
                 hook(&spec.name, "retry");
                 tracing::warn!(sink = spec.name.as_str(), error = %why, pending = spool.len(), retry_in_s = backoff.as_secs(), "alert delivery failed; kept in the spool");
-                // Wait, but keep accepting new alerts into the spool meanwhile.
-                let sleep = tokio::time::sleep(backoff);
-                tokio::pin!(sleep);
-                loop {
-                    tokio::select! {
-                        _ = &mut sleep => break,
-                        m = rx.recv(), if open => match m {
-                            Some(e) => if !spool.push(e) { hook(&spec.name, "dropped") },
-                            None => open = false,
-                        },
+                let until = tokio::time::Instant::now() + backoff;
+                match inbox.wait(Some(until), &mut spool, &spec.name, &hook).await {
+                    Wake::Time => backoff = (backoff * 2).min(Duration::from_secs(60)),
+                    Wake::Settings => {
+                        spec = inbox.settings.borrow_and_update().clone();
+                        backoff = Duration::from_secs(1);
                     }
+                    Wake::Stop => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(60));
             }
         }
     }
@@ -299,6 +463,74 @@ mod tests {
             feishu_sign("secret", 1_700_000_000),
             "fiWS2+gh28DOydAv7hzONH/mDn9+b1Y4Y5ivXWXy8vA="
         );
+    }
+
+    #[test]
+    fn robot_texts_are_cut_at_a_character_boundary() {
+        let mut e = Event::new(Severity::Critical, "waf:sqli", "注入".repeat(2000));
+        e.client = Some("203.0.113.7".into());
+        let (_, body) = http_request(
+            &SinkKind::WeCom {
+                url: "http://x/".into(),
+            },
+            &e,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let content = body["text"]["content"].as_str().unwrap();
+        assert!(content.len() <= WECOM_TEXT_MAX, "{}", content.len());
+        assert!(content.len() > WECOM_TEXT_MAX - 8);
+        assert!(content.starts_with("[menwei critical] 注入注入"));
+        assert!(content.ends_with('…'));
+        let feishu = SinkKind::Feishu {
+            url: "http://x/".into(),
+            secret: Some("s".into()),
+        };
+        let (_, body) = http_request(&feishu, &e, Duration::ZERO).unwrap();
+        let text = body["content"]["text"].as_str().unwrap();
+        assert!(text.len() <= ROBOT_TEXT_MAX);
+        assert!(serde_json::to_vec(&body).unwrap().len() < 20_000);
+        // Short texts are untouched.
+        assert_eq!(clip("短".into(), 3), "短");
+        assert_eq!(clip("短句".into(), 5), "…");
+        assert_eq!(clip("abc".into(), 0), "…");
+    }
+
+    #[test]
+    fn robots_are_paced_at_their_published_rates() {
+        let t0 = tokio::time::Instant::now();
+        let s = Duration::from_secs;
+        let ding = published_rates(&SinkKind::DingTalk {
+            url: String::new(),
+            secret: None,
+        });
+        let mut pace = Pace::default();
+        for i in 0..20 {
+            assert_eq!(pace.next_slot(ding, t0 + s(i)), None, "message {i}");
+            pace.sent(t0 + s(i));
+        }
+        // The 21st within a minute waits until the first send is a minute old.
+        assert_eq!(pace.next_slot(ding, t0 + s(20)), Some(t0 + s(60)));
+        assert_eq!(pace.next_slot(ding, t0 + s(60)), None);
+        // 飞书: five in a second, then the next second.
+        let feishu = published_rates(&SinkKind::Feishu {
+            url: String::new(),
+            secret: None,
+        });
+        let mut pace = Pace::default();
+        let ms = Duration::from_millis;
+        for i in 0..5 {
+            assert_eq!(pace.next_slot(feishu, t0 + ms(i)), None);
+            pace.sent(t0 + ms(i));
+        }
+        assert_eq!(pace.next_slot(feishu, t0 + ms(10)), Some(t0 + s(1)));
+        // Webhooks and syslog are not paced.
+        let hook = published_rates(&SinkKind::Webhook { url: String::new() });
+        let mut pace = Pace::default();
+        for i in 0..500 {
+            pace.sent(t0 + ms(i));
+        }
+        assert_eq!(pace.next_slot(hook, t0 + ms(500)), None);
     }
 
     #[test]
