@@ -492,6 +492,23 @@ fn standing_bans_from_the_policy_and_the_admin_token() {
         Some(ban),
     );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    // Bans and alerts name people: reading them needs the token too. Probes and metrics do not.
+    let bearer = [("Authorization", "Bearer 0123456789abcdef0123456789abcdef")];
+    for path in ["/bans", "/alerts"] {
+        assert_eq!(get(gw.admin, path).status, 401, "{path}");
+        let r = get_with(
+            gw.admin,
+            path,
+            &[("Authorization", "Bearer wrong-token-wrong-token")],
+        );
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(get_with(gw.admin, path, &bearer).status, 200, "{path}");
+    }
+    let listed = get_with(gw.admin, "/bans", &bearer).json().to_string();
+    assert!(listed.contains("ip:198.51.100.9"), "{listed}");
+    for path in ["/healthz", "/readyz", "/metrics", "/policy"] {
+        assert_eq!(get(gw.admin, path).status, 200, "{path}");
+    }
     // A standing ban written into the policy: the loopback network, by reload.
     gw.write(
         "bans.toml",

@@ -1,6 +1,7 @@
 //! The admin listener (default `127.0.0.1:9901`, never public by default): `/metrics`,
-//! `/healthz`, `/readyz`, `/policy` (read-only), and `/bans` (temporary bans: list, add, lift;
-//! the security team's tools and the attack detectors use it).
+//! `/healthz`, `/readyz`, `/policy` (read-only, open), `/alerts` (recent alerts) and `/bans`
+//! (temporary bans: list, add, lift; the security team's tools and the attack detectors use
+//! it). `/alerts` and `/bans` name people, so every call to them is authorised (`authorised`).
 
 use crate::live::Store;
 use async_trait::async_trait;
@@ -23,8 +24,9 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Calls that change state: the bearer token of `[server] admin_token_file` (compared in
-    /// constant time), or, when none is configured, a caller on the loopback address.
+    /// Calls that change state or read personal data: the bearer token of `[server]
+    /// admin_token_file` (compared in constant time), or, when none is configured, a caller on
+    /// the loopback address.
     fn authorised(&self, session: &ServerSession) -> Result<(), &'static str> {
         let live = self.store.current();
         let Some(want) = live.snapshot.admin_token.as_ref() else {
@@ -247,13 +249,16 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        if path == "/bans" || path.starts_with("/bans/") {
-            if method != http::Method::GET {
-                if let Err(why) = self.authorised(session) {
-                    tracing::warn!(%path, %method, why, "admin call refused");
-                    return reply(401, "text/plain", format!("{why}\n").into_bytes());
-                }
+        // Bans and alerts name people (client addresses, user ids, masked evidence): reading
+        // them needs the same authorisation as changing bans. Probes, metrics and the policy
+        // summary stay open.
+        if path == "/bans" || path.starts_with("/bans/") || path == "/alerts" {
+            if let Err(why) = self.authorised(session) {
+                tracing::warn!(%path, %method, why, "admin call refused");
+                return reply(401, "text/plain", format!("{why}\n").into_bytes());
             }
+        }
+        if path == "/bans" || path.starts_with("/bans/") {
             return match (method, path.strip_prefix("/bans/")) {
                 (http::Method::GET, None) => self.bans(),
                 (http::Method::POST, None) => self.add_ban(session).await,
