@@ -453,6 +453,9 @@ mod tests {
                 for conn in l.incoming() {
                     let Ok(mut s) = conn else { continue };
                     let mut r = BufReader::new(s.try_clone().unwrap());
+                    let mut first = String::new();
+                    let _ = r.read_line(&mut first);
+                    let moved = first.split_whitespace().nth(1) == Some("/moved");
                     let mut len = 0;
                     loop {
                         let mut line = String::new();
@@ -466,10 +469,15 @@ mod tests {
                     }
                     let mut body = vec![0u8; len];
                     let _ = r.read_exact(&mut body);
-                    let code = st.load(Ordering::SeqCst);
+                    // A redirect's target (`/moved`) always answers 200.
+                    let code = if moved {
+                        200
+                    } else {
+                        st.load(Ordering::SeqCst)
+                    };
                     let _ = write!(
                         s,
-                        "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                        "HTTP/1.1 {code} X\r\nLocation: /moved\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
                     );
                     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                     let summary = v["summary"].as_str().unwrap_or("").to_string();
@@ -546,6 +554,33 @@ mod tests {
         assert_eq!(old.delivered(), Vec::<String>::new());
         assert_eq!(new.delivered(), ["a", "b", "c"]);
         assert_eq!(std::fs::read_to_string(dir.join("soc.jsonl")).unwrap(), "");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redirect_is_not_taken_for_a_delivery() {
+        // Followed, a 302 turns the POST into a GET without the alert, and the 200 at the end
+        // would count as delivered: the alert lost without a trace. It is a failure, retried.
+        let dir = spool_dir("redirect");
+        let moved = Receiver::start(302);
+        let outcomes = Arc::new(Mutex::new(Vec::<String>::new()));
+        let o = outcomes.clone();
+        let hook: OutcomeHook = Arc::new(move |_: &str, what: &str| {
+            o.lock().unwrap().push(what.to_string());
+        });
+        let alerter = Alerter::new(config(&moved.url, &dir), hook);
+        tokio::spawn(alerter.clone().run());
+        alerter.emit(Event::new(Severity::Critical, "a", "kept"));
+        until("the delivery is refused", || {
+            outcomes.lock().unwrap().iter().any(|w| w == "retry")
+        })
+        .await;
+        assert!(!outcomes.lock().unwrap().iter().any(|w| w == "sent"));
+        assert_eq!(moved.attempts(), 1, "the redirect was followed");
+        // Once the address answers 200 itself, the alert goes out, whole.
+        moved.status.store(200, Ordering::SeqCst);
+        until("the alert is delivered", || !moved.delivered().is_empty()).await;
+        assert_eq!(moved.delivered(), ["kept"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -396,7 +396,13 @@ pub async fn worker(
         }
     }
     // Timeouts are per request (`spec.timeout`), so the client outlives settings changes.
-    let client = reqwest::Client::builder().build().unwrap_or_default();
+    // Redirects are not followed: a 301/302/303 would turn the POST into a GET without the
+    // alert, and the 200 at its end would count as delivered. A redirect is a failed attempt,
+    // logged with its status, so the operator corrects the address.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
     let mut pace = Pace::default();
     let mut backoff = Duration::from_secs(1);
     loop {
