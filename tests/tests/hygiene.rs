@@ -67,6 +67,48 @@ fn forged_identity_and_forwarding_headers_never_reach_the_backend() {
     assert_eq!(r.seen("x-secret-hop"), None);
 }
 
+/// The same names with underscores: CGI-style servers (WSGI, Rack, PHP) read `X_User_Id` and
+/// `X-User-Id` alike as `HTTP_X_USER_ID`, so a variant let through is a forged identity.
+const FORGED_UNDERSCORED: [(&str, &str); 8] = [
+    ("X_User_Id", "admin"),
+    // httpoxy (CVE-2016-5385): becomes HTTP_PROXY, the backend's outbound proxy.
+    ("Proxy", "http://6.6.6.6:8080"),
+    ("X-User_Id", "admin"),
+    ("X_AUTH_ROLES", "root"),
+    ("X_Menwei_Identity", "forged"),
+    ("X_Forwarded_For", "6.6.6.6"),
+    ("X_Real_IP", "6.6.6.6"),
+    ("X_Request_Id", "forged-id"),
+];
+
+#[test]
+fn underscored_variants_of_protected_headers_never_reach_the_backend() {
+    let b = Backend::echo("echo");
+    let gw = start("", &b);
+    let r = get_with(gw.addr, "/x", &FORGED_UNDERSCORED);
+    assert_eq!(r.status, 200);
+    let seen = r.seen_headers();
+    for (k, _) in FORGED_UNDERSCORED {
+        let k = k.to_ascii_lowercase();
+        assert!(
+            !seen.iter().any(|(n, _)| *n == k),
+            "{k} reached the backend: {seen:?}"
+        );
+    }
+    assert_eq!(r.seen("x-forwarded-for").unwrap(), "127.0.0.1");
+    // Other names with underscores are an application's own and pass.
+    let r = get_with(gw.addr, "/x", &[("X_Api_Version", "3")]);
+    assert_eq!(r.seen("x_api_version").as_deref(), Some("3"));
+    // From a trusted proxy, forwarding variants pass as the others do; identity ones never.
+    drop(gw);
+    let gw = start("[trust]\nproxies = [\"127.0.0.1/32\"]\n", &b);
+    let r = get_with(gw.addr, "/x", &FORGED_UNDERSCORED);
+    assert_eq!(r.seen("x_user_id"), None);
+    assert_eq!(r.seen("x-user_id"), None);
+    assert_eq!(r.seen("x_auth_roles"), None);
+    assert_eq!(r.seen("x_menwei_identity"), None);
+}
+
 #[test]
 fn trusted_proxy_forwarding_is_honoured() {
     let b = Backend::echo("echo");

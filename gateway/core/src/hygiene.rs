@@ -19,6 +19,11 @@ const HOP_BY_HOP: [&str; 7] = [
     "proxy-authorization",
 ];
 
+/// `Proxy` has no use in HTTP, and CGI-style servers turn it into `HTTP_PROXY`, which many
+/// HTTP client libraries take as their outbound proxy ("httpoxy", CVE-2016-5385): never
+/// forwarded, from anyone.
+const PROXY: &str = "proxy";
+
 /// Forwarding headers believed only from trusted proxies.
 const FORWARDING: [&str; 7] = [
     "forwarded",
@@ -163,7 +168,14 @@ pub fn clean_upstream_request(req: &mut RequestHeader, f: &Forwarding<'_>) {
         }
     }
     for name in req.headers.keys() {
-        let n = name.as_str();
+        // CGI-style servers (WSGI, Rack, PHP) read `X_User_Id` as `X-User-Id` (both become
+        // `HTTP_X_USER_ID`): names are compared with underscores taken as hyphens, so no
+        // variant of a protected name gets through.
+        let folded = match name.as_str() {
+            n if n.contains('_') => std::borrow::Cow::Owned(n.replace('_', "-")),
+            n => std::borrow::Cow::Borrowed(n),
+        };
+        let n = folded.as_ref();
         let identity = f
             .trust
             .identity_prefixes
@@ -171,7 +183,12 @@ pub fn clean_upstream_request(req: &mut RequestHeader, f: &Forwarding<'_>) {
             .any(|p| n.starts_with(p.as_str()));
         let forwarding =
             !f.peer_trusted && (n.starts_with("x-forwarded-") || FORWARDING.contains(&n));
-        if identity || forwarding || HOP_BY_HOP.contains(&n) || *name == f.trust.request_id_header {
+        if identity
+            || forwarding
+            || HOP_BY_HOP.contains(&n)
+            || n == PROXY
+            || n == f.trust.request_id_header.as_str()
+        {
             drop.push(name.clone());
         }
     }
