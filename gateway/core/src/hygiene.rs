@@ -234,14 +234,18 @@ pub fn strip_own_cookies(req: &mut RequestHeader, is_own: impl Fn(&str) -> bool)
 }
 
 fn write_forwarding(req: &mut RequestHeader, f: &Forwarding<'_>) {
-    let xff = match req
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prev) if f.peer_trusted => format!("{prev}, {}", f.peer),
-        _ => f.peer.to_string(),
-    };
+    // A trusted proxy's chain may come in several header lines (as `client_ip` reads it): all
+    // of them, in order, then the peer. The header is replaced by this one line.
+    let mut xff = String::new();
+    if f.peer_trusted {
+        for v in req.headers.get_all("x-forwarded-for") {
+            if let Ok(prev) = v.to_str() {
+                xff.push_str(prev);
+                xff.push_str(", ");
+            }
+        }
+    }
+    xff.push_str(f.peer);
     let _ = req.insert_header("x-forwarded-for", xff);
     if !(f.peer_trusted && req.headers.contains_key("x-forwarded-proto")) {
         let _ = req.insert_header("x-forwarded-proto", f.proto);
@@ -398,6 +402,42 @@ mod tests {
             client_ip(peer, true, &r, &t),
             "5.5.5.5".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn a_trusted_chain_in_several_lines_is_kept_whole() {
+        let t = trust(&["10.0.0.0/8"]);
+        let mut r = req(&[
+            ("x-forwarded-for", "6.6.6.6, 1.2.3.4"),
+            ("x-forwarded-for", "10.0.0.7"),
+        ]);
+        let f = Forwarding {
+            trust: &t,
+            peer: "10.0.0.1",
+            peer_trusted: true,
+            client: "1.2.3.4",
+            proto: "https",
+            host: "gw",
+            request_id: "abc",
+            upgrade: None,
+        };
+        clean_upstream_request(&mut r, &f);
+        let all: Vec<_> = r.headers.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(all, ["6.6.6.6, 1.2.3.4, 10.0.0.7, 10.0.0.1"]);
+        // From an untrusted peer, only the peer.
+        let mut r = req(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7"),
+        ]);
+        clean_upstream_request(
+            &mut r,
+            &Forwarding {
+                peer_trusted: false,
+                ..f
+            },
+        );
+        let all: Vec<_> = r.headers.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(all, ["10.0.0.1"]);
     }
 
     #[test]
