@@ -171,3 +171,60 @@ fn ambiguous_framing_is_refused() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["body"], "abcd");
 }
+
+/// A backend answering every request with the same head, `Set-Cookie` lines included.
+fn setting_cookies(cookies: &[&str]) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let head: String = cookies
+        .iter()
+        .map(|c| format!("Set-Cookie: {c}\r\n"))
+        .collect();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\n{head}Content-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_backend_cannot_plant_or_clear_the_gateways_session_cookie() {
+    let secrets = menwei_tests::sso::Secrets::new();
+    let backend = setting_cookies(&[
+        "app=1; Path=/",
+        "menwei_session=ATTACKER; Path=/; HttpOnly",
+        "__Host-menwei_session=ATTACKER; Path=/; Secure; HttpOnly",
+        "menwei_session_login=X; Max-Age=0",
+    ]);
+    // The provider is not reachable: this public route needs no sign-in.
+    let policy = format!(
+        "{}\n[[upstream]]\nname = \"app\"\nbackends = [\"{backend}\"]\n\n[[route]]\nname = \"public\"\nprefix = \"/\"\nupstream = \"app\"\n",
+        secrets.policy(&format!("http://127.0.0.1:{}", free_port()), "", "")
+    );
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("routes.toml", &policy),
+    ]);
+    let r = get(gw.addr, "/x");
+    assert_eq!(r.status, 200);
+    let set: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(set, ["app=1; Path=/"]);
+    assert!(wait_until(std::time::Duration::from_secs(5), || gw
+        .log()
+        .contains(
+            "a backend tried to set the gateway's session cookie"
+        )));
+}

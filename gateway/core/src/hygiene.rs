@@ -233,6 +233,31 @@ pub fn strip_own_cookies(req: &mut RequestHeader, is_own: impl Fn(&str) -> bool)
     }
 }
 
+/// Removes a backend's `Set-Cookie` lines that name the gateway's own cookies: the gateway's
+/// session is its own, and a department backend (buggy or compromised) must not plant, replace
+/// or clear it in a user's browser (session fixation, forced sign-out). True when any was
+/// removed.
+pub fn strip_own_set_cookies(
+    resp: &mut pingora::http::ResponseHeader,
+    is_own: impl Fn(&str) -> bool,
+) -> bool {
+    let own = |v: &http::HeaderValue| {
+        let text = String::from_utf8_lossy(v.as_bytes());
+        let name = text.split(';').next().unwrap_or("");
+        is_own(name.split_once('=').map_or(name, |(n, _)| n).trim())
+    };
+    let all = resp.headers.get_all(http::header::SET_COOKIE);
+    if !all.iter().any(own) {
+        return false;
+    }
+    let kept: Vec<http::HeaderValue> = all.iter().filter(|v| !own(v)).cloned().collect();
+    resp.remove_header(&http::header::SET_COOKIE);
+    for v in kept {
+        let _ = resp.append_header(http::header::SET_COOKIE, v);
+    }
+    true
+}
+
 fn write_forwarding(req: &mut RequestHeader, f: &Forwarding<'_>) {
     // A trusted proxy's chain may come in several header lines (as `client_ip` reads it): all
     // of them, in order, then the peer. The header is replaced by this one line.
@@ -402,6 +427,26 @@ mod tests {
             client_ip(peer, true, &r, &t),
             "5.5.5.5".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn a_backend_cannot_set_the_gateways_cookies() {
+        let own = |n: &str| n == "menwei_session" || n == "__Host-menwei_session";
+        let mut r = pingora::http::ResponseHeader::build(200, None).unwrap();
+        for c in [
+            "app=1; Path=/",
+            "__Host-menwei_session=ATTACKER; Path=/; Secure; HttpOnly",
+            " menwei_session = X; Max-Age=0",
+            "other=menwei_session; Path=/",
+        ] {
+            r.append_header("set-cookie", c).unwrap();
+        }
+        assert!(strip_own_set_cookies(&mut r, own));
+        let left: Vec<_> = r.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(left, ["app=1; Path=/", "other=menwei_session; Path=/"]);
+        // Nothing of ours: untouched.
+        assert!(!strip_own_set_cookies(&mut r, own));
+        assert_eq!(r.headers.get_all("set-cookie").iter().count(), 2);
     }
 
     #[test]

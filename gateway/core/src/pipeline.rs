@@ -595,6 +595,15 @@ impl ProxyHttp for Gateway {
             }
         }
         let _ = resp.insert_header("x-request-id", ctx.request_id.as_str());
+        if let Some(sso) = ctx.live.as_ref().and_then(|l| l.sso.as_deref()) {
+            if hygiene::strip_own_set_cookies(resp, |n| sso.is_own_cookie(n)) {
+                tracing::warn!(
+                    route = ctx.route_name(),
+                    request_id = ctx.request_id.as_str(),
+                    "a backend tried to set the gateway's session cookie; removed"
+                );
+            }
+        }
         if let Some(live) = ctx.live.clone() {
             if let Err(d) = crate::masking::on_head(&live, &self.store, resp, ctx) {
                 return Err(status_error(ctx, d));
