@@ -139,3 +139,79 @@ fn a_concurrency_limit_caps_requests_in_flight() {
     assert_eq!(slow.join().unwrap(), 200);
     assert_eq!(get_with(gw.addr, "/x", &[]).status, 200);
 }
+
+/// Behind a trusted proxy, so that clients can be given any address.
+fn start_behind_proxy(b: &Backend, trust_extra: &str) -> Gateway {
+    let routes = format!(
+        "[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"api\"\nprefix = \"/\"\nupstream = \"echo\"\nlimits = [\"burst10\"]\n",
+        b.addr
+    );
+    Gateway::start(&[
+        (
+            "gateway.toml",
+            &gateway_toml(&format!(
+                "[trust]\nproxies = [\"127.0.0.1/32\"]\n{trust_extra}"
+            )),
+        ),
+        ("ratelimit.toml", SLOW_BURST_10),
+        ("routes.toml", &routes),
+    ])
+}
+
+fn from(gw: &Gateway, client: &str) -> u16 {
+    get_with(gw.addr, "/x", &[("X-Forwarded-For", client)]).status
+}
+
+#[test]
+fn an_ipv6_client_is_one_client_per_network_not_per_address() {
+    let b = Backend::echo("echo");
+    let gw = start_behind_proxy(&b, "");
+    // One /64 (a household, a subnet) takes a new address for every request: still one client.
+    let statuses: Vec<u16> = (1..=25)
+        .map(|i| from(&gw, &format!("2001:db8:1:2:{i:x}::{i:x}")))
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15);
+    // The next /64 is another client; IPv4 clients (mapped ones too) count per address.
+    assert_eq!(from(&gw, "2001:db8:1:3::1"), 200);
+    for i in 0..12 {
+        assert_eq!(from(&gw, &format!("10.9.8.{i}")), 200);
+        assert_eq!(from(&gw, &format!("::ffff:10.9.9.{i}")), 200);
+    }
+    // A temporary ban of the network refuses all of its addresses, and only them.
+    let ban = br#"{"key": "ip:2001:db8:1:3:ffff::1/64", "ttl_secs": 60, "reason": "test"}"#;
+    let r = request(gw.admin, "POST", "/bans", &[], Some(ban));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["key"], "ip:2001:db8:1:3::/64");
+    assert_eq!(from(&gw, "2001:db8:1:3:abcd::7"), 403);
+    assert_eq!(from(&gw, "2001:db8:1:4::1"), 200);
+    // Only the length clients are counted by can be banned here; other networks go in [[ban]].
+    let r = request(
+        gw.admin,
+        "POST",
+        "/bans",
+        &[],
+        Some(br#"{"key": "ip:2001:db8::/48", "ttl_secs": 60, "reason": "test"}"#),
+    );
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("ipv6_prefix"));
+    // Lifted by its key.
+    let r = request(
+        gw.admin,
+        "DELETE",
+        "/bans/ip:2001:db8:1:3::%2F64",
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(from(&gw, "2001:db8:1:3:abcd::7"), 200);
+}
+
+#[test]
+fn ipv6_prefix_128_counts_every_address_apart() {
+    let b = Backend::echo("echo");
+    let gw = start_behind_proxy(&b, "ipv6_prefix = 128\n");
+    for i in 1..=25 {
+        assert_eq!(from(&gw, &format!("2001:db8:1:2::{i:x}")), 200);
+    }
+}

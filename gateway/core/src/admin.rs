@@ -163,6 +163,15 @@ impl Admin {
             Ok(k) => k,
             Err(why) => return bad(why),
         };
+        // A network ban is looked up under the one prefix length clients are counted by.
+        let prefix = self.store.current().snapshot.trust.ipv6_prefix;
+        if let Some((_, len)) = key.strip_prefix("ip:").and_then(|k| k.split_once('/')) {
+            if len != prefix.to_string() {
+                return bad(format!(
+                    "temporary bans of IPv6 networks are /{prefix}, the length clients are counted by ([trust] ipv6_prefix); for other networks add a [[ban]] to the policy"
+                ));
+            }
+        }
         let max = menwei_ratelimit::bans::MAX_TTL.as_secs();
         if req.ttl_secs == 0 || req.ttl_secs > max {
             return bad(format!("ttl_secs must be 1 to {max}"));

@@ -20,6 +20,9 @@ pub struct Ctx {
     pub client: Option<IpAddr>,
     /// `client` formatted once (logs, `X-Real-IP`, hashing).
     pub client_str: String,
+    /// An IPv6 client's network (`[trust] ipv6_prefix`), under which it is counted, detected
+    /// and banned; `None` when that is the address itself (IPv4).
+    pub client_network: Option<String>,
     pub proto: &'static str,
     /// Lower-case host without port.
     pub host: String,
@@ -69,6 +72,7 @@ impl Ctx {
             peer_trusted: false,
             client: None,
             client_str: String::new(),
+            client_network: None,
             proto: "http",
             host: String::new(),
             path: String::new(),
@@ -97,6 +101,12 @@ impl Ctx {
     pub fn route_spec(&self) -> Option<&RouteSpec> {
         let live = self.live.as_ref()?;
         live.snapshot.router.routes().get(self.route?)
+    }
+
+    /// What the client is counted, detected and banned as: its address, or for IPv6 its
+    /// network.
+    pub fn client_key(&self) -> &str {
+        self.client_network.as_deref().unwrap_or(&self.client_str)
     }
 
     /// The matched route's name, `-` when none.

@@ -343,6 +343,7 @@ mod tests {
                 .collect(),
             identity_prefixes: vec!["x-auth-".into(), "x-user-".into(), "x-menwei-".into()],
             request_id_header: http::HeaderName::from_static("x-request-id"),
+            ipv6_prefix: 64,
         }
     }
 

@@ -58,7 +58,7 @@ fn key(spec: &LimitSpec, route: &RouteSpec, req: &RequestHeader, live: &Live, ct
             k.push(SEP);
         }
         match part {
-            KeyPart::ClientIp => k.push_str(&ctx.client_str),
+            KeyPart::ClientIp => k.push_str(ctx.client_key()),
             KeyPart::Route => k.push_str(&route.name),
             KeyPart::Header(h) => {
                 if let Some(v) = req.headers.get(h) {

@@ -273,6 +273,7 @@ impl ProxyHttp for Gateway {
             .peer
             .map(|p| hygiene::client_ip(p, ctx.peer_trusted, req, trust));
         ctx.client_str = ctx.client.map(hygiene::ip_text).unwrap_or_default();
+        ctx.client_network = ctx.client.and_then(|c| trust.client_network(c));
         ctx.request_id = match req.headers.get(&trust.request_id_header) {
             Some(v) if ctx.peer_trusted && hygiene::valid_request_id(v.as_bytes()) => {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
@@ -297,8 +298,17 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
         // Banned addresses first: nothing else is spent on them.
         // The ban key is `ip:` and the address as `Display` writes it: `client_str` already is.
+        // An IPv6 client is also banned through its network (`ip:2001:db8:1:2::/64`).
         if !self.store.bans.is_empty() && ctx.client.is_some() {
-            if let Some(ban) = self.store.bans.get(&format!("ip:{}", ctx.client_str)) {
+            let ban = self
+                .store
+                .bans
+                .get(&format!("ip:{}", ctx.client_str))
+                .or_else(|| {
+                    let net = ctx.client_network.as_ref()?;
+                    self.store.bans.get(&format!("ip:{net}"))
+                });
+            if let Some(ban) = ban {
                 return self.banned(session, ctx, "ip", ban).await;
             }
         }

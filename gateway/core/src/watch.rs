@@ -70,7 +70,7 @@ pub async fn observe(store: &Store, ctx: &Ctx, status: u16) {
         return;
     }
     let keys = Keys {
-        ip: ctx.client.map(|_| ctx.client_str.as_str()),
+        ip: ctx.client.map(|_| ctx.client_key()),
         user: user.as_deref(),
         app: ctx.app_id.as_deref(),
     };

@@ -418,6 +418,7 @@ fn compile_trust(t: raw::Trust) -> TrustSettings {
             .request_id_header
             .map(|h| h.0)
             .unwrap_or(http::HeaderName::from_static("x-request-id")),
+        ipv6_prefix: t.ipv6_prefix.map_or(64, |p| p.0),
     }
 }
 

@@ -5,7 +5,7 @@
 //! merged: array sections (`[[listener]]`, `[[upstream]]`, `[[route]]`, ...) concatenate, single
 //! tables (`[server]`, `[trust]`, ...) may appear in one file only.
 
-use crate::types::{ByteSize, Cidr, Duration, HeaderName, Regex};
+use crate::types::{ByteSize, Cidr, Duration, HeaderName, Ipv6Prefix, Regex};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
@@ -771,6 +771,10 @@ pub struct Trust {
     pub identity_header_prefixes: Option<Vec<String>>,
     /// Header that carries the request id (default `X-Request-Id`).
     pub request_id_header: Option<HeaderName>,
+    /// IPv6 clients are counted, detected and banned per network of this many leading bits
+    /// (default 64: one household or subnet, which can take a new address for every request).
+    /// 128 counts every address apart. IPv4 clients are always counted per address.
+    pub ipv6_prefix: Option<Ipv6Prefix>,
 }
 
 /// `[limits]`: request size limits, answered with 400 / 413 / 414 / 431.

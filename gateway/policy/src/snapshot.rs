@@ -44,9 +44,23 @@ pub struct TrustSettings {
     /// Lower-case prefixes of client headers that are always removed.
     pub identity_prefixes: Vec<String>,
     pub request_id_header: http::HeaderName,
+    /// Leading bits of an IPv6 client address that make one client (`[trust] ipv6_prefix`).
+    pub ipv6_prefix: u8,
 }
 
 impl TrustSettings {
+    /// The key a client is counted, detected and banned under, when it is not its address as
+    /// written: an IPv6 client's network (`2001:db8:1:2::/64`). IPv4 clients, IPv4-mapped IPv6
+    /// addresses and a prefix of 128 have none.
+    pub fn client_network(&self, ip: std::net::IpAddr) -> Option<String> {
+        match ip {
+            std::net::IpAddr::V6(v6) if self.ipv6_prefix < 128 && v6.to_ipv4_mapped().is_none() => {
+                Some(menwei_ratelimit::bans::ipv6_network(v6, self.ipv6_prefix))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether a peer address is a configured trusted proxy.
     pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
         self.proxies.iter().any(|c| c.contains(ip))

@@ -151,6 +151,43 @@ fn last_line(s: &str) -> String {
         .to_string()
 }
 
+/// How many leading bits of an IPv6 client address make one client (1 to 128).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ipv6Prefix(pub u8);
+
+impl<'de> Deserialize<'de> for Ipv6Prefix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u8::try_from(n)
+            .ok()
+            .filter(|n| (1..=128).contains(n))
+            .map(Ipv6Prefix)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "{n} is not an IPv6 prefix length: use 1 to 128 (64 is one household or \
+                     subnet; 128 counts every address apart)"
+                ))
+            })
+    }
+}
+
+impl JsonSchema for Ipv6Prefix {
+    fn schema_name() -> String {
+        "Ipv6Prefix".to_string()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut s = schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::Integer.into()),
+            ..Default::default()
+        };
+        s.metadata().description =
+            Some("An IPv6 prefix length, 1 to 128: the bits that make one client".to_string());
+        s.number().minimum = Some(1.0);
+        s.number().maximum = Some(128.0);
+        s.into()
+    }
+}
+
 macro_rules! string_newtype_serde {
     ($t:ty, $desc:literal, $pattern:literal) => {
         impl<'de> Deserialize<'de> for $t {

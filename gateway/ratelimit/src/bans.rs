@@ -51,9 +51,30 @@ impl Ban {
     }
 }
 
-/// Checks a ban key: `ip:<address>` or `user:<id>`; returns it in canonical form.
+/// The IPv6 network of `len` bits holding `ip`, as `2001:db8:1:2::/64`: the key under which an
+/// IPv6 client is counted, detected and banned (one household or subnet holds a whole /64 and
+/// can take a new address for every request).
+pub fn ipv6_network(ip: std::net::Ipv6Addr, len: u8) -> String {
+    let len = len.min(128);
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    format!("{}/{len}", std::net::Ipv6Addr::from(u128::from(ip) & mask))
+}
+
+/// Checks a ban key: `ip:<address>`, `ip:<IPv6 network>/<length>` or `user:<id>`; returns it in
+/// canonical form (a network's host bits cleared).
 pub fn parse_key(key: &str) -> Result<String, String> {
     if let Some(ip) = key.strip_prefix("ip:") {
+        if let Some((net, len)) = ip.split_once('/') {
+            let addr = net
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|_| format!("`{ip}`: only IPv6 networks are banned by prefix here"))?;
+            let len = len
+                .parse::<u8>()
+                .ok()
+                .filter(|l| (1..=128).contains(l))
+                .ok_or_else(|| format!("`{ip}`: the prefix length is 1 to 128"))?;
+            return Ok(format!("ip:{}", ipv6_network(addr, len)));
+        }
         return ip
             .parse::<IpAddr>()
             .map(|ip| format!("ip:{ip}"))
@@ -227,6 +248,34 @@ mod tests {
         assert!(parse_key("user:a\nb").is_err());
         assert!(parse_key("host:x").is_err());
         assert_eq!(parse_key("user:alice").unwrap(), "user:alice");
+        // IPv6 networks, host bits cleared; no IPv4 networks, no bad lengths.
+        assert_eq!(
+            parse_key("ip:2001:db8:1:2:aaaa::1/64").unwrap(),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            parse_key("ip:2001:db8::1/128").unwrap(),
+            "ip:2001:db8::1/128"
+        );
+        assert!(parse_key("ip:10.0.0.0/8").is_err());
+        assert!(parse_key("ip:2001:db8::/0").is_err());
+        assert!(parse_key("ip:2001:db8::/129").is_err());
+        assert!(parse_key("ip:2001:db8::/x").is_err());
+    }
+
+    #[test]
+    fn ipv6_networks() {
+        let a: std::net::Ipv6Addr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+        assert_eq!(ipv6_network(a, 64), "2001:db8:1:2::/64");
+        assert_eq!(ipv6_network(a, 48), "2001:db8:1::/48");
+        assert_eq!(ipv6_network(a, 56), "2001:db8:1::/56");
+        assert_eq!(ipv6_network(a, 60), "2001:db8:1::/60");
+        assert_eq!(ipv6_network(a, 128), "2001:db8:1:2:3:4:5:6/128");
+        assert_eq!(ipv6_network(a, 1), "::/1");
+        assert_eq!(ipv6_network(a, 0), "::/0");
+        // The same text as ipnet's, which the policy's networks use.
+        let b: std::net::Ipv6Addr = "2408:8207:1:ff00::9".parse().unwrap();
+        assert_eq!(ipv6_network(b, 56), "2408:8207:1:ff00::/56");
     }
 
     #[tokio::test]
