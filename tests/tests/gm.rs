@@ -7,7 +7,7 @@ use menwei_gm::signature::{self, Scheme, SignedBy};
 use menwei_tests::*;
 use serde_json::{json, Value};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -1113,4 +1113,142 @@ fn per_app_limits_follow_the_signed_app_id() {
     let b = by(Scheme::Sm2, "js-der", now());
     assert_eq!(req.send(&s.gw, &header(&b, "00")).status, 401);
     assert_eq!(send_as("js-der").status, 200);
+}
+
+/// Revokes `name`'s certificate (issued by `ca`) and writes `ca`'s CRL to `out`, with OpenSSL's
+/// own CA tool (SM3withSM2, explicit distinguishing id). `next_update`: YYYYMMDDHHMMSSZ.
+fn sm2_crl(dir: &std::path::Path, ca: &str, revoke: &[&str], out: &str, next_update: &str) {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let db = dir.join(format!("{ca}-crl"));
+    let _ = std::fs::remove_dir_all(&db);
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(db.join("index.txt"), "").unwrap();
+    std::fs::write(db.join("crlnumber"), "01\n").unwrap();
+    let cnf = db.join("ca.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = {}\ncrlnumber = {}\ndefault_md = sm3\n",
+            db.join("index.txt").display(),
+            db.join("crlnumber").display()
+        ),
+    )
+    .unwrap();
+    let base = |extra: &[&str]| {
+        let mut a = vec![
+            "ca".to_string(),
+            "-config".into(),
+            cnf.display().to_string(),
+            "-cert".into(),
+            p(&format!("{ca}.pem")),
+            "-keyfile".into(),
+            p(&format!("{ca}.key")),
+            "-md".into(),
+            "sm3".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    for name in revoke {
+        let args = base(&["-revoke", &p(&format!("{name}.pem"))]);
+        openssl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    let args = base(&[
+        "-gencrl",
+        "-sigopt",
+        "distid:1234567812345678",
+        "-crl_nextupdate",
+        next_update,
+        "-out",
+        &p(out),
+    ]);
+    openssl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn revoked_sm2_client_certificates_are_refused() {
+    let echo = Backend::echo("e");
+    let dir = tempfile::tempdir().unwrap();
+    let p = sm2_pki(dir.path());
+    // `wrong-id` is the CA's too (its own signature aside): revoke it, keep `user`.
+    sm2_crl(dir.path(), "ca", &["wrong-id"], "ca.crl", "20991231000000Z");
+    let policy = |crls: &[&str]| {
+        let files: Vec<String> = crls.iter().map(|c| format!("\"{}\"", p(c))).collect();
+        format!(
+            "[gm]\nclient_cert_header = \"X-Client-Cert\"\nclient_ca_files = [\"{}\"]\nclient_crl_files = [{}]\n\n[[upstream]]\nname = \"echo\"\nbackends = [\"{}\"]\n\n[[route]]\nname = \"ukey\"\nprefix = \"/ukey/\"\nupstream = \"echo\"\nauth = \"gm-certificate\"\n",
+            p("ca.pem"),
+            files.join(", "),
+            echo.addr
+        )
+    };
+    let trusted = "[trust]\nproxies = [\"127.0.0.1/32\"]\n";
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml(trusted)),
+        ("gm.toml", &policy(&["ca.crl"])),
+    ]);
+    let der = |n: &str| {
+        let out = Command::new("openssl")
+            .args(["x509", "-in", &p(&format!("{n}.pem")), "-outform", "DER"])
+            .output()
+            .unwrap();
+        base64(&out.stdout)
+    };
+    let send = |n: &str| get_with(gw.addr, "/ukey/x", &[("X-Client-Cert", &der(n))]);
+    assert_eq!(send("user").status, 200, "{}", gw.log());
+    // A revoked certificate of the same CA: refused, with the reason in the log only.
+    // (`wrong-id` fails its signature anyway; revoke `user` itself to see the CRL decide.)
+    sm2_crl(dir.path(), "ca", &["user"], "ca.crl", "20991231000000Z");
+    let v = gw.version();
+    gw.write("gm.toml", &policy(&["ca.crl"]));
+    gw.sighup();
+    assert!(gw.wait_version(v + 1), "{}", gw.log());
+    let r = send("user");
+    assert_eq!((r.status, code(&r).as_str()), (401, "MW-CERT-002"));
+    assert!(wait_until(Duration::from_secs(5), || gw
+        .log()
+        .contains("revoked (listed in its CA's CRL)")));
+    // A CRL past its next update: the CA's certificates are refused (fail closed).
+    sm2_crl(dir.path(), "ca", &[], "stale.crl", "20200101000000Z");
+    let v = gw.version();
+    gw.write("gm.toml", &policy(&["stale.crl"]));
+    gw.sighup();
+    assert!(gw.wait_version(v + 1), "{}", gw.log());
+    let r = send("user");
+    assert_eq!((r.status, code(&r).as_str()), (401, "MW-CERT-002"));
+    assert!(gw.log().contains("past its next update"));
+    let good = gw.version();
+    // A CRL signed by a CA that is not configured: the policy is refused, the last good one
+    // keeps serving.
+    sm2_crl(dir.path(), "other-ca", &[], "other.crl", "20991231000000Z");
+    gw.write("gm.toml", &policy(&["other.crl"]));
+    gw.sighup();
+    assert!(wait_until(Duration::from_secs(10), || gw.log().contains(
+        "is not a usable revocation list: issued by none of client_ca_files"
+    )));
+    assert_eq!(gw.version(), good);
+    // A CRL altered after signing (one digit of its thisUpdate): refused as well.
+    let crl_der = Command::new("openssl")
+        .args(["crl", "-in", &p("ca.crl"), "-outform", "DER"])
+        .output()
+        .unwrap()
+        .stdout;
+    let mut tampered = crl_der.clone();
+    let at = tampered
+        .windows(13)
+        .position(|w| w[12] == b'Z' && w[..12].iter().all(u8::is_ascii_digit))
+        .expect("a UTCTime in the CRL");
+    tampered[at + 11] = if tampered[at + 11] == b'0' {
+        b'1'
+    } else {
+        b'0'
+    };
+    std::fs::write(dir.path().join("tampered.crl"), &tampered).unwrap();
+    gw.write("gm.toml", &policy(&["tampered.crl"]));
+    gw.sighup();
+    assert!(wait_until(Duration::from_secs(10), || gw
+        .log()
+        .contains("its signature does not verify")));
+    assert_eq!(gw.version(), good);
+    let r = send("user");
+    assert_eq!((r.status, code(&r).as_str()), (401, "MW-CERT-002"));
 }

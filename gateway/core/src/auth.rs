@@ -377,7 +377,12 @@ pub fn check_certificate(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let id = match menwei_gm::cert::verify_client_cert(&live.client_cas, value.as_bytes(), now) {
+    let id = match menwei_gm::cert::verify_client_cert(
+        &live.client_cas,
+        &live.client_crls,
+        value.as_bytes(),
+        now,
+    ) {
         Ok(id) => id,
         Err(e) => {
             tracing::info!(request_id = %rid, error = %e, "client certificate refused");

@@ -29,6 +29,8 @@ pub struct Live {
     pub sso: Option<Arc<menwei_sso::Sso>>,
     /// SM2 CAs of client certificates (`[gm] client_ca_files`), parsed once per policy.
     pub client_cas: Vec<menwei_gm::cert::Sm2Ca>,
+    /// Their revocation lists (`[gm] client_crl_files`).
+    pub client_crls: Vec<menwei_gm::cert::Crl>,
 }
 
 /// A limit's run-time state: its local counters and the prefix of its Redis keys.
@@ -221,7 +223,7 @@ fn build_live(
     let cluster = build_cluster(&snapshot, prev);
     open_audit(&snapshot, prev, audit);
     let sso = build_sso(&snapshot, cluster.as_ref(), shared, metrics, audit);
-    let client_cas = snapshot
+    let client_cas: Vec<menwei_gm::cert::Sm2Ca> = snapshot
         .gm
         .as_ref()
         .map(|g| {
@@ -231,6 +233,30 @@ fn build_live(
                 .collect()
         })
         .unwrap_or_default();
+    let client_crls: Vec<menwei_gm::cert::Crl> = snapshot
+        .gm
+        .as_ref()
+        .map(|g| {
+            g.client_crls
+                .iter()
+                .filter_map(|b| menwei_gm::cert::Crl::new(b, &client_cas).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for crl in &client_crls {
+        match crl.next_update {
+            Some(n) if n < now => tracing::error!(
+                ca = %crl.issuer_cn,
+                "the CA's CRL is past its next update: every certificate of this CA is refused until a fresh CRL is loaded ([gm] client_crl_files, then reload)"
+            ),
+            _ => {
+                tracing::info!(ca = %crl.issuer_cn, revoked = crl.len(), next_update_unix = ?crl.next_update, "client CA revocation list loaded")
+            }
+        }
+    }
     let mut keep: Registry = HashMap::new();
     let upstreams = snapshot
         .upstreams
@@ -255,6 +281,7 @@ fn build_live(
         cluster,
         sso,
         client_cas,
+        client_crls,
     }
 }
 

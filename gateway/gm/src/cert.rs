@@ -27,6 +27,10 @@ pub enum CertError {
     NoSubject,
     /// A CA certificate (basicConstraints CA:TRUE) is not a client identity.
     NotEndEntity,
+    /// Listed in its CA's revocation list.
+    Revoked,
+    /// Its CA's revocation list is past its next update: revocation cannot be known.
+    CrlExpired,
 }
 
 impl std::fmt::Display for CertError {
@@ -40,6 +44,10 @@ impl std::fmt::Display for CertError {
             CertError::NotYetValid => f.write_str("not yet valid"),
             CertError::NoSubject => f.write_str("no subject CN"),
             CertError::NotEndEntity => f.write_str("a CA certificate, not a client's"),
+            CertError::Revoked => f.write_str("revoked (listed in its CA's CRL)"),
+            CertError::CrlExpired => f.write_str(
+                "its CA's CRL is past its next update; load a fresh one ([gm] client_crl_files, then reload)",
+            ),
         }
     }
 }
@@ -154,10 +162,79 @@ impl Sm2Ca {
     }
 }
 
+/// A certificate revocation list of one of the client CAs, its signature checked.
+#[derive(Debug, Clone)]
+pub struct Crl {
+    issuer_der: Vec<u8>,
+    /// The CA's subject CN (for messages).
+    pub issuer_cn: String,
+    /// Unix seconds.
+    pub this_update: u64,
+    /// Unix seconds; `None`: the CRL names no next update.
+    pub next_update: Option<u64>,
+    /// Serial numbers (DER integer contents) of the revoked certificates, sorted.
+    revoked: Vec<Vec<u8>>,
+}
+
+impl Crl {
+    /// A CRL (PEM or DER) signed with SM3withSM2 by one of `cas`.
+    pub fn new(bytes: &[u8], cas: &[Sm2Ca]) -> Result<Crl, String> {
+        use x509_cert::crl::CertificateList;
+        let crl: CertificateList = match std::str::from_utf8(bytes).ok().map(str::trim) {
+            Some(t) if t.contains("-----BEGIN") => {
+                use der::DecodePem;
+                CertificateList::from_pem(t.as_bytes())
+            }
+            _ => CertificateList::from_der(bytes),
+        }
+        .map_err(|e| format!("not a CRL: {e}"))?;
+        let alg = crl.signature_algorithm.oid.to_string();
+        if alg != SM2_WITH_SM3 {
+            return Err(format!("not signed with SM3withSM2 ({alg})"));
+        }
+        let tbs = &crl.tbs_cert_list;
+        let issuer_der = tbs.issuer.to_der().map_err(|e| e.to_string())?;
+        let ca = cas
+            .iter()
+            .find(|ca| ca.subject_der == issuer_der)
+            .ok_or("issued by none of client_ca_files")?;
+        let tbs_der = tbs.to_der().map_err(|e| e.to_string())?;
+        ca.key
+            .verify(&tbs_der, crl.signature.raw_bytes(), SigEncoding::Der)
+            .map_err(|_| "its signature does not verify with the CA's key and distinguishing id")?;
+        let mut revoked: Vec<Vec<u8>> = tbs
+            .revoked_certificates
+            .iter()
+            .flatten()
+            .map(|r| r.serial_number.as_bytes().to_vec())
+            .collect();
+        revoked.sort_unstable();
+        Ok(Crl {
+            issuer_der,
+            issuer_cn: ca.cn.clone(),
+            this_update: tbs.this_update.to_unix_duration().as_secs(),
+            next_update: tbs.next_update.map(|t| t.to_unix_duration().as_secs()),
+            revoked,
+        })
+    }
+
+    /// How many certificates it revokes.
+    pub fn len(&self) -> usize {
+        self.revoked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+}
+
 /// Verifies `cert` (PEM, URL-encoded PEM or DER) against `cas` at `now_unix` and returns the
-/// identity it names.
+/// identity it names. Where `crls` holds a list of the certificate's CA, a listed certificate is
+/// refused, and so is every certificate of that CA once the list is past its next update (fail
+/// closed: whether it was revoked cannot be known).
 pub fn verify_client_cert(
     cas: &[Sm2Ca],
+    crls: &[Crl],
     cert: &[u8],
     now_unix: u64,
 ) -> Result<CertIdentity, CertError> {
@@ -196,6 +273,24 @@ pub fn verify_client_cert(
     });
     if is_ca {
         return Err(CertError::NotEndEntity);
+    }
+    let serial = tbs.serial_number().as_bytes();
+    // The newest list of the CA counts (an older one may still be loaded during a changeover).
+    let newest = crls
+        .iter()
+        .filter(|c| c.issuer_der == issuer)
+        .max_by_key(|c| c.this_update);
+    if let Some(crl) = newest {
+        if crl.next_update.is_some_and(|n| now_unix > n) {
+            return Err(CertError::CrlExpired);
+        }
+        if crl
+            .revoked
+            .binary_search_by(|r| r.as_slice().cmp(serial))
+            .is_ok()
+        {
+            return Err(CertError::Revoked);
+        }
     }
     let subject = tbs.subject();
     let cn = cn_of(subject)

@@ -144,6 +144,7 @@ pub(crate) fn compile(
         .clone()
         .unwrap_or_else(|| menwei_gm::DEFAULT_ID.to_string());
     let mut client_cas = Vec::new();
+    let mut client_crls = Vec::new();
     if let Some((src, _)) = gm {
         let source = &cx.sources[src];
         for f in &settings.client_ca_files {
@@ -176,6 +177,40 @@ pub(crate) fn compile(
                 );
             }
         }
+        let cas: Vec<menwei_gm::cert::Sm2Ca> = client_cas
+            .iter()
+            .filter_map(|b| menwei_gm::cert::Sm2Ca::new(b, &ca_distid).ok())
+            .collect();
+        for f in &settings.client_crl_files {
+            let full = cx.dir.join(f.get_ref());
+            let problem = match std::fs::read(&full) {
+                Ok(b) => {
+                    digest_update(digest, &b);
+                    match menwei_gm::cert::Crl::new(&b, &cas) {
+                        Ok(_) => {
+                            client_crls.push(b);
+                            None
+                        }
+                        Err(e) => Some(format!(
+                            "`{}` is not a usable revocation list: {e}",
+                            full.display()
+                        )),
+                    }
+                }
+                Err(e) => Some(format!("cannot read `{}`: {e}", full.display())),
+            };
+            if let Some(what) = problem {
+                ok = false;
+                diags.at(
+                    Code::CertFile,
+                    source,
+                    f.span(),
+                    what,
+                    "a client CA's CRL (SM3withSM2, PEM or DER) tells which of its certificates are revoked",
+                    "fetch the CA's current CRL (its CRL distribution point), check it with `openssl crl -in FILE -noout -text`, and correct the path".into(),
+                );
+            }
+        }
         if settings.client_cert_header.is_some() == settings.client_ca_files.is_empty() {
             ok = false;
             diags.at(
@@ -201,6 +236,7 @@ pub(crate) fn compile(
             apps,
             client_cert_header: settings.client_cert_header.clone().map(|h| h.0),
             client_cas,
+            client_crls,
             client_ca_distid: ca_distid,
         })
     });

@@ -399,6 +399,12 @@ pub struct Gm {
     pub client_ca_files: Vec<Spanned<String>>,
     /// Distinguishing id the CAs sign with (default `1234567812345678`).
     pub client_ca_distid: Option<String>,
+    /// Certificate revocation lists (PEM or DER) of the client CAs, each signed by one of
+    /// `client_ca_files`. A listed certificate is refused; once a CA's list is past its next
+    /// update, every certificate of that CA is refused until a fresh list is loaded (reload).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub client_crl_files: Vec<Spanned<String>>,
 }
 
 /// How an app's SM2 signatures are encoded.

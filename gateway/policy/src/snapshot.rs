@@ -352,6 +352,8 @@ pub struct GmSpec {
     pub client_cert_header: Option<http::HeaderName>,
     /// CA certificates (PEM or DER bytes) checked at load, and their distinguishing id.
     pub client_cas: Vec<Vec<u8>>,
+    /// Their revocation lists (PEM or DER bytes), signatures checked at load.
+    pub client_crls: Vec<Vec<u8>>,
     pub client_ca_distid: String,
 }
 

@@ -29,5 +29,6 @@ fuzz_target!(|data: &[u8]| {
     assert!(public.verify(b"msg", data, SigEncoding::Raw).is_err());
     assert!(key().decrypt(data, CipherLayout::C1C3C2).is_err());
     assert!(key().decrypt(data, CipherLayout::C1C2C3).is_err());
-    assert!(cert::verify_client_cert(&[], data, 0).is_err());
+    assert!(cert::verify_client_cert(&[], &[], data, 0).is_err());
+    assert!(cert::Crl::new(data, &[]).is_err());
 });
