@@ -210,6 +210,11 @@ pub fn on_head(
     let Some(spec) = live.snapshot.masks.get(mi) else {
         return Ok(());
     };
+    // What the answer holds depends on who asked (masked, or the originals for an unmask
+    // role), and it is personal data: no cache may keep it, least of all a shared one in front
+    // that would hand an auditor's originals to the next caller. Whatever the backend said.
+    let _ = resp.insert_header(http::header::CACHE_CONTROL, "private, no-store");
+    resp.remove_header(&http::header::EXPIRES);
     let who = roles(live, ctx);
     if let Some(role) = spec.unmask_roles.iter().find(|r| who.contains(r)) {
         store.audit(
