@@ -760,12 +760,28 @@ fn sm2_pki(dir: &std::path::Path) -> impl Fn(&str) -> String + '_ {
             &p(&format!("{ca}.pem")),
         ]);
     }
-    // user: by the CA; stranger: by another CA; wrong-id: by the CA but signed with another id.
-    for (name, ca, sign_id) in [
-        ("user", "ca", id),
-        ("stranger", "other-ca", id),
-        ("wrong-id", "ca", "distid:not-the-default-id"),
+    // user: by the CA (a signing certificate, as a UKey's); stranger: by another CA; wrong-id: by
+    // the CA but signed with another id; encryption: a UKey's second, encryption-only
+    // certificate; server: for servers only.
+    for (name, ca, sign_id, ext) in [
+        (
+            "user",
+            "ca",
+            id,
+            "keyUsage = critical, digitalSignature, nonRepudiation\nextendedKeyUsage = clientAuth\n",
+        ),
+        ("stranger", "other-ca", id, ""),
+        ("wrong-id", "ca", "distid:not-the-default-id", ""),
+        (
+            "encryption",
+            "ca",
+            id,
+            "keyUsage = critical, keyEncipherment, dataEncipherment\n",
+        ),
+        ("server", "ca", id, "extendedKeyUsage = serverAuth\n"),
     ] {
+        let extfile = p(&format!("{name}.ext"));
+        std::fs::write(&extfile, ext).unwrap();
         openssl(&[
             "genpkey",
             "-algorithm",
@@ -803,6 +819,8 @@ fn sm2_pki(dir: &std::path::Path) -> impl Fn(&str) -> String + '_ {
             sign_id,
             "-vfyopt",
             id,
+            "-extfile",
+            &extfile,
             "-days",
             "10",
             "-out",
@@ -868,6 +886,8 @@ fn sm2_client_certificates_from_a_trusted_terminator_become_identities() {
         ("another CA", escaped("stranger")),
         ("signed with another distinguishing id", escaped("wrong-id")),
         ("the CA itself", escaped("ca")),
+        ("an encryption-only certificate", escaped("encryption")),
+        ("a server certificate", escaped("server")),
         ("garbage", "not a certificate".to_string()),
         (
             "tampered",
@@ -883,6 +903,11 @@ fn sm2_client_certificates_from_a_trusted_terminator_become_identities() {
         assert_eq!(r.status, 401, "{what}");
         assert_eq!(code(&r), "MW-CERT-002", "{what}");
     }
+    assert!(wait_until(Duration::from_secs(5), || {
+        let log = gw.log();
+        log.contains("its keyUsage lacks digitalSignature")
+            && log.contains("its extendedKeyUsage lacks clientAuth")
+    }));
     let none = get(gw.addr, "/ukey/profile");
     assert_eq!((none.status, code(&none).as_str()), (401, "MW-CERT-001"));
 

@@ -140,8 +140,16 @@ mask = "citizen-pii"
     assert_eq!(auditor.status, 200);
     assert_eq!(auditor.json(), original, "the auditor sees the originals");
     // Neither answer may be kept by a cache (a shared one would hand the originals to anyone).
-    for (who, r) in [("open data", &r), ("citizen", &citizen), ("auditor", &auditor)] {
-        assert_eq!(r.header("cache-control"), Some("private, no-store"), "{who}");
+    for (who, r) in [
+        ("open data", &r),
+        ("citizen", &citizen),
+        ("auditor", &auditor),
+    ] {
+        assert_eq!(
+            r.header("cache-control"),
+            Some("private, no-store"),
+            "{who}"
+        );
     }
     assert!(wait_until(std::time::Duration::from_secs(5), || {
         std::fs::read_to_string(&audit)

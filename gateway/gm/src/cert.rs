@@ -27,6 +27,9 @@ pub enum CertError {
     NoSubject,
     /// A CA certificate (basicConstraints CA:TRUE) is not a client identity.
     NotEndEntity,
+    /// Its key usages exclude signing or client authentication (the encryption certificate of a
+    /// dual-certificate UKey, a server certificate).
+    NotForClientAuth(&'static str),
     /// Listed in its CA's revocation list.
     Revoked,
     /// Its CA's revocation list is past its next update: revocation cannot be known.
@@ -44,6 +47,7 @@ impl std::fmt::Display for CertError {
             CertError::NotYetValid => f.write_str("not yet valid"),
             CertError::NoSubject => f.write_str("no subject CN"),
             CertError::NotEndEntity => f.write_str("a CA certificate, not a client's"),
+            CertError::NotForClientAuth(why) => write!(f, "not a client signing certificate: {why}"),
             CertError::Revoked => f.write_str("revoked (listed in its CA's CRL)"),
             CertError::CrlExpired => f.write_str(
                 "its CA's CRL is past its next update; load a fresh one ([gm] client_crl_files, then reload)",
@@ -162,6 +166,41 @@ impl Sm2Ca {
     }
 }
 
+/// RFC 5280 4.2.1.3 and 4.2.1.12: when a certificate states its key usages, identifying a client
+/// must be among them. A UKey holds two certificates (GM/T 0015): the signing one
+/// (digitalSignature) identifies its holder; the encryption one (keyEncipherment only) does not.
+fn usable_for_client_auth(exts: &[x509_cert::ext::Extension]) -> Result<(), CertError> {
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
+    for e in exts {
+        match e.extn_id.to_string().as_str() {
+            "2.5.29.15" => {
+                let ku = KeyUsage::from_der(e.extn_value.as_bytes())
+                    .map_err(|e| CertError::Parse(format!("keyUsage: {e}")))?;
+                if !ku.0.contains(KeyUsages::DigitalSignature) {
+                    return Err(CertError::NotForClientAuth(
+                        "its keyUsage lacks digitalSignature (an encryption certificate?)",
+                    ));
+                }
+            }
+            "2.5.29.37" => {
+                let eku = ExtendedKeyUsage::from_der(e.extn_value.as_bytes())
+                    .map_err(|e| CertError::Parse(format!("extKeyUsage: {e}")))?;
+                let ok = eku.0.iter().any(|o| {
+                    let o = o.to_string();
+                    o == "1.3.6.1.5.5.7.3.2" || o == "2.5.29.37.0"
+                });
+                if !ok {
+                    return Err(CertError::NotForClientAuth(
+                        "its extendedKeyUsage lacks clientAuth",
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A certificate revocation list of one of the client CAs, its signature checked.
 #[derive(Debug, Clone)]
 pub struct Crl {
@@ -274,6 +313,7 @@ pub fn verify_client_cert(
     if is_ca {
         return Err(CertError::NotEndEntity);
     }
+    usable_for_client_auth(tbs.extensions().map(|e| e.as_slice()).unwrap_or(&[]))?;
     let serial = tbs.serial_number().as_bytes();
     // The newest list of the CA counts (an older one may still be loaded during a changeover).
     let newest = crls
