@@ -105,13 +105,20 @@ impl Event {
         )
     }
 
-    /// Text for chat robots and syslog.
+    /// Text for the chat robots. They are third-party services: the user id and the summary
+    /// (which may name `user:<id>`) are masked like evidence, as user ids on government portals
+    /// are often ID-card or mobile numbers. The webhook and syslog, the SOC's own, get them whole.
     pub fn text(&self) -> String {
-        let mut t = format!("[menwei {}] {}", self.severity.name(), self.summary);
+        let user = self.user.as_deref().map(menwei_mask::mask_text);
+        let mut t = format!(
+            "[menwei {}] {}",
+            self.severity.name(),
+            menwei_mask::mask_text(&self.summary)
+        );
         for (k, v) in [
             ("rule", Some(self.rule.as_str())),
             ("client", self.client.as_deref()),
-            ("user", self.user.as_deref()),
+            ("user", user.as_deref()),
             ("route", self.route.as_deref()),
             ("request", self.request_id.as_deref()),
             ("evidence", self.evidence.as_deref()),

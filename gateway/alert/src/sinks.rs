@@ -472,6 +472,30 @@ mod tests {
     }
 
     #[test]
+    fn robots_get_user_ids_masked_the_soc_gets_them_whole() {
+        let mut e = Event::new(
+            Severity::Warning,
+            "detect:brute-force",
+            "brute-force: 20 auth-failure from user:110101199003074477 within 60 s",
+        );
+        e.user = Some("110101199003074477".into());
+        e.client = Some("203.0.113.7".into());
+        let wecom = SinkKind::WeCom {
+            url: "http://x/".into(),
+        };
+        let (_, body) = http_request(&wecom, &e, Duration::ZERO).unwrap();
+        let text = body["text"]["content"].as_str().unwrap();
+        assert!(!text.contains("110101199003074477"), "{text}");
+        assert!(text.contains("user: 110101"), "{text}");
+        assert!(text.contains("client: 203.0.113.7"), "{text}");
+        let hook = SinkKind::Webhook {
+            url: "http://x/".into(),
+        };
+        let (_, body) = http_request(&hook, &e, Duration::ZERO).unwrap();
+        assert_eq!(body["user"], "110101199003074477");
+    }
+
+    #[test]
     fn robot_texts_are_cut_at_a_character_boundary() {
         let mut e = Event::new(Severity::Critical, "waf:sqli", "注入".repeat(2000));
         e.client = Some("203.0.113.7".into());
