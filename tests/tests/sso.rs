@@ -203,6 +203,17 @@ fn browser_login_reaches_backends_with_identity_on_every_replica() {
         .claims;
     assert_eq!(claims["sub"], "bob");
     assert_eq!(claims["route"], "app");
+    // Bound to the upstream it was sent to: a backend checking its own name as audience takes
+    // it, another upstream's backend refuses it.
+    let upstream = claims["upstream"].as_str().unwrap().to_string();
+    assert_eq!(
+        claims["aud"],
+        json!(["menwei-backends", format!("upstream:{upstream}")])
+    );
+    v.set_audience(&[format!("upstream:{upstream}")]);
+    assert!(jsonwebtoken::decode::<Value>(&assertion, &key, &v).is_ok());
+    v.set_audience(&["upstream:another-department"]);
+    assert!(jsonwebtoken::decode::<Value>(&assertion, &key, &v).is_err());
     assert_eq!(claims["roles"], json!(["staff"]));
     assert_eq!(
         claims["rid"].as_str(),

@@ -580,7 +580,11 @@ impl ProxyHttp for Gateway {
             for (h, v) in sso.headers(id) {
                 let _ = upstream.insert_header(h, v);
             }
-            if let Some(a) = sso.assertion(id, ctx.route_name(), &ctx.request_id) {
+            let upstream_name = ctx
+                .upstream
+                .and_then(|u| live.upstreams.get(u))
+                .map_or("-", |g| g.spec.name.as_str());
+            if let Some(a) = sso.assertion(id, ctx.route_name(), upstream_name, &ctx.request_id) {
                 let _ = upstream.insert_header("x-menwei-assertion", a);
             }
             let forward = sso

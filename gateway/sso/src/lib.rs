@@ -330,12 +330,24 @@ impl Sso {
         String::from_utf8(id).ok()
     }
 
-    /// Signs the identity assertion for a backend.
-    pub fn assertion(&self, id: &Identity, route: &str, request_id: &str) -> Option<String> {
+    /// Signs the identity assertion for a backend of `upstream`. Its audience names that
+    /// upstream too (`upstream:<name>`), so that an assertion one department's backend has seen
+    /// does not pass at another department's backend that checks its own name.
+    pub fn assertion(
+        &self,
+        id: &Identity,
+        route: &str,
+        upstream: &str,
+        request_id: &str,
+    ) -> Option<String> {
         let p = self.providers.get(id.provider)?;
         let mut c = Map::new();
         c.insert("sub".into(), id.sub.clone().into());
-        c.insert("aud".into(), "menwei-backends".into());
+        c.insert(
+            "aud".into(),
+            serde_json::json!(["menwei-backends", format!("upstream:{upstream}")]),
+        );
+        c.insert("upstream".into(), upstream.into());
         c.insert("idp".into(), p.spec.issuer.clone().into());
         for (k, path) in [
             ("name", &p.spec.claims.name),
@@ -1104,13 +1116,19 @@ mod tests {
                 .unwrap(),
             access_token: None,
         };
-        let a = s.assertion(&id, "portal", "rid-7").unwrap();
+        let a = s.assertion(&id, "portal", "records", "rid-7").unwrap();
         let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(s.signer.jwks()).unwrap();
         let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
         v.set_audience(&["menwei-backends"]);
         v.set_issuer(&["menwei"]);
         let c = jsonwebtoken::decode::<Value>(&a, &key, &v).unwrap().claims;
+        // A backend may insist on its own upstream's name; another upstream's is refused.
+        v.set_audience(&["upstream:records"]);
+        assert!(jsonwebtoken::decode::<Value>(&a, &key, &v).is_ok());
+        v.set_audience(&["upstream:tax"]);
+        assert!(jsonwebtoken::decode::<Value>(&a, &key, &v).is_err());
+        assert_eq!(c["upstream"], "records");
         assert_eq!(c["sub"], "alice");
         assert_eq!(c["rid"], "rid-7");
         assert_eq!(c["route"], "portal");
