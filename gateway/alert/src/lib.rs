@@ -530,25 +530,25 @@ mod tests {
         }
     }
 
-    fn spool_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("menwei-alert-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
+    /// A fresh spool directory, removed when the test ends, passed or not.
+    fn spool_dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sink_edited_during_an_outage_is_served_by_one_worker() {
-        let dir = spool_dir("edited");
+        let tmp = spool_dir();
+        let dir = tmp.path();
         let old = Receiver::start(500);
         let new = Receiver::start(200);
-        let alerter = Alerter::new(config(&old.url, &dir), Arc::new(|_: &str, _: &str| {}));
+        let alerter = Alerter::new(config(&old.url, dir), Arc::new(|_: &str, _: &str| {}));
         tokio::spawn(alerter.clone().run());
         for rule in ["a", "b", "c"] {
             alerter.emit(Event::new(Severity::Critical, rule, rule));
         }
         until("the failing sink is tried", || old.attempts() > 0).await;
         // The operator points the sink at a working receiver (a policy reload).
-        alerter.reconfigure(config(&new.url, &dir));
+        alerter.reconfigure(config(&new.url, dir));
         until("the backlog reaches the new receiver", || {
             new.delivered().len() >= 3
         })
@@ -561,21 +561,21 @@ mod tests {
         assert_eq!(old.delivered(), Vec::<String>::new());
         assert_eq!(new.delivered(), ["a", "b", "c"]);
         assert_eq!(std::fs::read_to_string(dir.join("soc.jsonl")).unwrap(), "");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_redirect_is_not_taken_for_a_delivery() {
         // Followed, a 302 turns the POST into a GET without the alert, and the 200 at the end
         // would count as delivered: the alert lost without a trace. It is a failure, retried.
-        let dir = spool_dir("redirect");
+        let tmp = spool_dir();
+        let dir = tmp.path();
         let moved = Receiver::start(302);
         let outcomes = Arc::new(Mutex::new(Vec::<String>::new()));
         let o = outcomes.clone();
         let hook: OutcomeHook = Arc::new(move |_: &str, what: &str| {
             o.lock().unwrap().push(what.to_string());
         });
-        let alerter = Alerter::new(config(&moved.url, &dir), hook);
+        let alerter = Alerter::new(config(&moved.url, dir), hook);
         tokio::spawn(alerter.clone().run());
         alerter.emit(Event::new(Severity::Critical, "a", "kept"));
         until("the delivery is refused", || {
@@ -588,20 +588,20 @@ mod tests {
         moved.status.store(200, Ordering::SeqCst);
         until("the alert is delivered", || !moved.delivered().is_empty()).await;
         assert_eq!(moved.delivered(), ["kept"]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_removed_sink_stops_and_leaves_its_spool_for_later() {
-        let dir = spool_dir("removed");
+        let tmp = spool_dir();
+        let dir = tmp.path();
         let dead = Receiver::start(503);
-        let alerter = Alerter::new(config(&dead.url, &dir), Arc::new(|_: &str, _: &str| {}));
+        let alerter = Alerter::new(config(&dead.url, dir), Arc::new(|_: &str, _: &str| {}));
         tokio::spawn(alerter.clone().run());
         alerter.emit(Event::new(Severity::Critical, "a", "kept"));
         until("the failing sink is tried", || dead.attempts() > 0).await;
         alerter.reconfigure(Config {
             sinks: Vec::new(),
-            ..config(&dead.url, &dir)
+            ..config(&dead.url, dir)
         });
         // Retries were due 1 and 3 s after the first attempt: none may come.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -612,32 +612,30 @@ mod tests {
         let spooled = std::fs::read_to_string(dir.join("soc.jsonl")).unwrap();
         assert_eq!(spooled.lines().count(), 1, "{spooled}");
         let back = Receiver::start(200);
-        alerter.reconfigure(config(&back.url, &dir));
+        alerter.reconfigure(config(&back.url, dir));
         until("the re-added sink delivers the spool", || {
             !back.delivered().is_empty()
         })
         .await;
         assert_eq!(back.delivered(), ["kept"]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_moved_spool_brings_its_alerts_along() {
-        let (first, second) = (spool_dir("moved-1"), spool_dir("moved-2"));
+        let (tmp1, tmp2) = (spool_dir(), spool_dir());
+        let (first, second) = (tmp1.path(), tmp2.path());
         let dead = Receiver::start(503);
-        let alerter = Alerter::new(config(&dead.url, &first), Arc::new(|_: &str, _: &str| {}));
+        let alerter = Alerter::new(config(&dead.url, first), Arc::new(|_: &str, _: &str| {}));
         tokio::spawn(alerter.clone().run());
         alerter.emit(Event::new(Severity::Critical, "a", "moved"));
         until("the failing sink is tried", || dead.attempts() > 0).await;
         let live = Receiver::start(200);
-        alerter.reconfigure(config(&live.url, &second));
+        alerter.reconfigure(config(&live.url, second));
         until("the alert is delivered", || !live.delivered().is_empty()).await;
         assert_eq!(live.delivered(), ["moved"]);
         assert_eq!(
             std::fs::read_to_string(first.join("soc.jsonl")).unwrap(),
             ""
         );
-        let _ = std::fs::remove_dir_all(&first);
-        let _ = std::fs::remove_dir_all(&second);
     }
 }

@@ -237,16 +237,16 @@ mod tests {
     use super::*;
     use crate::Severity;
 
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("menwei-spool-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
+    /// A fresh directory, removed when the test ends, passed or not.
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     #[test]
     fn a_line_torn_by_a_crash_does_not_swallow_the_next_alert() {
-        let dir = dir("torn");
-        let mut s = Spool::open(Some(&dir), "soc");
+        let tmp = dir();
+        let dir = tmp.path();
+        let mut s = Spool::open(Some(dir), "soc");
         assert!(s.push(Event::new(Severity::Warning, "r", "whole")));
         drop(s);
         // The process died in the middle of writing the next line.
@@ -257,20 +257,20 @@ mod tests {
             .unwrap();
         f.write_all(b"{\"time\":\"2026-12-08T0").unwrap();
         drop(f);
-        let mut s = Spool::open(Some(&dir), "soc");
+        let mut s = Spool::open(Some(dir), "soc");
         assert_eq!(s.len(), 1);
         assert!(s.push(Event::new(Severity::Warning, "r", "after the crash")));
         drop(s);
-        let s = Spool::open(Some(&dir), "soc");
+        let s = Spool::open(Some(dir), "soc");
         let summaries: Vec<String> = s.pending.iter().map(|(e, _)| e.summary.clone()).collect();
         assert_eq!(summaries, ["whole", "after the crash"]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn the_file_stays_bounded_while_a_backlog_never_empties() {
-        let dir = dir("bounded");
-        let mut s = Spool::open(Some(&dir), "robot");
+        let tmp = dir();
+        let dir = tmp.path();
+        let mut s = Spool::open(Some(dir), "robot");
         let long = "x".repeat(900);
         // A sink that delivers as fast as alerts come, one behind: the spool never empties.
         assert!(s.push(Event::new(Severity::Warning, "r", "first")));
@@ -282,44 +282,42 @@ mod tests {
         assert!(size < 2 * COMPACT_AT, "the spool file grew to {size} bytes");
         // What is left is exactly the one alert not yet delivered, also after a restart.
         drop(s);
-        let s = Spool::open(Some(&dir), "robot");
+        let s = Spool::open(Some(dir), "robot");
         assert_eq!(s.len(), 1);
         assert!(s.front().is_some_and(|e| e.summary.starts_with("4999 ")));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn an_offset_beyond_the_file_reads_the_file_from_its_start() {
         // A crash after the offset was written but before the delivered file was emptied, then
         // new alerts: the stale offset must not hide them.
-        let dir = dir("stale");
-        let mut s = Spool::open(Some(&dir), "soc");
+        let tmp = dir();
+        let dir = tmp.path();
+        let mut s = Spool::open(Some(dir), "soc");
         assert!(s.push(Event::new(Severity::Warning, "r", "new")));
         drop(s);
         std::fs::write(dir.join("soc.offset"), "999999").unwrap();
-        let s = Spool::open(Some(&dir), "soc");
+        let s = Spool::open(Some(dir), "soc");
         assert_eq!(s.front().map(|e| e.summary.as_str()), Some("new"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn survives_a_restart_and_compacts() {
-        let dir = std::env::temp_dir().join(format!("menwei-spool-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut s = Spool::open(Some(&dir), "hook/1");
+        let tmp = dir();
+        let dir = tmp.path();
+        let mut s = Spool::open(Some(dir), "hook/1");
         for i in 0..3 {
             assert!(s.push(Event::new(Severity::Warning, "r", format!("n{i}"))));
         }
         s.pop();
         drop(s);
-        let mut s = Spool::open(Some(&dir), "hook/1");
+        let mut s = Spool::open(Some(dir), "hook/1");
         assert_eq!(s.len(), 2);
         assert_eq!(s.front().map(|e| e.summary.as_str()), Some("n1"));
         s.pop();
         s.pop();
         assert_eq!(s.len(), 0);
-        let s = Spool::open(Some(&dir), "hook/1");
+        let s = Spool::open(Some(dir), "hook/1");
         assert_eq!(s.len(), 0);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
