@@ -94,10 +94,91 @@ fn last_of(line: &[u8]) -> std::io::Result<(u64, String)> {
     Ok((seq, hex(&crate::sm3(line))))
 }
 
+/// A last line a crash left unfinished, set aside so that the chain can go on.
+struct TornTail {
+    bytes: usize,
+    sm3: String,
+    kept_in: PathBuf,
+}
+
+/// Mends a file whose last line has no newline (the process or the machine stopped in the
+/// middle of a write). A complete record only lost its newline: it gets it back. Anything else
+/// is an unfinished record that no chain can include: it is moved, byte for byte, to a file
+/// beside the log (`<log>.torn-<unix ms>`), and the log ends at its last whole record. Nothing
+/// is lost, and the record the writer adds next says what was set aside and where.
+fn mend_tail(path: &Path) -> std::io::Result<Option<TornTail>> {
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(None);
+    }
+    // Where the last line starts: scan back in windows (bounded, as `tail`).
+    let mut start = 0u64;
+    let mut window = 4096u64;
+    loop {
+        let from = len.saturating_sub(window);
+        f.seek(SeekFrom::Start(from))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        if let Some(pos) = buf.iter().rposition(|&b| b == b'\n') {
+            start = from + pos as u64 + 1;
+            break;
+        }
+        if from == 0 || window >= 16 * 1024 * 1024 {
+            break;
+        }
+        window *= 4;
+    }
+    f.seek(SeekFrom::Start(start))?;
+    let mut fragment = Vec::new();
+    f.read_to_end(&mut fragment)?;
+    let whole = serde_json::from_slice::<Value>(&fragment)
+        .ok()
+        .is_some_and(|v| v.get("seq").and_then(Value::as_u64).is_some());
+    if whole {
+        f.seek(SeekFrom::End(0))?;
+        f.write_all(b"\n")?;
+        f.sync_data()?;
+        return Ok(None);
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".torn-{}", now_ms()));
+    let kept_in = PathBuf::from(name);
+    let mut opts = OpenOptions::new();
+    opts.create_new(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut side = opts.open(&kept_in)?;
+    side.write_all(&fragment)?;
+    side.sync_all()?;
+    f.set_len(start)?;
+    f.sync_data()?;
+    Ok(Some(TornTail {
+        bytes: fragment.len(),
+        sm3: hex(&crate::sm3(&fragment)),
+        kept_in,
+    }))
+}
+
 impl AuditLog {
     /// Opens (or creates, mode 0600) the log at `path` and starts its writer thread, continuing
-    /// the chain of what is already there.
+    /// the chain of what is already there. A last record a crash left unfinished is set aside
+    /// first (`mend_tail`), and the first new record says so.
     pub fn open(path: &Path, fsync_every: Duration) -> std::io::Result<AuditLog> {
+        let torn = mend_tail(path)?;
         let (seq, prev) = tail(path)?;
         let mut opts = OpenOptions::new();
         opts.create(true).append(true);
@@ -109,13 +190,22 @@ impl AuditLog {
         let file = opts.open(path)?;
         let (tx, rx) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let writer = Writer {
+        let mut writer = Writer {
             file,
             seq,
             prev,
             fsync_every,
             dropped: dropped.clone(),
         };
+        if let Some(t) = torn {
+            let mut d = Map::new();
+            d.insert("bytes".into(), t.bytes.into());
+            d.insert("sm3".into(), t.sm3.into());
+            d.insert("kept_in".into(), t.kept_in.display().to_string().into());
+            writer.write("audit_torn_record_set_aside", now_ms(), d)?;
+            writer.file.sync_data()?;
+            tracing::warn!(kept_in = %t.kept_in.display(), bytes = t.bytes, "the audit log ended in an unfinished record (a crash while writing): set aside, the chain goes on");
+        }
         std::thread::Builder::new()
             .name("menwei-audit".into())
             .spawn(move || writer.run(rx))?;
@@ -159,11 +249,14 @@ struct Writer {
 impl Writer {
     fn write(&mut self, event: &str, ts_ms: u64, data: Map<String, Value>) -> std::io::Result<()> {
         self.seq += 1;
-        let line = json!({"seq": self.seq, "ts_ms": ts_ms, "event": event, "prev": self.prev, "data": data})
+        let mut line = json!({"seq": self.seq, "ts_ms": ts_ms, "event": event, "prev": self.prev, "data": data})
             .to_string();
+        let hash = hex(&crate::sm3(line.as_bytes()));
+        // One write for the record and its newline: a crash leaves the whole line or none of
+        // it more often than with two.
+        line.push('\n');
         self.file.write_all(line.as_bytes())?;
-        self.file.write_all(b"\n")?;
-        self.prev = hex(&crate::sm3(line.as_bytes()));
+        self.prev = hash;
         Ok(())
     }
 
@@ -272,6 +365,79 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("audit lines not written");
+    }
+
+    fn write_records(p: &Path, n: usize) -> Vec<String> {
+        let log = AuditLog::open(p, Duration::from_millis(20)).unwrap();
+        let before = std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        for i in 0..n {
+            let mut d = Map::new();
+            d.insert("i".into(), i.into());
+            log.record("test", d);
+        }
+        let lines = wait_lines(p, before + n);
+        drop(log);
+        lines
+    }
+
+    #[test]
+    fn a_record_torn_by_a_crash_is_set_aside_and_the_chain_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.log");
+        write_records(&p, 2);
+        // The machine stopped in the middle of the third record.
+        let fragment = b"{\"seq\":3,\"ts_ms\":17650";
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(fragment).unwrap();
+        drop(f);
+        let lines = write_records(&p, 1);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[2].contains("\"event\":\"audit_torn_record_set_aside\""));
+        assert!(
+            lines[2].contains(&format!("\"bytes\":{}", fragment.len())),
+            "{}",
+            lines[2]
+        );
+        assert!(matches!(
+            verify(&p, None).unwrap(),
+            Verdict::Intact { records: 4, .. }
+        ));
+        // The fragment is kept, byte for byte, beside the log; its SM3 is in the chain.
+        let kept: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("audit.log.torn-")
+            })
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(std::fs::read(kept[0].path()).unwrap(), fragment);
+        assert!(lines[2].contains(&hex(&crate::sm3(fragment))));
+    }
+
+    #[test]
+    fn a_whole_record_that_lost_its_newline_gets_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.log");
+        write_records(&p, 2);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, text.trim_end_matches('\n')).unwrap();
+        let lines = write_records(&p, 1);
+        assert_eq!(lines.len(), 3);
+        assert!(matches!(
+            verify(&p, None).unwrap(),
+            Verdict::Intact { records: 3, .. }
+        ));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "nothing set aside"
+        );
     }
 
     #[test]
