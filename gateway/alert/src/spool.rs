@@ -24,6 +24,8 @@ pub struct Spool {
     /// Each alert with the file offset just past its line (0 in memory).
     pending: VecDeque<(Event, u64)>,
     file: Option<Files>,
+    /// Delivered bytes at which the next compaction is tried.
+    next_compact: u64,
 }
 
 struct Files {
@@ -36,6 +38,7 @@ impl Spool {
         let mut s = Spool {
             pending: VecDeque::new(),
             file: None,
+            next_compact: COMPACT_AT,
         };
         let Some(dir) = dir else { return s };
         let safe: String = sink
@@ -167,16 +170,28 @@ impl Spool {
             if let Err(e) = std::fs::write(&files.data, b"") {
                 tracing::warn!(file = %files.data.display(), error = %e, "alert spool not emptied");
             }
-        } else if end >= COMPACT_AT {
-            self.compact();
+        } else if end >= self.next_compact {
+            if self.compact() {
+                self.next_compact = COMPACT_AT;
+            } else {
+                // Disk full or unwritable: keep the file as it is, note the progress, and try
+                // again only after another COMPACT_AT bytes (not on every delivery).
+                self.next_compact = end.saturating_add(COMPACT_AT);
+                if let Some(files) = &self.file {
+                    write_offset(files, end);
+                }
+            }
         } else {
             write_offset(files, end);
         }
     }
 
-    /// Rewrites the file with only the undelivered lines (a backlog that never empties).
-    fn compact(&mut self) {
-        let Some(files) = &self.file else { return };
+    /// Rewrites the file with only the undelivered lines (a backlog that never empties); false
+    /// when the file could not be replaced (it is then as it was).
+    fn compact(&mut self) -> bool {
+        let Some(files) = &self.file else {
+            return false;
+        };
         let mut text = Vec::new();
         let mut ends = Vec::with_capacity(self.pending.len());
         for (e, _) in &self.pending {
@@ -194,7 +209,7 @@ impl Spool {
         if let Err(e) = written {
             tracing::warn!(file = %tmp.display(), error = %e, "alert spool not compacted");
             let _ = std::fs::remove_file(&tmp);
-            return;
+            return false;
         }
         // Offset 0 before the new file replaces the old: a crash in between resends delivered
         // alerts from the old file's start, and skips none.
@@ -202,13 +217,13 @@ impl Spool {
         if let Err(e) = std::fs::rename(&tmp, &files.data) {
             tracing::warn!(file = %files.data.display(), error = %e, "alert spool not compacted");
             let _ = std::fs::remove_file(&tmp);
-            // The old file stays, read from its start after a restart (delivered alerts sent
-            // again); the next delivery writes the right offset into it.
-            return;
+            // The old file stays; the caller writes the right offset into it again.
+            return false;
         }
         for ((_, end), new) in self.pending.iter_mut().zip(ends) {
             *end = new;
         }
+        true
     }
 }
 
@@ -285,6 +300,36 @@ mod tests {
         let s = Spool::open(Some(dir), "robot");
         assert_eq!(s.len(), 1);
         assert!(s.front().is_some_and(|e| e.summary.starts_with("4999 ")));
+    }
+
+    #[test]
+    fn a_compaction_that_fails_keeps_the_progress_and_tries_later() {
+        let tmp = dir();
+        let dir = tmp.path();
+        let mut s = Spool::open(Some(dir), "robot");
+        // The rewrite cannot be created (a directory is in the way, as a full disk would).
+        std::fs::create_dir(dir.join("robot.jsonl.tmp")).unwrap();
+        let long = "x".repeat(900);
+        assert!(s.push(Event::new(Severity::Warning, "r", "first")));
+        for i in 0..1_500 {
+            assert!(s.push(Event::new(Severity::Warning, "r", format!("{i} {long}"))));
+            s.pop();
+        }
+        let size = std::fs::metadata(dir.join("robot.jsonl")).unwrap().len();
+        assert!(size > COMPACT_AT, "not compacted while it cannot be");
+        drop(s);
+        // The offset was kept up to date all the same: one alert pending after a restart.
+        let mut s = Spool::open(Some(dir), "robot");
+        assert_eq!(s.len(), 1);
+        assert!(s.front().is_some_and(|e| e.summary.starts_with("1499 ")));
+        // Room again: a later delivery compacts.
+        std::fs::remove_dir(dir.join("robot.jsonl.tmp")).unwrap();
+        for i in 0..2_500 {
+            assert!(s.push(Event::new(Severity::Warning, "r", format!("b{i} {long}"))));
+            s.pop();
+        }
+        let size = std::fs::metadata(dir.join("robot.jsonl")).unwrap().len();
+        assert!(size < 2 * COMPACT_AT, "the spool file grew to {size} bytes");
     }
 
     #[test]
