@@ -230,6 +230,106 @@ fn bodies_are_inspected_before_forwarding_or_while_streaming() {
     );
 }
 
+/// A backend that records every byte it receives and answers 200 once a chunked body ends.
+fn recording_backend() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rec = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let rec = rec.clone();
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut mine = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    mine.extend_from_slice(&buf[..n]);
+                    rec.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if mine.windows(5).any(|w| w == b"0\r\n\r\n") {
+                        let _ = s.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        );
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Sends a chunked POST piece by piece; the gateway's answer.
+fn post_chunked(gw: &Gateway, path: &str, pieces: &[&str]) -> String {
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        gw.addr
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    for piece in pieces {
+        let _ = s.write_all(format!("{:x}\r\n{piece}\r\n", piece.len()).as_bytes());
+        // Separate pieces on the wire, as a slow client sends them.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_chunked_attack_never_reaches_the_backend_in_block_mode() {
+    let (backend, seen) = recording_backend();
+    let routes = format!(
+        "[[upstream]]\nname = \"rec\"\nbackends = [\"{backend}\"]\n\n[[route]]\nname = \"all\"\nprefix = \"/\"\nupstream = \"rec\"\n\n[[waf]]\nname = \"standard\"\ndefault = true\nmode = \"block\"\n"
+    );
+    let gw = Gateway::start(&[
+        ("gateway.toml", &gateway_toml("")),
+        ("routes.toml", &routes),
+    ]);
+    // The attack in the first piece, more pieces after it.
+    let answer = post_chunked(
+        &gw,
+        "/apply",
+        &[
+            "q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            "&name=zhang",
+            "&n=1",
+        ],
+    );
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    let got = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(
+        !got.contains("script"),
+        "the attack reached the backend: {got}"
+    );
+    // A clean chunked body reaches the backend whole, in order.
+    seen.lock().unwrap().clear();
+    let answer = post_chunked(&gw, "/apply", &["name=zhang", "&city=beijing", "&n=1"]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let got = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let body: String = got
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .split("\r\n")
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(body, "name=zhang&city=beijing&n=1", "{got}");
+}
+
 #[test]
 fn hostile_inputs_get_clear_codes() {
     let echo = Backend::echo("e");

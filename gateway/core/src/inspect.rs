@@ -21,6 +21,9 @@ pub struct WafState {
     pub verdict: Verdict,
     /// The body head still being collected (streaming), at most the profile's `max_body`.
     pub pending: Option<Vec<u8>>,
+    /// The pieces of a streamed body held back from the backend until the verdict on its head:
+    /// in `block` mode an attack in a chunked body never reaches the backend.
+    pub held: Vec<bytes::Bytes>,
     /// An attack verdict was logged already.
     pub reported: bool,
 }
@@ -89,6 +92,7 @@ pub async fn check(
         profile,
         verdict: Verdict::default(),
         pending: None,
+        held: Vec::new(),
         reported: false,
     };
     match (length, chunked) {
@@ -125,10 +129,12 @@ fn refusal(spec: &WafSpec, attack: bool) -> Result<(), Deny> {
 }
 
 /// A piece of a streaming body: collected until the profile's `max_body` or the end, then
-/// inspected once.
+/// inspected once. Until the verdict the pieces are held back (`body` becomes empty, which
+/// Pingora does not forward); a clean head is then released in one piece, and what follows
+/// streams through.
 pub fn on_body(
     req: &pingora::http::RequestHeader,
-    chunk: Option<&[u8]>,
+    body: &mut Option<bytes::Bytes>,
     end: bool,
     ctx: &mut Ctx,
 ) -> Result<(), Deny> {
@@ -146,22 +152,36 @@ pub fn on_body(
     };
     let cap = spec.max_body as usize;
     let mut truncated = false;
-    if let Some(c) = chunk {
+    if let Some(c) = body.take() {
         let room = cap.saturating_sub(pending.len());
         pending.extend_from_slice(&c[..c.len().min(room)]);
         truncated = c.len() > room;
+        if !c.is_empty() {
+            state.held.push(c);
+        }
     }
     if !(end || truncated || pending.len() >= cap) {
+        // Held back: an empty piece is not sent (and, unlike `None`, does not end the body).
+        *body = Some(bytes::Bytes::new());
         return Ok(());
     }
-    let body = std::mem::take(pending);
+    let head_bytes = std::mem::take(pending);
     state.pending = None;
     let Ok(engine) = menwei_waf::shared() else {
         return Err(errors::INTERNAL);
     };
     let head = std::mem::take(&mut state.verdict);
-    state.verdict = engine.inspect_body(&spec.config, &request(req, Some(&body), !end), head);
-    refusal(spec, state.verdict.attack)
+    state.verdict = engine.inspect_body(&spec.config, &request(req, Some(&head_bytes), !end), head);
+    refusal(spec, state.verdict.attack)?;
+    // Released: everything held, in order, as one piece (`None` at the end with nothing held).
+    let held = std::mem::take(&mut state.held);
+    *body = match held.len() {
+        0 if end => None,
+        0 => Some(bytes::Bytes::new()),
+        1 => held.into_iter().next(),
+        _ => Some(bytes::Bytes::from(held.concat())),
+    };
+    Ok(())
 }
 
 /// Logs and counts an attack verdict once (evidence masked: it may hold personal data).

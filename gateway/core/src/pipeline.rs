@@ -418,7 +418,7 @@ impl ProxyHttp for Gateway {
             }
         }
         if ctx.waf.as_ref().is_some_and(|w| w.pending.is_some()) {
-            let verdict = crate::inspect::on_body(session.req_header(), body.as_deref(), end, ctx);
+            let verdict = crate::inspect::on_body(session.req_header(), body, end, ctx);
             crate::inspect::report(ctx, &self.store.metrics);
             if let Err(d) = verdict {
                 return Err(status_error(ctx, d));
