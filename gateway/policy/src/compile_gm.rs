@@ -147,70 +147,36 @@ pub(crate) fn compile(
     let mut client_crls = Vec::new();
     if let Some((src, _)) = gm {
         let source = &cx.sources[src];
-        for f in &settings.client_ca_files {
-            let full = cx.dir.join(f.get_ref());
-            let problem = match std::fs::read(&full) {
-                Ok(b) => {
-                    digest_update(digest, &b);
-                    match menwei_gm::cert::Sm2Ca::new(&b, &ca_distid) {
-                        Ok(_) => {
-                            client_cas.push(b);
-                            None
-                        }
-                        Err(e) => Some(format!(
-                            "`{}` is not a usable SM2 CA certificate: {e}",
-                            full.display()
-                        )),
-                    }
-                }
-                Err(e) => Some(format!("cannot read `{}`: {e}", full.display())),
-            };
-            if let Some(what) = problem {
-                ok = false;
-                diags.at(
-                    Code::CertFile,
-                    source,
-                    f.span(),
-                    what,
-                    "client certificates are checked against SM2 CA certificates (SM3withSM2, PEM or DER)",
-                    "export the CA certificate from the CA (e.g. `openssl x509 -in ca.pem`) and correct the path".into(),
-                );
-            }
-        }
-        let cas: Vec<menwei_gm::cert::Sm2Ca> = client_cas
-            .iter()
-            .filter_map(|b| menwei_gm::cert::Sm2Ca::new(b, &ca_distid).ok())
-            .collect();
-        for f in &settings.client_crl_files {
-            let full = cx.dir.join(f.get_ref());
-            let problem = match std::fs::read(&full) {
-                Ok(b) => {
-                    digest_update(digest, &b);
-                    match menwei_gm::cert::Crl::new(&b, &cas) {
-                        Ok(_) => {
-                            client_crls.push(b);
-                            None
-                        }
-                        Err(e) => Some(format!(
-                            "`{}` is not a usable revocation list: {e}",
-                            full.display()
-                        )),
-                    }
-                }
-                Err(e) => Some(format!("cannot read `{}`: {e}", full.display())),
-            };
-            if let Some(what) = problem {
-                ok = false;
-                diags.at(
-                    Code::CertFile,
-                    source,
-                    f.span(),
-                    what,
-                    "a client CA's CRL (SM3withSM2, PEM or DER) tells which of its certificates are revoked",
-                    "fetch the CA's current CRL (its CRL distribution point), check it with `openssl crl -in FILE -noout -text`, and correct the path".into(),
-                );
-            }
-        }
+        let (cas, cas_ok) = read_parsed(
+            cx,
+            source,
+            &settings.client_ca_files,
+            digest,
+            diags,
+            FileKey {
+                what: "is not a usable SM2 CA certificate",
+                why: "client certificates are checked against SM2 CA certificates (SM3withSM2, PEM or DER)",
+                fix: "export the CA certificate from the CA (e.g. `openssl x509 -in ca.pem`) and correct the path",
+            },
+            |b| menwei_gm::cert::Sm2Ca::new(b, &ca_distid),
+        );
+        let parsed: Vec<menwei_gm::cert::Sm2Ca> = cas.iter().map(|(_, ca)| ca.clone()).collect();
+        let (crls, crls_ok) = read_parsed(
+            cx,
+            source,
+            &settings.client_crl_files,
+            digest,
+            diags,
+            FileKey {
+                what: "is not a usable revocation list",
+                why: "a client CA's CRL (SM3withSM2, PEM or DER) tells which of its certificates are revoked",
+                fix: "fetch the CA's current CRL (its CRL distribution point), check it with `openssl crl -in FILE -noout -text`, and correct the path",
+            },
+            |b| menwei_gm::cert::Crl::new(b, &parsed),
+        );
+        ok &= cas_ok && crls_ok;
+        client_cas = cas.into_iter().map(|(b, _)| b).collect();
+        client_crls = crls.into_iter().map(|(b, _)| b).collect();
         if settings.client_cert_header.is_some() == settings.client_ca_files.is_empty() {
             ok = false;
             diags.at(
@@ -241,6 +207,57 @@ pub(crate) fn compile(
         })
     });
     (spec, by_id)
+}
+
+/// What a diagnostic says about a file of one `[gm]` key that does not parse.
+struct FileKey<'a> {
+    what: &'a str,
+    why: &'a str,
+    fix: &'a str,
+}
+
+/// The files of one `[gm]` key: read relative to the policy directory, hashed into the digest,
+/// and parsed. Each file that cannot be read or parsed is a diagnostic at its place in the
+/// policy. The files that parsed, and whether all did.
+fn read_parsed<T>(
+    cx: &Ctx,
+    source: &crate::diag::Source,
+    files: &[Spanned<String>],
+    digest: &mut Sha256,
+    diags: &mut Diagnostics,
+    key: FileKey<'_>,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+) -> (Vec<(Vec<u8>, T)>, bool) {
+    let mut out = Vec::with_capacity(files.len());
+    let mut ok = true;
+    for f in files {
+        let full = cx.dir.join(f.get_ref());
+        let problem = match std::fs::read(&full) {
+            Ok(b) => {
+                digest_update(digest, &b);
+                match parse(&b) {
+                    Ok(t) => {
+                        out.push((b, t));
+                        None
+                    }
+                    Err(e) => Some(format!("`{}` {}: {e}", full.display(), key.what)),
+                }
+            }
+            Err(e) => Some(format!("cannot read `{}`: {e}", full.display())),
+        };
+        if let Some(what) = problem {
+            ok = false;
+            diags.at(
+                Code::CertFile,
+                source,
+                f.span(),
+                what,
+                key.why,
+                key.fix.into(),
+            );
+        }
+    }
+    (out, ok)
 }
 
 fn digest_update(d: &mut Sha256, b: &[u8]) {
