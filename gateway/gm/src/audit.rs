@@ -50,6 +50,39 @@ pub struct AuditLog {
     pub path: PathBuf,
 }
 
+/// Where the last line of `f`'s first `end` bytes starts: just after the last newline before
+/// `end`, or 0. Records are a few KiB: the file is read backwards in growing windows, and a line
+/// longer than 16 MiB is an error, not a read of the whole file.
+fn last_line_start(f: &mut File, end: u64) -> std::io::Result<u64> {
+    let mut window = 4096u64;
+    loop {
+        let from = end.saturating_sub(window);
+        f.seek(SeekFrom::Start(from))?;
+        let mut buf = vec![0u8; (end - from) as usize];
+        f.read_exact(&mut buf)?;
+        if let Some(pos) = buf.iter().rposition(|&b| b == b'\n') {
+            return Ok(from + pos as u64 + 1);
+        }
+        if from == 0 {
+            return Ok(0);
+        }
+        if window >= 16 * 1024 * 1024 {
+            return Err(std::io::Error::other(
+                "last audit record longer than 16 MiB",
+            ));
+        }
+        window *= 4;
+    }
+}
+
+/// The last byte of `f` (whose length is `len`, not 0).
+fn last_byte(f: &mut File, len: u64) -> std::io::Result<u8> {
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0])
+}
+
 /// Where a chain stands: the last sequence number and the hash of the last line.
 fn tail(path: &Path) -> std::io::Result<(u64, String)> {
     let mut f = match File::open(path) {
@@ -61,27 +94,16 @@ fn tail(path: &Path) -> std::io::Result<(u64, String)> {
     if len == 0 {
         return Ok((0, GENESIS.into()));
     }
-    // The last line is at most a few KiB: read backwards in growing windows (bounded).
-    let mut window = 4096u64;
-    loop {
-        let start = len.saturating_sub(window);
-        f.seek(SeekFrom::Start(start))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        let trimmed = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        if let Some(pos) = trimmed.iter().rposition(|&b| b == b'\n') {
-            return last_of(&trimmed[pos + 1..]);
-        }
-        if start == 0 {
-            return last_of(trimmed);
-        }
-        if window >= 16 * 1024 * 1024 {
-            return Err(std::io::Error::other(
-                "last audit record longer than 16 MiB",
-            ));
-        }
-        window *= 4;
-    }
+    let end = if last_byte(&mut f, len)? == b'\n' {
+        len - 1
+    } else {
+        len
+    };
+    let start = last_line_start(&mut f, end)?;
+    f.seek(SeekFrom::Start(start))?;
+    let mut line = vec![0u8; (end - start) as usize];
+    f.read_exact(&mut line)?;
+    last_of(&line)
 }
 
 fn last_of(line: &[u8]) -> std::io::Result<(u64, String)> {
@@ -116,29 +138,10 @@ fn mend_tail(path: &Path) -> std::io::Result<Option<TornTail>> {
     if len == 0 {
         return Ok(None);
     }
-    f.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8; 1];
-    f.read_exact(&mut last)?;
-    if last[0] == b'\n' {
+    if last_byte(&mut f, len)? == b'\n' {
         return Ok(None);
     }
-    // Where the last line starts: scan back in windows (bounded, as `tail`).
-    let mut start = 0u64;
-    let mut window = 4096u64;
-    loop {
-        let from = len.saturating_sub(window);
-        f.seek(SeekFrom::Start(from))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        if let Some(pos) = buf.iter().rposition(|&b| b == b'\n') {
-            start = from + pos as u64 + 1;
-            break;
-        }
-        if from == 0 || window >= 16 * 1024 * 1024 {
-            break;
-        }
-        window *= 4;
-    }
+    let start = last_line_start(&mut f, len)?;
     f.seek(SeekFrom::Start(start))?;
     let mut fragment = Vec::new();
     f.read_to_end(&mut fragment)?;
