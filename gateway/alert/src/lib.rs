@@ -292,11 +292,15 @@ impl Alerter {
             }
         }
         for spec in &config.sinks {
-            if let Some(w) = workers.live.get_mut(&spec.name) {
-                if w.spec != *spec {
-                    w.spec = spec.clone();
-                    let _ = w.settings.send(spec.clone());
-                }
+            if let Some(w) = workers.live.get(&spec.name) {
+                // The watch channel holds the worker's current settings: only a change wakes it.
+                w.settings.send_if_modified(|current| {
+                    let changed = current != spec;
+                    if changed {
+                        current.clone_from(spec);
+                    }
+                    changed
+                });
                 continue;
             }
             let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -311,7 +315,6 @@ impl Alerter {
             workers.live.insert(
                 spec.name.clone(),
                 Worker {
-                    spec: spec.clone(),
                     spool_dir: config.spool_dir.clone(),
                     tx,
                     settings,
@@ -414,7 +417,6 @@ impl Alerter {
 
 /// A running sink worker, as the dispatcher holds it.
 struct Worker {
-    spec: sinks::SinkSpec,
     spool_dir: Option<PathBuf>,
     tx: tokio::sync::mpsc::Sender<Event>,
     settings: tokio::sync::watch::Sender<sinks::SinkSpec>,

@@ -380,13 +380,20 @@ pub async fn worker(
         settings,
     };
     let mut spec = inbox.settings.borrow_and_update().clone();
+    // A predecessor was aborted by the dispatcher: the spool is opened only once it has ended,
+    // so that one spool never has two owners.
+    let predecessor = match predecessor {
+        Some(p) => {
+            let _ = p.task.await;
+            Some(p.spool_dir)
+        }
+        None => None,
+    };
     let mut spool = Spool::open(spool_dir.as_deref(), &spec.name);
-    if let Some(p) = predecessor {
-        p.task.abort();
-        let _ = p.task.await;
-        if p.spool_dir != spool_dir {
+    if let Some(old_dir) = predecessor {
+        if old_dir != spool_dir {
             // The spool moved (or left the disk): bring along what the old one kept.
-            let mut old = Spool::open(p.spool_dir.as_deref(), &spec.name);
+            let mut old = Spool::open(old_dir.as_deref(), &spec.name);
             while let Some(e) = old.front().cloned() {
                 if !spool.push(e) {
                     hook(&spec.name, "dropped");
@@ -427,15 +434,16 @@ pub async fn worker(
             }
             continue;
         }
-        match send(&client, &spec, &e).await {
+        let sent = send(&client, &spec, &e).await;
+        // A refused attempt counts against the platform's rate as much as a delivered one.
+        pace.sent(tokio::time::Instant::now());
+        match sent {
             Ok(()) => {
-                pace.sent(tokio::time::Instant::now());
                 spool.pop();
                 backoff = Duration::from_secs(1);
                 hook(&spec.name, "sent");
             }
             Err(why) => {
-                pace.sent(tokio::time::Instant::now());
                 hook(&spec.name, "retry");
                 tracing::warn!(sink = spec.name.as_str(), error = %why, pending = spool.len(), retry_in_s = backoff.as_secs(), "alert delivery failed; kept in the spool");
                 let until = tokio::time::Instant::now() + backoff;
