@@ -19,11 +19,10 @@ pub struct WafState {
     /// Index into `Snapshot::wafs`.
     pub profile: usize,
     pub verdict: Verdict,
-    /// The body head still being collected (streaming), at most the profile's `max_body`.
+    /// The body head still being collected (streaming), at most the profile's `max_body`, and
+    /// held back from the backend until its verdict: in `block` mode an attack in a chunked
+    /// body never reaches the backend.
     pub pending: Option<Vec<u8>>,
-    /// The pieces of a streamed body held back from the backend until the verdict on its head:
-    /// in `block` mode an attack in a chunked body never reaches the backend.
-    pub held: Vec<bytes::Bytes>,
     /// An attack verdict was logged already.
     pub reported: bool,
 }
@@ -92,7 +91,6 @@ pub async fn check(
         profile,
         verdict: Verdict::default(),
         pending: None,
-        held: Vec::new(),
         reported: false,
     };
     match (length, chunked) {
@@ -151,21 +149,22 @@ pub fn on_body(
         return Ok(());
     };
     let cap = spec.max_body as usize;
-    let mut truncated = false;
+    // `pending` holds every byte held back so far: each piece went in whole, but for the one
+    // that reached the cap, whose rest is kept here.
+    let mut rest = None;
     if let Some(c) = body.take() {
-        let room = cap.saturating_sub(pending.len());
-        pending.extend_from_slice(&c[..c.len().min(room)]);
-        truncated = c.len() > room;
-        if !c.is_empty() {
-            state.held.push(c);
+        let take = c.len().min(cap.saturating_sub(pending.len()));
+        pending.extend_from_slice(&c[..take]);
+        if take < c.len() {
+            rest = Some(c.slice(take..));
         }
     }
-    if !(end || truncated || pending.len() >= cap) {
+    if !(end || rest.is_some() || pending.len() >= cap) {
         // Held back: an empty piece is not sent (and, unlike `None`, does not end the body).
         *body = Some(bytes::Bytes::new());
         return Ok(());
     }
-    let head_bytes = std::mem::take(pending);
+    let mut head_bytes = std::mem::take(pending);
     state.pending = None;
     let Ok(engine) = menwei_waf::shared() else {
         return Err(errors::INTERNAL);
@@ -174,12 +173,13 @@ pub fn on_body(
     state.verdict = engine.inspect_body(&spec.config, &request(req, Some(&head_bytes), !end), head);
     refusal(spec, state.verdict.attack)?;
     // Released: everything held, in order, as one piece (`None` at the end with nothing held).
-    let held = std::mem::take(&mut state.held);
-    *body = match held.len() {
-        0 if end => None,
-        0 => Some(bytes::Bytes::new()),
-        1 => held.into_iter().next(),
-        _ => Some(bytes::Bytes::from(held.concat())),
+    if let Some(r) = rest {
+        head_bytes.extend_from_slice(&r);
+    }
+    *body = match (head_bytes.is_empty(), end) {
+        (true, true) => None,
+        (true, false) => Some(bytes::Bytes::new()),
+        (false, _) => Some(bytes::Bytes::from(head_bytes)),
     };
     Ok(())
 }
