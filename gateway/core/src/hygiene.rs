@@ -241,10 +241,14 @@ pub fn strip_own_set_cookies(
     resp: &mut pingora::http::ResponseHeader,
     is_own: impl Fn(&str) -> bool,
 ) -> bool {
+    // The cookie's name: up to the first `=` (or `;`), trimmed; read in place, no copy.
     let own = |v: &http::HeaderValue| {
-        let text = String::from_utf8_lossy(v.as_bytes());
-        let name = text.split(';').next().unwrap_or("");
-        is_own(name.split_once('=').map_or(name, |(n, _)| n).trim())
+        let b = v.as_bytes();
+        let end = b
+            .iter()
+            .position(|&c| c == b'=' || c == b';')
+            .unwrap_or(b.len());
+        std::str::from_utf8(&b[..end]).is_ok_and(|name| is_own(name.trim()))
     };
     let all = resp.headers.get_all(http::header::SET_COOKIE);
     if !all.iter().any(own) {
