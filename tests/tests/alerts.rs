@@ -347,13 +347,9 @@ ban = "10m"
         .contains("ip:127.0.0.1"));
 }
 
-#[test]
-fn a_dead_webhook_delays_nothing_and_gets_its_alerts_from_the_spool_after_a_restart() {
-    let echo = Backend::echo("e");
-    // Reserve a port for the webhook, then leave it closed.
-    let port = free_port();
-    let spool = tempfile::tempdir().unwrap();
-    let extra = format!(
+/// `[alerts]` with a disk spool in `spool` and one webhook sink, `soc`, at `url`.
+fn soc_webhook(spool: &std::path::Path, url: &str) -> String {
+    format!(
         r#"
 [alerts]
 window = "60s"
@@ -362,11 +358,20 @@ spool_dir = "{}"
 [[alerts.sink]]
 name = "soc"
 kind = "webhook"
-url = "http://127.0.0.1:{port}/hook"
+url = "{url}"
 timeout = "1s"
 "#,
-        spool.path().display()
-    );
+        spool.display()
+    )
+}
+
+#[test]
+fn a_dead_webhook_delays_nothing_and_gets_its_alerts_from_the_spool_after_a_restart() {
+    let echo = Backend::echo("e");
+    // Reserve a port for the webhook, then leave it closed.
+    let port = free_port();
+    let spool = tempfile::tempdir().unwrap();
+    let extra = soc_webhook(spool.path(), &format!("http://127.0.0.1:{port}/hook"));
     let files = routes(&echo, &extra);
     let mut gw = Gateway::start(&[("gateway.toml", &gateway_toml("")), ("routes.toml", &files)]);
     // Attacks of three kinds (three alerts), and ordinary requests: all answered.
@@ -403,22 +408,7 @@ fn a_sink_fixed_by_a_policy_edit_gets_the_backlog_once_and_the_old_address_nothi
     let echo = Backend::echo("e");
     let old_port = free_port();
     let spool = tempfile::tempdir().unwrap();
-    let sink = |url: &str| {
-        format!(
-            r#"
-[alerts]
-window = "60s"
-spool_dir = "{}"
-
-[[alerts.sink]]
-name = "soc"
-kind = "webhook"
-url = "{url}"
-timeout = "1s"
-"#,
-            spool.path().display()
-        )
-    };
+    let sink = |url: &str| soc_webhook(spool.path(), url);
     let old_url = format!("http://127.0.0.1:{old_port}/hook");
     let gw = Gateway::start(&[
         ("gateway.toml", &gateway_toml("")),

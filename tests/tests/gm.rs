@@ -1219,13 +1219,17 @@ fn revoked_sm2_client_certificates_are_refused() {
         base64(&out.stdout)
     };
     let send = |n: &str| get_with(gw.addr, "/ukey/x", &[("X-Client-Cert", &der(n))]);
+    // Writes the policy with these CRLs and asks for a reload.
+    let load = |crls: &[&str]| {
+        gw.write("gm.toml", &policy(crls));
+        gw.sighup();
+    };
     assert_eq!(send("user").status, 200, "{}", gw.log());
     // A revoked certificate of the same CA: refused, with the reason in the log only.
     // (`wrong-id` fails its signature anyway; revoke `user` itself to see the CRL decide.)
     sm2_crl(dir.path(), "ca", &["user"], "ca.crl", "20991231000000Z");
     let v = gw.version();
-    gw.write("gm.toml", &policy(&["ca.crl"]));
-    gw.sighup();
+    load(&["ca.crl"]);
     assert!(gw.wait_version(v + 1), "{}", gw.log());
     let r = send("user");
     assert_eq!((r.status, code(&r).as_str()), (401, "MW-CERT-002"));
@@ -1235,8 +1239,7 @@ fn revoked_sm2_client_certificates_are_refused() {
     // A CRL past its next update: the CA's certificates are refused (fail closed).
     sm2_crl(dir.path(), "ca", &[], "stale.crl", "20200101000000Z");
     let v = gw.version();
-    gw.write("gm.toml", &policy(&["stale.crl"]));
-    gw.sighup();
+    load(&["stale.crl"]);
     assert!(gw.wait_version(v + 1), "{}", gw.log());
     let r = send("user");
     assert_eq!((r.status, code(&r).as_str()), (401, "MW-CERT-002"));
@@ -1245,8 +1248,7 @@ fn revoked_sm2_client_certificates_are_refused() {
     // A CRL signed by a CA that is not configured: the policy is refused, the last good one
     // keeps serving.
     sm2_crl(dir.path(), "other-ca", &[], "other.crl", "20991231000000Z");
-    gw.write("gm.toml", &policy(&["other.crl"]));
-    gw.sighup();
+    load(&["other.crl"]);
     assert!(wait_until(Duration::from_secs(10), || gw.log().contains(
         "is not a usable revocation list: issued by none of client_ca_files"
     )));
@@ -1268,8 +1270,7 @@ fn revoked_sm2_client_certificates_are_refused() {
         b'0'
     };
     std::fs::write(dir.path().join("tampered.crl"), &tampered).unwrap();
-    gw.write("gm.toml", &policy(&["tampered.crl"]));
-    gw.sighup();
+    load(&["tampered.crl"]);
     assert!(wait_until(Duration::from_secs(10), || gw
         .log()
         .contains("its signature does not verify")));
